@@ -1,0 +1,541 @@
+//! The C ABI: every exported function. This layer only converts and checks;
+//! the work happens in plain Rust modules.
+//!
+//! Rules kept by every export: the body runs inside the panic guard; every
+//! pointer is checked; outputs are written only on success; strings in are
+//! copied, never retained.
+
+mod guard;
+mod handles;
+mod host_table;
+mod outputs;
+mod strings;
+
+use crate::host::Host;
+use crate::logging::{self, LogConfig};
+use crate::online::{ServiceUrl, DEFAULT_SERVICE_URL};
+use crate::plugin::{Config, Plugin};
+use guard::{FfiError, FfiResult};
+use host_table::HostTable;
+use od_abi::*;
+use parking_lot::Mutex;
+use std::ffi::c_char;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One live plugin instance behind a handle.
+struct Entry {
+    plugin: Plugin,
+    host: Arc<HostTable>,
+    /// The message of the last call on this handle that failed; empty after
+    /// a call that succeeded.
+    last_error: Mutex<String>,
+}
+
+static PLUGINS: handles::Table<Entry> = handles::Table::new();
+
+/// Runs an export on a live handle, under the instance's log dispatcher,
+/// and records the outcome for `od_plugin_errmsg`.
+fn with_plugin(
+    export: &'static str,
+    handle: *const od_plugin,
+    body: impl FnOnce(&Entry) -> FfiResult<()>,
+) -> od_result {
+    guard::no_handle(export, || {
+        let entry = lookup(handle)?;
+        let outcome = tracing::dispatcher::with_default(entry.plugin.dispatch(), || {
+            guard::catch(export, || body(&entry))
+        });
+        let mut last = entry.last_error.lock();
+        last.clear();
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                last.push_str(&error.message);
+                Err(error)
+            }
+        }
+    })
+}
+
+fn lookup(handle: *const od_plugin) -> FfiResult<Arc<Entry>> {
+    if handle.is_null() {
+        return Err(FfiError::null("plugin"));
+    }
+    PLUGINS.get(handle as usize).ok_or_else(invalid_handle)
+}
+
+fn invalid_handle() -> FfiError {
+    FfiError::new(
+        OD_RESULT_INVALID_HANDLE,
+        "the plugin handle is not valid (it was freed already, or does not come from od_plugin_new)",
+    )
+}
+
+fn require_out<T>(out: *mut T, argument: &str) -> FfiResult<()> {
+    if out.is_null() {
+        Err(FfiError::null(argument))
+    } else {
+        Ok(())
+    }
+}
+
+/// `[thread-safe]` The major version of this plugin's ABI
+/// (`OD_VERSION_MAJOR` it was built with).
+#[no_mangle]
+pub extern "C" fn od_version_major() -> u32 {
+    guard::infallible("od_version_major", OD_VERSION_MAJOR, || OD_VERSION_MAJOR)
+}
+
+/// `[thread-safe]` The minor version of this plugin's ABI.
+#[no_mangle]
+pub extern "C" fn od_version_minor() -> u32 {
+    guard::infallible("od_version_minor", OD_VERSION_MINOR, || OD_VERSION_MINOR)
+}
+
+/// `[thread-safe]` The patch version of this plugin.
+#[no_mangle]
+pub extern "C" fn od_version_patch() -> u32 {
+    guard::infallible("od_version_patch", OD_VERSION_PATCH, || OD_VERSION_PATCH)
+}
+
+/// `[thread-safe]` The plugin version as "major.minor.patch". A static
+/// string: never free it.
+#[no_mangle]
+pub extern "C" fn od_version_string() -> *const c_char {
+    const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    guard::infallible("od_version_string", VERSION.as_ptr().cast(), || {
+        VERSION.as_ptr().cast()
+    })
+}
+
+/// `[thread-safe]` A short English description of a status code, for logs.
+/// A static string: never free it. Unknown codes give "unknown status code".
+#[no_mangle]
+pub extern "C" fn od_result_text(result: od_result) -> *const c_char {
+    fn text(result: od_result) -> &'static std::ffi::CStr {
+        match result {
+            OD_RESULT_OK => c"success",
+            OD_RESULT_NULL_ARGUMENT => c"a required argument was NULL",
+            OD_RESULT_INVALID_ARGUMENT => c"an argument has an invalid value",
+            OD_RESULT_STRUCT_SIZE => c"a struct_size is too small",
+            OD_RESULT_ABI_VERSION => c"incompatible ABI version",
+            OD_RESULT_INVALID_UTF8 => c"a string is not valid UTF-8",
+            OD_RESULT_STRING_TOO_LONG => c"a string is too long",
+            OD_RESULT_INVALID_HANDLE => c"the handle is not valid",
+            OD_RESULT_BUFFER_TOO_SMALL => c"the buffer is too small",
+            OD_RESULT_HOST_CALLBACK_FAILED => c"a host callback failed",
+            OD_RESULT_HOST_DATA_INVALID => c"a host callback answered with invalid data",
+            OD_RESULT_HOST_CALLBACK_MISSING => c"a required host callback is missing",
+            OD_RESULT_SERVICE_UNREACHABLE => c"the online service could not be reached",
+            OD_RESULT_BAD_STATE => c"the plugin's state does not allow this call",
+            OD_RESULT_INTERNAL => c"internal error",
+            OD_RESULT_PANIC => c"internal error (caught panic)",
+            _ => c"unknown status code",
+        }
+    }
+    let fallback = c"internal error".as_ptr();
+    guard::infallible("od_result_text", fallback, || text(result).as_ptr())
+}
+
+/// `[thread-safe]` Copies the message of the last failed call on this
+/// thread that had no valid plugin handle (`od_entry`, `od_plugin_new`, a
+/// call with a NULL or stale handle, `od_last_error` itself).
+///
+/// Copies at most `buf_size` bytes including the terminating NUL into
+/// `buf`; `buf` may be NULL only when `buf_size` is 0. When `out_len` is not
+/// NULL it receives the message length in bytes, without the NUL. Returns
+/// `OD_RESULT_OK`, or `OD_RESULT_BUFFER_TOO_SMALL` when the message was cut
+/// (the cut text is still written, as with `snprintf`).
+///
+/// # Safety
+/// `buf` points to `buf_size` writable bytes; `out_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_last_error(
+    buf: *mut c_char,
+    buf_size: usize,
+    out_len: *mut usize,
+) -> od_result {
+    let message = guard::last_error();
+    // The message is read before the call, so a failure here (NULL buffer)
+    // replaces it only afterwards.
+    guard::no_handle("od_last_error", || {
+        // SAFETY: forwarded from the caller.
+        unsafe { strings::copy_out(&message, buf, buf_size, out_len) }
+    })
+}
+
+static PLUGIN_API: od_plugin_api = od_plugin_api {
+    struct_size: std::mem::size_of::<od_plugin_api>() as u32,
+    abi_major: OD_VERSION_MAJOR,
+    abi_minor: OD_VERSION_MINOR,
+    abi_patch: OD_VERSION_PATCH,
+    version_string: Some(od_version_string),
+    result_text: Some(od_result_text),
+    last_error: Some(od_last_error),
+    plugin_new: Some(od_plugin_new),
+    plugin_free: Some(od_plugin_free),
+    plugin_errmsg: Some(od_plugin_errmsg),
+    plugin_pump: Some(od_plugin_pump),
+    plugin_check_licence: Some(od_plugin_check_licence),
+    licence_report_free: Some(od_licence_report_free),
+    plugin_check_prerequisites: Some(od_plugin_check_prerequisites),
+    prerequisite_list_free: Some(od_prerequisite_list_free),
+};
+
+/// `[thread-safe]` The entry point: the one symbol a host looks up after
+/// loading the library. Checks that the host's ABI major version matches
+/// and returns the plugin's function table in `*out_api`.
+///
+/// The table is static: it stays valid while the library is loaded and is
+/// never freed. Returns `OD_RESULT_ABI_VERSION` (and leaves `*out_api`
+/// untouched) when `host_abi_major` differs from `OD_VERSION_MAJOR`; a
+/// different minor version is fine, provided the host reads only the
+/// table entries that `struct_size` covers.
+///
+/// # Safety
+/// `out_api` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_entry(
+    host_abi_major: u32,
+    host_abi_minor: u32,
+    out_api: *mut *const od_plugin_api,
+) -> od_result {
+    guard::no_handle("od_entry", || {
+        require_out(out_api, "out_api")?;
+        if host_abi_major != OD_VERSION_MAJOR {
+            return Err(FfiError::new(
+                OD_RESULT_ABI_VERSION,
+                format!(
+                    "This Online Desktop plugin implements ABI {OD_VERSION_MAJOR}.{OD_VERSION_MINOR}, but the program \
+                     expects ABI {host_abi_major}.{host_abi_minor}. Install the plugin version that matches the program."
+                ),
+            ));
+        }
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_api = &PLUGIN_API };
+        Ok(())
+    })
+}
+
+/// `[ui-thread]` Creates a plugin instance for the company database the
+/// host has open.
+///
+/// `host` is the host's table (see `od_host_api`); the plugin copies what
+/// it needs, so the table and its strings may be freed when this returns.
+/// Reads the licence data from the host now (a licence change takes effect
+/// at the next creation). Does no network work and starts no thread.
+///
+/// On success writes the handle to `*out_plugin`; free it with
+/// `od_plugin_free`. On failure `*out_plugin` is untouched, the message is
+/// available from `od_last_error`, and `host->user_data_free` (when the
+/// table is readable that far) has been called.
+///
+/// Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_STRUCT_SIZE`,
+/// `OD_RESULT_ABI_VERSION`, `OD_RESULT_HOST_CALLBACK_MISSING`,
+/// `OD_RESULT_INVALID_ARGUMENT` (a log level above `OD_LOG_LEVEL_TRACE`,
+/// or a `service_url` that is not https, or http to a non-loopback
+/// address), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG`.
+///
+/// # Safety
+/// `host` is NULL or points to at least `host->struct_size` readable bytes;
+/// `out_plugin` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_new(
+    host: *const od_host_api,
+    out_plugin: *mut *mut od_plugin,
+) -> od_result {
+    let mut user_data_taken = false;
+    let result = guard::no_handle("od_plugin_new", || {
+        if host.is_null() {
+            return Err(FfiError::null("host"));
+        }
+        require_out(out_plugin, "out_plugin")?;
+        // SAFETY: checked non-NULL; `struct_size` is read before anything
+        // beyond it.
+        let api = unsafe { &*host };
+        // SAFETY: `HostTable::from_api` checks `struct_size` first.
+        let table = Arc::new(unsafe { HostTable::from_api(api) }?);
+        // From here on dropping `table` releases user_data.
+        user_data_taken = true;
+        let config = config_from(api, &table)?;
+        let plugin = Plugin::new(Host::new(table.clone()), config);
+        let entry = Arc::new(Entry {
+            plugin,
+            host: table,
+            last_error: Mutex::new(String::new()),
+        });
+        let Some(handle) = PLUGINS.insert(Arc::clone(&entry)) else {
+            entry.plugin.shut_down();
+            return Err(FfiError::new(
+                OD_RESULT_BAD_STATE,
+                "too many plugin instances are open at once",
+            ));
+        };
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_plugin = handle as *mut od_plugin };
+        Ok(())
+    });
+    if result != OD_RESULT_OK && !user_data_taken {
+        // Rejected before a HostTable owned user_data.
+        // SAFETY: `host` is NULL or readable for its `struct_size`.
+        unsafe { host_table::release_rejected(host) };
+    }
+    result
+}
+
+/// Reads the context fields of the host table.
+fn config_from(api: &od_host_api, table: &Arc<HostTable>) -> FfiResult<Config> {
+    let level = |value: u32, field: &str| {
+        logging::level_filter(value).ok_or_else(|| {
+            FfiError::new(
+                OD_RESULT_INVALID_ARGUMENT,
+                format!("od_host_api.{field} is {value}; use one of OD_LOG_LEVEL_*"),
+            )
+        })
+    };
+    let log_level = level(api.log_level, "log_level")?;
+    let trace_level = level(api.trace_log_level, "trace_log_level")?;
+    // SAFETY: the host table's strings are NULL or NUL-terminated.
+    let data_dir = unsafe { strings::optional(api.data_dir, "data_dir", strings::MAX_PATH_BYTES) }?;
+    // SAFETY: as above.
+    let trace_path = unsafe {
+        strings::optional(
+            api.trace_log_path,
+            "trace_log_path",
+            strings::MAX_PATH_BYTES,
+        )
+    }?;
+    // SAFETY: as above.
+    let service_url =
+        unsafe { strings::optional(api.service_url, "service_url", strings::MAX_URL_BYTES) }?;
+    let service = ServiceUrl::parse(service_url.as_deref().unwrap_or(DEFAULT_SERVICE_URL))
+        .map_err(|e| {
+            FfiError::new(
+                OD_RESULT_INVALID_ARGUMENT,
+                format!("od_host_api.service_url: {e}"),
+            )
+        })?;
+    let mut trace_error = None;
+    let trace_file = match trace_path.filter(|p| !p.is_empty()) {
+        Some(path) => match logging::open_trace_log(std::path::Path::new(&path)) {
+            Ok(file) => Some((file, trace_level)),
+            Err(e) => {
+                trace_error = Some(format!("the trace log {path} cannot be opened: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let host_sink: Option<(Arc<dyn logging::LogSink>, _)> = table
+        .has_log()
+        .then(|| (Arc::clone(table) as Arc<dyn logging::LogSink>, log_level));
+    let log = LogConfig {
+        host: host_sink,
+        trace_file,
+    };
+    if let Some(message) = trace_error {
+        // Not fatal: the plugin works without its trace log; say so in the
+        // host's log once the instance's logging is set up.
+        let dispatch = logging::dispatch(LogConfig {
+            host: log.host.clone(),
+            trace_file: None,
+        });
+        tracing::dispatcher::with_default(&dispatch, || tracing::warn!("{message}"));
+    }
+    Ok(Config {
+        data_dir: data_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
+        service,
+        log,
+    })
+}
+
+/// `[ui-thread]` Destroys a plugin instance: cancels its background work,
+/// joins every thread it started (waiting at most 10 seconds), calls
+/// `user_data_free`, and only then returns. Afterwards the host may unload
+/// the library. `od_plugin_free(NULL)` does nothing and returns
+/// `OD_RESULT_OK`.
+///
+/// Must not be called from inside a plugin callback running on a plugin
+/// thread (`OD_RESULT_BAD_STATE`). Returns `OD_RESULT_INVALID_HANDLE` for a
+/// handle that was freed already, and `OD_RESULT_INTERNAL` when background
+/// work did not stop in time (the handle is freed anyway).
+///
+/// # Safety
+/// Must not run concurrently with another call on the same handle.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_free(plugin: *mut od_plugin) -> od_result {
+    if plugin.is_null() {
+        return OD_RESULT_OK;
+    }
+    guard::no_handle("od_plugin_free", || {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(FfiError::new(
+                OD_RESULT_BAD_STATE,
+                "od_plugin_free was called from a plugin thread (inside a callback); call it from the program's own thread",
+            ));
+        }
+        let entry = PLUGINS.remove(plugin as usize).ok_or_else(invalid_handle)?;
+        let stopped = entry.plugin.shut_down();
+        drop(entry);
+        if stopped {
+            Ok(())
+        } else {
+            Err(FfiError::new(
+                OD_RESULT_INTERNAL,
+                "background work of the plugin did not stop in time",
+            ))
+        }
+    })
+}
+
+/// `[thread-safe]` Copies the message of the last call on `plugin` that
+/// failed (empty when the last call succeeded), like `sqlite3_errmsg`.
+/// Buffer rules as for `od_last_error`. This call does not change the
+/// stored message.
+///
+/// # Safety
+/// `buf` points to `buf_size` writable bytes; `out_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_errmsg(
+    plugin: *const od_plugin,
+    buf: *mut c_char,
+    buf_size: usize,
+    out_len: *mut usize,
+) -> od_result {
+    guard::no_handle("od_plugin_errmsg", || {
+        let entry = lookup(plugin)?;
+        let message = entry.last_error.lock().clone();
+        // SAFETY: forwarded from the caller.
+        unsafe { strings::copy_out(&message, buf, buf_size, out_len) }
+    })
+}
+
+/// `[ui-thread]` Delivers every queued event to the host's `on_event`
+/// callback, on the calling thread. Call it soon after the plugin asked
+/// through `request_pump`; calling it when nothing is queued is harmless.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_pump(plugin: *mut od_plugin) -> od_result {
+    with_plugin("od_plugin_pump", plugin, |entry| {
+        for event in entry.plugin.take_events() {
+            let code = entry.host.deliver(&event);
+            if code != 0 {
+                tracing::warn!(
+                    "the program's event callback returned {code} for {:?}",
+                    event.kind
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `[thread-safe]` The licence check, rule by rule, as read when the
+/// instance was created. On success `*out_report` receives a report the
+/// caller owns; free it with `od_licence_report_free`.
+///
+/// # Safety
+/// `out_report` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_check_licence(
+    plugin: *mut od_plugin,
+    out_report: *mut *mut od_licence_report,
+) -> od_result {
+    with_plugin("od_plugin_check_licence", plugin, |entry| {
+        require_out(out_report, "out_report")?;
+        let report = outputs::licence_report(entry.plugin.licence());
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_report = report };
+        Ok(())
+    })
+}
+
+/// `[thread-safe]` Frees a report from `od_plugin_check_licence`. NULL, a
+/// report freed already, or a pointer that is not a live report is ignored.
+///
+/// # Safety
+/// None beyond passing the pointer received.
+#[no_mangle]
+pub unsafe extern "C" fn od_licence_report_free(report: *mut od_licence_report) {
+    guard::infallible("od_licence_report_free", (), || {
+        if !report.is_null() && !outputs::free_licence_report(report) {
+            guard::set_last_error("od_licence_report_free: not a live licence report; ignored");
+        }
+    })
+}
+
+/// `[ui-thread]` Checks every prerequisite for connecting (PRODUCT.md §2)
+/// and returns the rows in `*out_list`; free it with
+/// `od_prerequisite_list_free`.
+///
+/// Host data is read afresh through the host's `request` callback on the
+/// calling thread, so a fix in the host shows at once. The online-service
+/// reachability check runs in the background: its row is
+/// `OD_CHECK_PENDING` until it finishes, then the plugin queues
+/// `OD_EVENT_PREREQUISITES_CHANGED` and calls `request_pump`; call this
+/// function again to get the final row. This call never waits for the
+/// network. `flags`: 0, or `OD_CHECK_FLAG_REFRESH` to start a new
+/// reachability check even when a recent result is known. A host callback
+/// that fails makes its row fail with the host's message; the call itself
+/// still succeeds.
+///
+/// # Safety
+/// `out_list` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_check_prerequisites(
+    plugin: *mut od_plugin,
+    flags: od_check_flags,
+    out_list: *mut *mut od_prerequisite_list,
+) -> od_result {
+    with_plugin("od_plugin_check_prerequisites", plugin, |entry| {
+        require_out(out_list, "out_list")?;
+        if flags & !OD_CHECK_FLAG_REFRESH != 0 {
+            return Err(FfiError::new(
+                OD_RESULT_INVALID_ARGUMENT,
+                format!("unknown flags {flags:#x}"),
+            ));
+        }
+        let list = entry
+            .plugin
+            .prerequisites(flags & OD_CHECK_FLAG_REFRESH != 0);
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_list = outputs::prerequisite_list(&list) };
+        Ok(())
+    })
+}
+
+/// `[thread-safe]` Frees a list from `od_plugin_check_prerequisites`. NULL,
+/// a list freed already, or a pointer that is not a live list is ignored.
+///
+/// # Safety
+/// None beyond passing the pointer received.
+#[no_mangle]
+pub unsafe extern "C" fn od_prerequisite_list_free(list: *mut od_prerequisite_list) {
+    guard::infallible("od_prerequisite_list_free", (), || {
+        if !list.is_null() && !outputs::free_prerequisite_list(list) {
+            guard::set_last_error(
+                "od_prerequisite_list_free: not a live prerequisite list; ignored",
+            );
+        }
+    })
+}
+
+/// Test builds only (cargo feature `test-panic`): makes the export named
+/// `export` panic on its next calls, to prove that the panic guard holds;
+/// NULL stops it. Not part of the ABI and not in the header.
+///
+/// # Safety
+/// `export` is NULL or a NUL-terminated string.
+#[cfg(feature = "test-panic")]
+#[no_mangle]
+pub unsafe extern "C" fn od_test_inject_panic(export: *const c_char) -> od_result {
+    guard::no_handle("od_test_inject_panic", || {
+        // SAFETY: forwarded from the caller.
+        let name = unsafe { strings::optional(export, "export", 256) }?;
+        guard::injection::set(name);
+        Ok(())
+    })
+}

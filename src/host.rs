@@ -1,0 +1,302 @@
+//! The host bridge: how the plugin reads (and, in later versions, writes)
+//! the host's data.
+//!
+//! The host answers named requests with JSON documents (see
+//! `docs/HOST_CHANNEL.md`). This module knows nothing of C: the FFI layer
+//! implements [`HostChannel`] over the host's callback table, and tests
+//! implement it over in-memory data.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Largest answer the plugin accepts from one host request. Company data is
+/// read in batches, so a larger answer means the host misbehaves.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What went wrong when asking the host for data.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The host's callback reported failure, with its own message.
+    #[error("the program could not answer \"{method}\": {message}")]
+    Failed { method: String, message: String },
+    /// The host answered, but not with what the method promises.
+    #[error("the program answered \"{method}\" with data the add-on cannot read: {reason}")]
+    InvalidData { method: String, reason: String },
+}
+
+/// The raw channel to the host. Implementations must be callable from any
+/// thread: background work reads host data too.
+pub trait HostChannel: Send + Sync {
+    /// Sends one request; returns the host's JSON answer.
+    fn request(&self, method: &str, params_json: &[u8]) -> Result<Vec<u8>, HostError>;
+    /// Asks the host to call the plugin's pump on its UI thread soon.
+    fn request_pump(&self);
+}
+
+/// Typed access to the host channel.
+#[derive(Clone)]
+pub struct Host {
+    channel: Arc<dyn HostChannel>,
+}
+
+impl Host {
+    pub fn new(channel: Arc<dyn HostChannel>) -> Host {
+        Host { channel }
+    }
+
+    pub fn request_pump(&self) {
+        self.channel.request_pump();
+    }
+
+    /// Calls `method` with `params` and parses the answer as `R`.
+    pub fn call<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, HostError> {
+        let params = serde_json::to_vec(params).map_err(|e| HostError::InvalidData {
+            method: method.to_owned(),
+            reason: format!("parameters could not be encoded: {e}"),
+        })?;
+        let answer = self.channel.request(method, &params)?;
+        serde_json::from_slice(&answer).map_err(|e| HostError::InvalidData {
+            method: method.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn get<R: DeserializeOwned>(&self, method: &str) -> Result<R, HostError> {
+        self.call(method, &serde_json::Value::Object(Default::default()))
+    }
+
+    pub fn host_info(&self) -> Result<HostInfo, HostError> {
+        self.get("host.info")
+    }
+
+    pub fn licence_documents(&self) -> Result<LicenceDocuments, HostError> {
+        self.get("licence.documents")
+    }
+
+    pub fn bindings(&self) -> Result<Bindings, HostError> {
+        self.get("system.bindings")
+    }
+
+    pub fn companies(&self) -> Result<Companies, HostError> {
+        self.get("system.companies")
+    }
+
+    pub fn company_identity(&self) -> Result<CompanyIdentity, HostError> {
+        self.get("company.identity")
+    }
+
+    pub fn company_registration(&self) -> Result<CompanyRegistration, HostError> {
+        self.get("company.registration")
+    }
+
+    pub fn current_user(&self) -> Result<CurrentUser, HostError> {
+        self.get("user.current")
+    }
+
+    pub fn active_sessions(&self) -> Result<ActiveSessions, HostError> {
+        self.get("sessions.active")
+    }
+}
+
+/// `host.info`: the installation and this computer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host_name: String,
+    pub host_version: String,
+    pub evaluation_installation: bool,
+    pub computer: Computer,
+}
+
+/// An installed computer of the system database (`host.info` names this one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Computer {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub holds_system_database: bool,
+}
+
+/// `licence.documents`: every licence document registered in the system
+/// database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceDocuments {
+    pub documents: Vec<String>,
+}
+
+/// `system.bindings`: which add-on is registered for which company database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bindings {
+    pub bindings: Vec<Binding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    pub add_on: String,
+    pub licence_number: String,
+    pub company_id: String,
+}
+
+/// `system.companies`: the company databases of the system database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Companies {
+    pub companies: Vec<CompanySummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanySummary {
+    pub id: String,
+    pub name: String,
+    pub is_sample: bool,
+    pub online_desktop_connected: bool,
+}
+
+/// `company.identity`: the company database the plugin runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyIdentity {
+    pub id: String,
+    pub name: String,
+    pub is_sample: bool,
+}
+
+/// `company.registration`: the company's registration data, as entered in
+/// the host's company settings. Missing values are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyRegistration {
+    pub name: Option<String>,
+    pub street: Option<String>,
+    pub postcode: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub organisation_number: Option<String>,
+}
+
+/// `user.current`: the host user the plugin acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub username: String,
+    pub is_super_user: bool,
+    pub employee: Option<Employee>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Employee {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// `sessions.active`: who else uses this company database right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSessions {
+    pub users: Vec<UserSession>,
+    pub integrations: Vec<Integration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSession {
+    pub username: String,
+    pub computer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integration {
+    pub name: String,
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An in-memory host for unit tests.
+    use super::*;
+    use parking_lot::Mutex;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    pub struct FakeHost {
+        pub answers: Mutex<HashMap<String, Result<serde_json::Value, String>>>,
+        pub pumps: AtomicUsize,
+    }
+
+    impl FakeHost {
+        pub fn set(&self, method: &str, answer: serde_json::Value) {
+            self.answers.lock().insert(method.to_owned(), Ok(answer));
+        }
+
+        pub fn fail(&self, method: &str, message: &str) {
+            self.answers
+                .lock()
+                .insert(method.to_owned(), Err(message.to_owned()));
+        }
+
+        pub fn pump_requests(&self) -> usize {
+            self.pumps.load(Ordering::SeqCst)
+        }
+    }
+
+    impl HostChannel for FakeHost {
+        fn request(&self, method: &str, _params: &[u8]) -> Result<Vec<u8>, HostError> {
+            match self.answers.lock().get(method) {
+                Some(Ok(value)) => Ok(value.to_string().into_bytes()),
+                Some(Err(message)) => Err(HostError::Failed {
+                    method: method.to_owned(),
+                    message: message.clone(),
+                }),
+                None => Err(HostError::Failed {
+                    method: method.to_owned(),
+                    message: "unknown method".to_owned(),
+                }),
+            }
+        }
+
+        fn request_pump(&self) {
+            self.pumps.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::FakeHost;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn typed_answers_are_parsed() {
+        let fake = Arc::new(FakeHost::default());
+        fake.set("user.current", json!({"username": "admin", "is_super_user": true, "employee": {"id": "7", "name": "Ada", "email": null}}));
+        let host = Host::new(fake);
+        let user = host.current_user().unwrap();
+        assert_eq!(user.username, "admin");
+        assert_eq!(user.employee.unwrap().email, None);
+    }
+
+    #[test]
+    fn malformed_answer_names_the_method() {
+        let fake = Arc::new(FakeHost::default());
+        fake.set("company.identity", json!({"id": 5}));
+        let err = Host::new(fake).company_identity().unwrap_err();
+        assert!(
+            matches!(&err, HostError::InvalidData { method, .. } if method == "company.identity"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn host_failure_keeps_the_hosts_message() {
+        let fake = Arc::new(FakeHost::default());
+        fake.fail("host.info", "database locked");
+        let err = Host::new(fake).host_info().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the program could not answer \"host.info\": database locked"
+        );
+    }
+}
