@@ -1,0 +1,70 @@
+//! The one error type of the host simulator's library modules.
+//!
+//! Messages are written for the person at the keyboard (a bookkeeper or a
+//! tester), not for a programmer: they say what is wrong and what to do.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while managing the simulated installation.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("No host installation was found in {}. Create one with `host-sim init`.", .0.display())]
+    NoInstallation(PathBuf),
+
+    #[error(
+        "An installation already exists in {}. Use --force to replace it (this deletes all its data).",
+        .0.display()
+    )]
+    InstallationExists(PathBuf),
+
+    #[error("There is no {kind} called \u{201c}{query}\u{201d}.{hint}")]
+    NotFound {
+        kind: &'static str,
+        query: String,
+        /// Either empty or a sentence (with a leading space) listing what exists.
+        hint: String,
+    },
+
+    #[error(
+        "\u{201c}{query}\u{201d} matches more than one {kind}: {matches}. Type more of the name, or use the id."
+    )]
+    Ambiguous {
+        kind: &'static str,
+        query: String,
+        matches: String,
+    },
+
+    /// The request is understood but the host's rules do not allow it.
+    #[error("{0}")]
+    NotAllowed(String),
+
+    /// A value given by the user cannot be used.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    #[error("The database file {} could not be opened: {source}", path.display())]
+    OpenDatabase {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error("A database operation failed: {0}")]
+    Database(#[from] rusqlite::Error),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl HostError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        HostError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = HostError> = std::result::Result<T, E>;
