@@ -242,3 +242,377 @@ fn employee_json(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::company::RegistrationField;
+    use crate::db::system::EmployeeLink;
+    use crate::demo::{self, InitOptions};
+    use crate::licensing;
+    use chrono::NaiveDate;
+
+    /// A demo installation created by `init` in a temporary folder.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        installation: Installation,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("temporary folder");
+            let options = InitOptions {
+                records: 20,
+                seed: 7,
+                force: false,
+                as_of: NaiveDate::from_ymd_opt(2026, 3, 31).expect("date"),
+            };
+            let (installation, _) = demo::init(dir.path(), &options).expect("init");
+            Fixture { dir, installation }
+        }
+
+        fn company(&self, name: &str) -> Company {
+            self.installation.find_company(name).expect("company")
+        }
+
+        fn context(&self, company: &str, username: &str, computer: &str) -> HostContext {
+            HostContext {
+                data_dir: self.dir.path().to_path_buf(),
+                company_id: self.company(company).id,
+                username: username.into(),
+                computer_id: self
+                    .installation
+                    .find_computer(computer)
+                    .expect("computer")
+                    .id,
+            }
+        }
+
+        /// admin on the server, in the demo company.
+        fn admin(&self) -> HostContext {
+            self.context(demo::DEMO_COMPANY, "admin", demo::SERVER_COMPUTER)
+        }
+
+        fn ask(&self, context: &HostContext, method: &str) -> Value {
+            handle(context, method, &json!({})).expect(method)
+        }
+    }
+
+    #[test]
+    fn host_info_names_the_host_and_this_computer() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        let answer = fixture.ask(&context, "host.info");
+        assert_eq!(
+            answer,
+            json!({
+                "host_name": "Host Simulator",
+                "host_version": env!("CARGO_PKG_VERSION"),
+                "evaluation_installation": false,
+                "computer": {
+                    "id": context.computer_id,
+                    "name": "OFFICE-SERVER",
+                    "holds_system_database": true,
+                },
+            })
+        );
+        fixture
+            .installation
+            .system()
+            .set_evaluation_installation(true)
+            .unwrap();
+        let laptop = fixture.context(demo::DEMO_COMPANY, "admin", demo::LAPTOP_COMPUTER);
+        let answer = fixture.ask(&laptop, "host.info");
+        assert_eq!(answer["evaluation_installation"], true);
+        assert_eq!(answer["computer"]["name"], "LAPTOP-LARS");
+        assert_eq!(answer["computer"]["holds_system_database"], false);
+    }
+
+    #[test]
+    fn licence_documents_are_the_registered_texts() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        assert_eq!(
+            fixture.ask(&context, "licence.documents"),
+            json!({ "documents": [] })
+        );
+        let licence = od_licence::Licence {
+            licence_number: "OD-1".into(),
+            licensee_name: "Nordlys Handel AS".into(),
+            contact_person: "Ingrid Solberg".into(),
+            phone: "+47 22 33 44 55".into(),
+            add_ons: vec![od_licence::ADD_ON_ONLINE_DESKTOP.into()],
+            agreement: None,
+            online_users: 3,
+            evaluation: false,
+            issued_on: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let document = licensing::issue(&licence);
+        licensing::register(fixture.installation.system(), &document).unwrap();
+        assert_eq!(
+            fixture.ask(&context, "licence.documents"),
+            json!({ "documents": [document] })
+        );
+    }
+
+    #[test]
+    fn bindings_list_every_registered_add_on() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        assert_eq!(
+            fixture.ask(&context, "system.bindings"),
+            json!({ "bindings": [] })
+        );
+        fixture
+            .installation
+            .system()
+            .add_binding(&crate::db::system::AddOnBinding {
+                add_on: "online-desktop".into(),
+                licence_number: "OD-1".into(),
+                company_id: context.company_id.clone(),
+            })
+            .unwrap();
+        assert_eq!(
+            fixture.ask(&context, "system.bindings"),
+            json!({ "bindings": [{
+                "add_on": "online-desktop",
+                "licence_number": "OD-1",
+                "company_id": context.company_id,
+            }] })
+        );
+    }
+
+    #[test]
+    fn companies_show_sample_and_connection_state() {
+        let fixture = Fixture::new();
+        let demo_company = fixture.company(demo::DEMO_COMPANY);
+        let sample = fixture.company(demo::SAMPLE_COMPANY);
+        fixture
+            .installation
+            .system()
+            .set_online_desktop_connected(&demo_company.id, true)
+            .unwrap();
+        assert_eq!(
+            fixture.ask(&fixture.admin(), "system.companies"),
+            json!({ "companies": [
+                { "id": demo_company.id, "name": "Nordlys Handel AS", "is_sample": false,
+                  "online_desktop_connected": true },
+                { "id": sample.id, "name": "Sample Company", "is_sample": true,
+                  "online_desktop_connected": false },
+            ] })
+        );
+    }
+
+    #[test]
+    fn computers_show_which_holds_the_system_database() {
+        let fixture = Fixture::new();
+        let server = fixture.installation.find_computer("OFFICE-SERVER").unwrap();
+        let laptop = fixture.installation.find_computer("LAPTOP-LARS").unwrap();
+        assert_eq!(
+            fixture.ask(&fixture.admin(), "system.computers"),
+            json!({ "computers": [
+                { "id": laptop.id, "name": "LAPTOP-LARS", "holds_system_database": false },
+                { "id": server.id, "name": "OFFICE-SERVER", "holds_system_database": true },
+            ] })
+        );
+    }
+
+    #[test]
+    fn company_identity_comes_from_the_open_company_database() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        assert_eq!(
+            fixture.ask(&context, "company.identity"),
+            json!({ "id": context.company_id, "name": "Nordlys Handel AS", "is_sample": false })
+        );
+        let sample = fixture.context(demo::SAMPLE_COMPANY, "admin", "OFFICE-SERVER");
+        assert_eq!(
+            fixture.ask(&sample, "company.identity"),
+            json!({ "id": sample.company_id, "name": "Sample Company", "is_sample": true })
+        );
+    }
+
+    #[test]
+    fn registration_is_complete_and_cleared_fields_are_null() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        assert_eq!(
+            fixture.ask(&context, "company.registration"),
+            json!({
+                "name": "Nordlys Handel AS",
+                "street": "Storgata 12",
+                "postcode": "0155",
+                "city": "Oslo",
+                "country": "Norway",
+                "phone": "+47 22 33 44 55",
+                "email": "post@nordlyshandel.no",
+                "organisation_number": "923 456 783",
+            })
+        );
+        let company = fixture.company(demo::DEMO_COMPANY);
+        let mut db = fixture.installation.open_company_db(&company).unwrap();
+        db.set_registration(&[
+            (RegistrationField::Phone, None),
+            (RegistrationField::Street, Some("  ")),
+        ])
+        .unwrap();
+        let answer = fixture.ask(&context, "company.registration");
+        assert_eq!(answer["phone"], Value::Null);
+        assert_eq!(answer["street"], Value::Null);
+        assert_eq!(answer["city"], "Oslo");
+    }
+
+    #[test]
+    fn current_user_with_and_without_an_employee() {
+        let fixture = Fixture::new();
+        let admin = fixture.admin();
+        assert_eq!(
+            fixture.ask(&admin, "user.current"),
+            json!({
+                "username": "admin",
+                "is_super_user": true,
+                "employee": {
+                    "id": "1",
+                    "name": "Ingrid Solberg",
+                    "email": "ingrid.solberg@nordlyshandel.no",
+                },
+            })
+        );
+        let reception = fixture.context(demo::DEMO_COMPANY, "reception", "OFFICE-SERVER");
+        assert_eq!(
+            fixture.ask(&reception, "user.current"),
+            json!({ "username": "reception", "is_super_user": false, "employee": null })
+        );
+
+        let company = fixture.company(demo::DEMO_COMPANY);
+        let db = fixture.installation.open_company_db(&company).unwrap();
+        db.set_employee_email(2, None).unwrap();
+        let lars = fixture.context(demo::DEMO_COMPANY, "LARS", "OFFICE-SERVER");
+        assert_eq!(
+            fixture.ask(&lars, "user.current"),
+            json!({
+                "username": "lars",
+                "is_super_user": false,
+                "employee": { "id": "2", "name": "Lars Haugen", "email": null },
+            })
+        );
+    }
+
+    #[test]
+    fn user_linked_to_an_employee_that_is_gone_has_no_employee() {
+        let fixture = Fixture::new();
+        let company = fixture.company(demo::DEMO_COMPANY);
+        fixture
+            .installation
+            .system()
+            .link_employee(
+                "reception",
+                &EmployeeLink {
+                    company_id: company.id,
+                    employee_id: 9_999,
+                },
+            )
+            .unwrap();
+        let reception = fixture.context(demo::DEMO_COMPANY, "reception", "OFFICE-SERVER");
+        assert_eq!(
+            fixture.ask(&reception, "user.current")["employee"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn active_sessions_leave_out_my_own_and_other_companies() {
+        let fixture = Fixture::new();
+        let system = fixture.installation.system();
+        let demo_company = fixture.company(demo::DEMO_COMPANY);
+        let sample = fixture.company(demo::SAMPLE_COMPANY);
+        let server = fixture.installation.find_computer("OFFICE-SERVER").unwrap();
+        let laptop = fixture.installation.find_computer("LAPTOP-LARS").unwrap();
+        let admin = system.user("admin").unwrap();
+        let lars = system.user("lars").unwrap();
+        let reception = system.user("reception").unwrap();
+        let context = fixture.admin();
+
+        system.log_in(&admin, &demo_company, &server).unwrap();
+        assert_eq!(
+            fixture.ask(&context, "sessions.active"),
+            json!({ "users": [], "integrations": [] })
+        );
+
+        system.log_in(&lars, &demo_company, &laptop).unwrap();
+        system.log_in(&admin, &demo_company, &laptop).unwrap();
+        system.log_in(&reception, &sample, &server).unwrap();
+        system
+            .set_integration_logged_in(demo::WEBSHOP_INTEGRATION, &demo_company, true)
+            .unwrap();
+        assert_eq!(
+            fixture.ask(&context, "sessions.active"),
+            json!({
+                "users": [
+                    { "username": "admin", "computer": "LAPTOP-LARS" },
+                    { "username": "lars", "computer": "LAPTOP-LARS" },
+                ],
+                "integrations": [{ "name": "Webshop Connector" }],
+            })
+        );
+
+        let in_sample = fixture.context(demo::SAMPLE_COMPANY, "admin", "OFFICE-SERVER");
+        assert_eq!(
+            fixture.ask(&in_sample, "sessions.active"),
+            json!({
+                "users": [{ "username": "reception", "computer": "OFFICE-SERVER" }],
+                "integrations": [],
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_method_is_its_own_error() {
+        let fixture = Fixture::new();
+        let error = handle(&fixture.admin(), "company.records", &json!({})).unwrap_err();
+        assert!(matches!(error, ChannelError::UnknownMethod(ref m) if m == "company.records"));
+        assert_eq!(
+            error.to_string(),
+            "unknown method \u{201c}company.records\u{201d}"
+        );
+    }
+
+    #[test]
+    fn context_naming_nothing_real_is_reported() {
+        let fixture = Fixture::new();
+        let mut context = fixture.admin();
+        context.username = "nobody".into();
+        assert!(matches!(
+            handle(&context, "user.current", &json!({})),
+            Err(ChannelError::ContextNotFound(_))
+        ));
+        let mut context = fixture.admin();
+        context.company_id = "missing".into();
+        assert!(matches!(
+            handle(&context, "company.identity", &json!({})),
+            Err(ChannelError::ContextNotFound(_))
+        ));
+        let mut context = fixture.admin();
+        context.computer_id = "missing".into();
+        assert!(matches!(
+            handle(&context, "host.info", &json!({})),
+            Err(ChannelError::ContextNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn missing_installation_is_a_host_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = HostContext {
+            data_dir: dir.path().join("nothing"),
+            company_id: "x".into(),
+            username: "admin".into(),
+            computer_id: "y".into(),
+        };
+        let error = handle(&context, "host.info", &json!({})).unwrap_err();
+        assert!(matches!(
+            error,
+            ChannelError::Host(HostError::NoInstallation(_))
+        ));
+    }
+}

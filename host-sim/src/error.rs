@@ -17,7 +17,7 @@ pub enum HostError {
     )]
     InstallationExists(PathBuf),
 
-    #[error("There is no {kind} called \u{201c}{query}\u{201d}.{hint}")]
+    #[error("There is no {kind} \u{201c}{query}\u{201d}.{hint}")]
     NotFound {
         kind: &'static str,
         query: String,

@@ -50,6 +50,7 @@ impl DataDir {
 }
 
 /// An opened installation.
+#[derive(Debug)]
 pub struct Installation {
     dir: DataDir,
     system: SystemDb,
@@ -319,7 +320,10 @@ mod tests {
     fn unknown_name_lists_what_exists() {
         let items = items();
         let message = find(&items, "Acme").unwrap_err().to_string();
-        assert!(message.contains("no company database called"), "{message}");
+        assert!(
+            message.contains("There is no company database \u{201c}Acme\u{201d}"),
+            "{message}"
+        );
         assert!(message.contains("Sample Company"), "{message}");
         assert!(find(&items, "").is_err());
     }

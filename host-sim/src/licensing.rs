@@ -167,7 +167,7 @@ fn choose_licence(system: &SystemDb, wanted: Option<&str>) -> Result<String> {
             let wanted = wanted.trim();
             if !documents.iter().any(|d| d.licence_number == wanted) {
                 return Err(HostError::NotFound {
-                    kind: "registered licence with number",
+                    kind: "registered licence with the number",
                     query: wanted.to_owned(),
                     hint: " Register the licence file first with `host-sim licence add FILE`."
                         .into(),
@@ -269,7 +269,10 @@ mod tests {
         let (_dir, system, _, _) = system_with_companies();
         let document = issue(&licence("L-1", &[ADD_ON_ONLINE_DESKTOP]))
             .replace("\\\"online_users\\\":5", "\\\"online_users\\\":500");
-        assert!(document.contains("500"), "the test must really change the payload");
+        assert!(
+            document.contains("500"),
+            "the test must really change the payload"
+        );
         let registered = register(&system, &document).unwrap();
         assert!(registered.signature_problem.is_some());
         assert!(registered_list(&system)[0].verification.is_err());

@@ -71,11 +71,11 @@ pub fn run(global: &GlobalArgs, command: CompanyCommand) -> Result<()> {
             let bindings = installation.system().bindings()?;
             let mut table = Table::new(&[
                 "Name",
-                "Id",
+                "Id:",
                 "Sample",
                 "Online Desktop registered",
-                "Connected",
-                "File",
+                "Connected:",
+                "File:",
             ]);
             for company in installation.system().companies()? {
                 let registered = bindings.iter().any(|b| {
@@ -99,29 +99,26 @@ pub fn run(global: &GlobalArgs, command: CompanyCommand) -> Result<()> {
             let binding = installation.system().bindings()?.into_iter().find(|b| {
                 b.company_id == company.id && b.add_on == od_licence::ADD_ON_ONLINE_DESKTOP
             });
-            println!("Company database:    {}", company.name);
-            println!("Id:                  {}", company.id);
-            println!("File:                companies/{}", company.file);
-            println!("Sample database:     {}", yes_no(info.is_sample));
-            println!("Currency:            {}", info.currency);
-            println!(
-                "Online Desktop:      {}",
-                match &binding {
+            line("Company database:", &company.name);
+            line("Id:", &company.id);
+            line("File:", &format!("companies/{}", company.file));
+            line("Sample database:", yes_no(info.is_sample));
+            line("Currency:", &info.currency);
+            line(
+                "Online Desktop:",
+                &match &binding {
                     Some(b) => format!("registered with licence {}", b.licence_number),
                     None => "not registered".into(),
-                }
+                },
             );
-            println!(
-                "Connected:           {}",
-                yes_no(company.online_desktop_connected)
-            );
+            line("Connected:", yes_no(company.online_desktop_connected));
             println!();
             println!("Registration data");
             print_registration(&info.registration);
             println!();
             println!("Records");
             for (table, count) in db.record_counts()? {
-                println!("  {table:<19}{count}");
+                line(&format!("  {table}"), &count.to_string());
             }
         }
         CompanyCommand::SetRegistration(args) => {
@@ -167,12 +164,16 @@ pub fn run(global: &GlobalArgs, command: CompanyCommand) -> Result<()> {
     Ok(())
 }
 
+/// Values line up in one column after labels of up to 22 characters.
+fn line(label: &str, value: &str) {
+    println!("{label:<24}{value}");
+}
+
 fn print_registration(registration: &Registration) {
     for field in RegistrationField::ALL {
-        println!(
-            "  {:<19}{}",
-            format!("{}:", field.label()),
-            or_dash(registration.get(field))
+        line(
+            &format!("  {}:", field.label()),
+            or_dash(registration.get(field)),
         );
     }
 }

@@ -312,6 +312,7 @@ pub struct NewEmployee {
 }
 
 /// An open company database.
+#[derive(Debug)]
 pub struct CompanyDb {
     conn: Connection,
 }
@@ -412,6 +413,9 @@ impl CompanyDb {
         let tx = self.conn.transaction()?;
         for (field, value) in changes {
             let value = value.map(str::trim).filter(|v| !v.is_empty());
+            if *field == RegistrationField::Email {
+                check_email(value)?;
+            }
             // The column name comes from a fixed list, never from the user.
             let sql = format!("UPDATE company_info SET {} = ?1", field.column());
             tx.execute(&sql, params![value])?;
@@ -466,7 +470,7 @@ impl CompanyDb {
             )
             .optional()?
             .ok_or_else(|| HostError::NotFound {
-                kind: "employee with number",
+                kind: "employee with the number",
                 query: number.to_string(),
                 hint: " See `host-sim employee list`.".into(),
             })
@@ -495,6 +499,12 @@ impl CompanyDb {
                 |row| row.get(0),
             )?,
         };
+        check_email(
+            new.email
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty()),
+        )?;
         let blank_to_none = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)
@@ -520,11 +530,39 @@ impl CompanyDb {
     pub fn set_employee_email(&self, number: i64, email: Option<&str>) -> Result<Employee> {
         let employee = self.employee_by_number(number)?;
         let email = email.map(str::trim).filter(|v| !v.is_empty());
+        check_email(email)?;
         self.conn.execute(
             "UPDATE employees SET email = ?2 WHERE id = ?1",
             params![employee.id, email],
         )?;
         self.employee_by_number(number)
+    }
+}
+
+/// Refuses text that cannot be an e-mail address (`None` is fine: the
+/// field is being cleared). Deliberately loose: one `@` with something on
+/// each side, a dot in the domain, no spaces.
+fn check_email(email: Option<&str>) -> Result<()> {
+    let Some(email) = email else {
+        return Ok(());
+    };
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(HostError::InvalidInput(format!(
+            "\u{201c}{email}\u{201d} is not an e-mail address (expected something like name@example.no)."
+        )))
     }
 }
 
@@ -538,4 +576,93 @@ fn employee_from_row(row: &Row<'_>) -> rusqlite::Result<Employee> {
         email: row.get(5)?,
         phone: row.get(6)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(dir: &Path) -> CompanyDb {
+        let info = CompanyInfo {
+            id: "c-1".into(),
+            is_sample: false,
+            currency: "NOK".into(),
+            registration: Registration {
+                name: Some("Alfa AS".into()),
+                ..Registration::default()
+            },
+        };
+        let (db, ()) = CompanyDb::create_with(&dir.join("alfa.db"), &info, |_| Ok(())).unwrap();
+        db
+    }
+
+    #[test]
+    fn registration_fields_are_set_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = create(dir.path());
+        assert_eq!(db.info().unwrap().registration.missing().len(), 7);
+        db.set_registration(&[
+            (RegistrationField::City, Some(" Bergen ")),
+            (RegistrationField::Email, Some("post@alfa.no")),
+        ])
+        .unwrap();
+        let registration = db.info().unwrap().registration;
+        assert_eq!(registration.city.as_deref(), Some("Bergen"));
+        assert_eq!(registration.email.as_deref(), Some("post@alfa.no"));
+        db.set_registration(&[(RegistrationField::City, Some(""))])
+            .unwrap();
+        assert_eq!(db.info().unwrap().registration.city, None);
+    }
+
+    #[test]
+    fn a_bad_e_mail_address_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = create(dir.path());
+        let error = db
+            .set_registration(&[
+                (RegistrationField::City, Some("Bergen")),
+                (RegistrationField::Email, Some("post at alfa")),
+            ])
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("is not an e-mail address"),
+            "{error}"
+        );
+        assert_eq!(db.info().unwrap().registration.city, None);
+        for bad in ["a@b", "@alfa.no", "a b@alfa.no", "a@@alfa.no", "a@alfa."] {
+            assert!(check_email(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(check_email(Some("ola.nordmann@alfa.no")).is_ok());
+    }
+
+    #[test]
+    fn employees_get_the_next_number_and_keep_it_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = create(dir.path());
+        let new = |first: &str, number: Option<i64>| NewEmployee {
+            number,
+            first_name: first.into(),
+            last_name: "Berg".into(),
+            email: Some(" ".into()),
+            ..NewEmployee::default()
+        };
+        assert_eq!(db.add_employee(&new("Anna", None)).unwrap().number, 1);
+        assert_eq!(db.add_employee(&new("Bo", Some(10))).unwrap().number, 10);
+        let third = db.add_employee(&new("Cato", None)).unwrap();
+        assert_eq!((third.number, third.email), (11, None));
+        let error = db.add_employee(&new("Dag", Some(10))).unwrap_err();
+        assert!(error.to_string().contains("already in use"), "{error}");
+        assert!(db.add_employee(&new(" ", None)).is_err());
+
+        let anna = db.set_employee_email(1, Some("anna@alfa.no")).unwrap();
+        assert_eq!(anna.email.as_deref(), Some("anna@alfa.no"));
+        assert_eq!(db.set_employee_email(1, Some("")).unwrap().email, None);
+        let error = db.set_employee_email(99, Some("x@alfa.no")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("no employee with the number \u{201c}99\u{201d}"),
+            "{error}"
+        );
+    }
 }

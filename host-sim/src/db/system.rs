@@ -153,6 +153,7 @@ pub enum Registration {
 }
 
 /// The open system database.
+#[derive(Debug)]
 pub struct SystemDb {
     conn: Connection,
 }
@@ -681,4 +682,164 @@ fn computer_from_row(row: &Row<'_>) -> rusqlite::Result<Computer> {
         name: row.get(1)?,
         holds_system_database: row.get(2)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system() -> (tempfile::TempDir, SystemDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let system = SystemDb::create(&dir.path().join("system.db"), false).unwrap();
+        (dir, system)
+    }
+
+    fn company(system: &SystemDb, id: &str) -> Company {
+        let company = Company {
+            id: id.into(),
+            name: format!("Company {id}"),
+            file: format!("{id}.db"),
+            is_sample: false,
+            online_desktop_connected: false,
+        };
+        system.add_company(&company).unwrap();
+        company
+    }
+
+    #[test]
+    fn user_names_are_unique_whatever_the_case() {
+        let (_dir, system) = system();
+        system.add_user("Anna", false).unwrap();
+        let error = system.add_user("anna", true).unwrap_err();
+        assert!(error.to_string().contains("already exists"), "{error}");
+        assert_eq!(system.user("ANNA").unwrap().username, "Anna");
+        assert!(system.add_user("  ", false).is_err());
+    }
+
+    #[test]
+    fn the_last_super_user_stays() {
+        let (_dir, system) = system();
+        system.add_user("admin", true).unwrap();
+        system.add_user("anna", false).unwrap();
+        let error = system.remove_user("admin").unwrap_err();
+        assert!(error.to_string().contains("only super user"), "{error}");
+        assert!(system.set_super_user("admin", false).is_err());
+
+        system.set_super_user("anna", true).unwrap();
+        assert!(!system.set_super_user("admin", false).unwrap().is_super_user);
+        system.remove_user("admin").unwrap();
+        assert_eq!(system.users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn linking_and_unlinking_an_employee() {
+        let (_dir, system) = system();
+        let alfa = company(&system, "a");
+        system.add_user("anna", false).unwrap();
+        let link = EmployeeLink {
+            company_id: alfa.id.clone(),
+            employee_id: 4,
+        };
+        assert_eq!(
+            system.link_employee("anna", &link).unwrap().employee,
+            Some(link)
+        );
+        assert_eq!(system.unlink_employee("anna").unwrap().employee, None);
+    }
+
+    #[test]
+    fn exactly_one_computer_holds_the_system_database() {
+        let (_dir, mut system) = system();
+        let server = system.add_computer("c1", "SERVER").unwrap();
+        let laptop = system.add_computer("c2", "LAPTOP").unwrap();
+        assert!(system.add_computer("c3", "server").is_err());
+        system.set_system_database_holder(&server).unwrap();
+        system.set_system_database_holder(&laptop).unwrap();
+        let holders: Vec<String> = system
+            .computers()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.holds_system_database)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(holders, ["LAPTOP"]);
+        let laptop = system
+            .computers()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "LAPTOP")
+            .unwrap();
+        let error = system.remove_computer(&laptop).unwrap_err();
+        assert!(
+            error.to_string().contains("holds the system database"),
+            "{error}"
+        );
+        system.remove_computer(&server).unwrap();
+        assert_eq!(system.computers().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sessions_are_counted_once_and_go_with_their_user() {
+        let (_dir, system) = system();
+        let alfa = company(&system, "a");
+        let computer = system.add_computer("c1", "SERVER").unwrap();
+        system.add_user("admin", true).unwrap();
+        let anna = system.add_user("anna", false).unwrap();
+        assert!(system.log_in(&anna, &alfa, &computer).unwrap());
+        assert!(!system.log_in(&anna, &alfa, &computer).unwrap());
+        assert_eq!(system.sessions().unwrap().len(), 1);
+        assert!(system.log_out(&anna, &alfa, &computer).unwrap());
+        assert!(!system.log_out(&anna, &alfa, &computer).unwrap());
+        system.log_in(&anna, &alfa, &computer).unwrap();
+        system.remove_user("anna").unwrap();
+        assert!(system.sessions().unwrap().is_empty());
+    }
+
+    #[test]
+    fn integrations_log_in_and_out_per_company() {
+        let (_dir, system) = system();
+        let alfa = company(&system, "a");
+        let beta = company(&system, "b");
+        system.add_integration("Webshop", &alfa).unwrap();
+        system.add_integration("Webshop", &beta).unwrap();
+        assert!(system.add_integration("Webshop", &alfa).is_err());
+        assert!(system
+            .set_integration_logged_in("Webshop", &alfa, true)
+            .unwrap());
+        assert!(!system
+            .set_integration_logged_in("Webshop", &alfa, true)
+            .unwrap());
+        let logged_in: Vec<(String, bool)> = system
+            .integrations()
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.company_id, i.logged_in))
+            .collect();
+        assert_eq!(logged_in, [("a".into(), true), ("b".into(), false)]);
+        let error = system
+            .set_integration_logged_in("Payroll", &alfa, true)
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("Integrations of Company a: Webshop"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_licence_with_the_same_number_replaces_the_old_document() {
+        let (_dir, system) = system();
+        assert_eq!(
+            system.register_licence("L-1", "old").unwrap(),
+            Registration::Added
+        );
+        assert_eq!(
+            system.register_licence("L-1", "new").unwrap(),
+            Registration::Replaced
+        );
+        let documents = system.licence_documents().unwrap();
+        assert_eq!(documents.len(), 1);
+        assert_eq!(documents[0].document, "new");
+    }
 }

@@ -258,3 +258,131 @@ fn generate_company(
         elapsed: started.elapsed(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::company::RECORD_TABLES;
+
+    fn options(records: u64, seed: u64) -> InitOptions {
+        InitOptions {
+            records,
+            seed,
+            force: false,
+            as_of: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        }
+    }
+
+    /// Every record of the demo company, as text.
+    fn dump(installation: &Installation) -> Vec<String> {
+        let company = installation.find_company(DEMO_COMPANY).unwrap();
+        let db = installation.open_company_db(&company).unwrap();
+        let mut rows = Vec::new();
+        for table in RECORD_TABLES {
+            let mut stmt = db
+                .connection()
+                .prepare(&format!("SELECT * FROM {table} ORDER BY id"))
+                .unwrap();
+            let columns = stmt.column_count();
+            let mut query = stmt.query([]).unwrap();
+            while let Some(row) = query.next().unwrap() {
+                let cells: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect();
+                rows.push(format!("{table}: {}", cells.join(" | ")));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn same_seed_same_data_other_seed_other_data() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (first, _) = init(a.path(), &options(500, 3)).unwrap();
+        let (second, _) = init(b.path(), &options(500, 3)).unwrap();
+        let (third, _) = init(c.path(), &options(500, 4)).unwrap();
+        assert_eq!(dump(&first).len(), 500);
+        assert_eq!(dump(&first), dump(&second));
+        assert_ne!(dump(&first), dump(&third));
+    }
+
+    #[test]
+    fn demo_installation_has_the_promised_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (installation, summary) = init(dir.path(), &options(1_000, 1)).unwrap();
+        let system = installation.system();
+        assert!(!system.evaluation_installation().unwrap());
+
+        let total: u64 = summary.companies[0].counts.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 1_000);
+        let companies = system.companies().unwrap();
+        assert_eq!(companies.len(), 2);
+        let sample = installation.find_company(SAMPLE_COMPANY).unwrap();
+        assert!(sample.is_sample);
+        let demo = installation.find_company(DEMO_COMPANY).unwrap();
+        assert!(!demo.is_sample);
+        let info = installation.open_company_db(&demo).unwrap().info().unwrap();
+        assert_eq!(info.id, demo.id);
+        assert!(info.registration.missing().is_empty());
+
+        let users = system.users().unwrap();
+        let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["admin", "lars", "reception"]);
+        let admin = &users[0];
+        assert!(admin.is_super_user);
+        let link = admin.employee.as_ref().unwrap();
+        assert_eq!(link.company_id, demo.id);
+        let employee = installation
+            .open_company_db(&demo)
+            .unwrap()
+            .employee(link.employee_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            employee.email.as_deref(),
+            Some("ingrid.solberg@nordlyshandel.no")
+        );
+        assert!(!users[1].is_super_user && users[1].employee.is_some());
+        assert!(users[2].employee.is_none());
+
+        let computers = system.computers().unwrap();
+        assert_eq!(computers.len(), 2);
+        assert_eq!(
+            computers.iter().filter(|c| c.holds_system_database).count(),
+            1
+        );
+        let integrations = system.integrations().unwrap();
+        assert_eq!(integrations.len(), 1);
+        assert!(!integrations[0].logged_in);
+        assert!(system.sessions().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_existing_installation_is_replaced_only_with_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = init(dir.path(), &options(20, 1)).unwrap();
+        let old_id = first.find_company(DEMO_COMPANY).unwrap().id;
+        drop(first);
+
+        let error = init(dir.path(), &options(20, 1)).unwrap_err();
+        assert!(matches!(error, HostError::InstallationExists(_)));
+
+        // A size that cannot be made leaves the old installation alone.
+        let mut too_small = options(3, 1);
+        too_small.force = true;
+        assert!(init(dir.path(), &too_small).is_err());
+        let kept = Installation::open(dir.path()).unwrap();
+        assert_eq!(kept.find_company(DEMO_COMPANY).unwrap().id, old_id);
+        drop(kept);
+
+        let mut forced = options(20, 1);
+        forced.force = true;
+        let (second, _) = init(dir.path(), &forced).unwrap();
+        assert_ne!(second.find_company(DEMO_COMPANY).unwrap().id, old_id);
+        assert_eq!(second.system().companies().unwrap().len(), 2);
+    }
+}
