@@ -65,11 +65,25 @@ fn install_panic_hook() {
 
 /// Runs `body`; a panic inside becomes `OD_RESULT_PANIC` with its message.
 pub fn catch<T>(export: &'static str, body: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
+    catch_with(export, true, body)
+}
+
+/// [`catch`]; `injectable` says whether the test-only panic injection may
+/// fire here (it fires in the guard around the export's own body).
+fn catch_with<T>(
+    export: &'static str,
+    injectable: bool,
+    body: impl FnOnce() -> FfiResult<T>,
+) -> FfiResult<T> {
     install_panic_hook();
     let outer = IN_GUARD.with(|flag| flag.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         #[cfg(feature = "test-panic")]
-        injection::maybe_panic(export);
+        if injectable {
+            injection::maybe_panic(export);
+        }
+        #[cfg(not(feature = "test-panic"))]
+        let _ = injectable;
         body()
     }));
     IN_GUARD.with(|flag| flag.set(outer));
@@ -107,7 +121,32 @@ pub fn last_error() -> String {
 /// Runs an export that has no handle: failures are remembered for
 /// `od_last_error` on this thread.
 pub fn no_handle(export: &'static str, body: impl FnOnce() -> FfiResult<()>) -> od_result {
+    remember(catch(export, body))
+}
+
+/// The outer guard of an export on a handle: failures to find the handle
+/// are remembered like [`no_handle`]'s; the export's body runs in an inner
+/// [`catch`] whose failures belong to the handle.
+pub fn around_handle(export: &'static str, body: impl FnOnce() -> FfiResult<()>) -> od_result {
+    remember(catch_with(export, false, body))
+}
+
+/// Runs an export that copies a stored message into the caller's buffer
+/// (`od_last_error`, `od_plugin_errmsg`). A message cut to fit is an
+/// answer, not a failure to remember: hosts ask for the length with a
+/// `(NULL, 0)` buffer and then read, and both calls must see the same
+/// message. Other failures are remembered as by [`no_handle`].
+pub fn copy_message(export: &'static str, body: impl FnOnce() -> FfiResult<()>) -> od_result {
     match catch(export, body) {
+        Err(error) if error.code == OD_RESULT_BUFFER_TOO_SMALL => error.code,
+        outcome => remember(outcome),
+    }
+}
+
+/// The code of a call without a (live) handle; a failure's message is kept
+/// for `od_last_error`.
+fn remember(outcome: FfiResult<()>) -> od_result {
+    match outcome {
         Ok(()) => OD_RESULT_OK,
         Err(error) => {
             set_last_error(&error.message);

@@ -35,27 +35,32 @@ struct Entry {
 static PLUGINS: handles::Table<Entry> = handles::Table::new();
 
 /// Runs an export on a live handle, under the instance's log dispatcher,
-/// and records the outcome for `od_plugin_errmsg`.
+/// and records the outcome for `od_plugin_errmsg`. Only a handle that is
+/// not live is a no-handle failure for `od_last_error`.
 fn with_plugin(
     export: &'static str,
     handle: *const od_plugin,
     body: impl FnOnce(&Entry) -> FfiResult<()>,
 ) -> od_result {
-    guard::no_handle(export, || {
+    let mut outcome_code = OD_RESULT_OK;
+    let code = guard::around_handle(export, || {
         let entry = lookup(handle)?;
         let outcome = tracing::dispatcher::with_default(entry.plugin.dispatch(), || {
             guard::catch(export, || body(&entry))
         });
         let mut last = entry.last_error.lock();
         last.clear();
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                last.push_str(&error.message);
-                Err(error)
-            }
+        if let Err(error) = outcome {
+            last.push_str(&error.message);
+            outcome_code = error.code;
         }
-    })
+        Ok(())
+    });
+    if code == OD_RESULT_OK {
+        outcome_code
+    } else {
+        code
+    }
 }
 
 fn lookup(handle: *const od_plugin) -> FfiResult<Arc<Entry>> {
@@ -158,8 +163,8 @@ pub unsafe extern "C" fn od_last_error(
 ) -> od_result {
     let message = guard::last_error();
     // The message is read before the call, so a failure here (NULL buffer)
-    // replaces it only afterwards.
-    guard::no_handle("od_last_error", || {
+    // replaces it only afterwards; a cut message replaces nothing.
+    guard::copy_message("od_last_error", || {
         // SAFETY: forwarded from the caller.
         unsafe { strings::copy_out(&message, buf, buf_size, out_len) }
     })
@@ -403,7 +408,7 @@ pub unsafe extern "C" fn od_plugin_errmsg(
     buf_size: usize,
     out_len: *mut usize,
 ) -> od_result {
-    guard::no_handle("od_plugin_errmsg", || {
+    guard::copy_message("od_plugin_errmsg", || {
         let entry = lookup(plugin)?;
         let message = entry.last_error.lock().clone();
         // SAFETY: forwarded from the caller.

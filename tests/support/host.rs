@@ -27,8 +27,9 @@ pub enum Answer {
     Fail { code: i32, message: Vec<u8> },
     /// `total` bytes written in 1 MiB chunks (until `write` refuses), then 0.
     Huge { total: usize },
-    /// Misuses `write`: NULL data with a length, a NULL context, and an
-    /// impossible length; then returns 0 without a valid answer.
+    /// Misuses `write`: NULL data with a length, a NULL context, NULL data
+    /// with length 0 (allowed: nothing), and an impossible length; then
+    /// returns 0 without a valid answer.
     MisuseWrite,
 }
 
@@ -208,6 +209,20 @@ impl TestHost {
     }
 }
 
+/// Polls `done` every few milliseconds until it holds; false on timeout.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs a callback body, turning a panic into `on_panic`.
 fn guarded<T>(host: &TestHost, on_panic: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
@@ -301,8 +316,8 @@ unsafe extern "C" fn request_cb(
                     [
                         write(context, std::ptr::null(), 16),
                         write(std::ptr::null_mut(), byte.as_ptr(), 1),
-                        write(context, byte.as_ptr(), usize::MAX),
                         write(context, std::ptr::null(), 0),
+                        write(context, byte.as_ptr(), usize::MAX),
                     ]
                 };
                 host.write_results.lock().extend(results);

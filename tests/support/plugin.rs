@@ -269,6 +269,14 @@ unsafe fn text(ptr: *const c_char) -> String {
     unsafe { c_string(ptr) }.expect("a required string is NULL")
 }
 
+impl std::fmt::Debug for Instance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Instance<'_> {
     pub fn handle(&self) -> *mut od_plugin {
         self.handle
