@@ -1,0 +1,278 @@
+//! The panic guard: with the test-only `od_test_inject_panic` (feature
+//! `test-panic`, not in the header), each export in turn panics. An export
+//! that returns `od_result` answers `OD_RESULT_PANIC` with a message naming
+//! it; a `void` or value export returns safely; the process lives on, and
+//! once the injection stops the same plugin instance works again.
+//!
+//! Its own test binary: the injection is global to the library.
+
+use od_abi::*;
+use od_tests::host::{HostApi, TestHost};
+use od_tests::net::ClosedPort;
+use od_tests::plugin::{c_string, plugin, Instance};
+use parking_lot::Mutex;
+use std::ffi::{c_char, CString};
+use std::sync::Arc;
+
+type InjectFn = unsafe extern "C" fn(export: *const c_char) -> od_result;
+
+/// Tests take turns: only one export panics at a time.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// While alive, `export` panics on every call.
+struct Injection {
+    inject: InjectFn,
+}
+
+impl Injection {
+    fn start(export: &str) -> Injection {
+        // SAFETY: the test-only export's true signature.
+        let inject = unsafe { plugin().symbol::<InjectFn>("od_test_inject_panic") }.expect(
+            "od_test_inject_panic is missing: the plugin was not built with the test-panic feature",
+        );
+        let name = CString::new(export).expect("an export name");
+        // SAFETY: a NUL-terminated name.
+        assert_eq!(unsafe { inject(name.as_ptr()) }, OD_RESULT_OK);
+        Injection { inject }
+    }
+}
+
+impl Drop for Injection {
+    fn drop(&mut self) {
+        // SAFETY: NULL stops the injection.
+        let code = unsafe { (self.inject)(std::ptr::null()) };
+        assert_eq!(code, OD_RESULT_OK);
+    }
+}
+
+fn instance(host: &Arc<TestHost>, service: &ClosedPort) -> Instance<'static> {
+    let mut api = HostApi::new(host, &service.url());
+    api.log_level = OD_LOG_LEVEL_ERROR;
+    plugin().create(&api).expect("create")
+}
+
+fn assert_panic_message(message: &str, export: &str) {
+    assert!(
+        message.contains(export)
+            && message.contains("injected test panic")
+            && message.contains("report this to support"),
+        "{export}: {message}"
+    );
+}
+
+#[test]
+fn exports_on_a_handle_report_the_panic_on_the_handle() {
+    let _turn = TURN.lock();
+    let service = ClosedPort::new();
+    let host = TestHost::complete();
+    let instance = instance(&host, &service);
+    let api = plugin().api();
+    let handle = instance.handle();
+    let calls: [(&str, &dyn Fn() -> od_result); 3] = [
+        ("od_plugin_pump", &|| instance.pump()),
+        ("od_plugin_check_licence", &|| {
+            let mut out = std::ptr::null_mut();
+            // SAFETY: a live handle and a writable output.
+            let code = unsafe { api.plugin_check_licence.unwrap()(handle, &mut out) };
+            assert_eq!(
+                out.is_null(),
+                code != OD_RESULT_OK,
+                "output only on success"
+            );
+            // SAFETY: NULL or the report just made.
+            unsafe { api.licence_report_free.unwrap()(out) };
+            code
+        }),
+        ("od_plugin_check_prerequisites", &|| {
+            let mut out = std::ptr::null_mut();
+            // SAFETY: a live handle and a writable output.
+            let code = unsafe { api.plugin_check_prerequisites.unwrap()(handle, 0, &mut out) };
+            assert_eq!(
+                out.is_null(),
+                code != OD_RESULT_OK,
+                "output only on success"
+            );
+            // SAFETY: NULL or the list just made.
+            unsafe { api.prerequisite_list_free.unwrap()(out) };
+            code
+        }),
+    ];
+    for (export, call) in calls {
+        let logged_before = host.logs().len();
+        {
+            let _panic = Injection::start(export);
+            assert_eq!(call(), OD_RESULT_PANIC, "{export}");
+            assert_eq!(call(), OD_RESULT_PANIC, "{export}, again");
+            assert_panic_message(&instance.errmsg(), export);
+        }
+        let logs = host.logs();
+        assert!(
+            logs[logged_before..]
+                .iter()
+                .any(|r| r.level == OD_LOG_LEVEL_ERROR && r.message.contains(export)),
+            "{export}: the panic is logged for the host: {logs:#?}"
+        );
+        assert_eq!(call(), OD_RESULT_OK, "{export} works again");
+        assert_eq!(instance.errmsg(), "");
+    }
+    assert!(instance.check_licence().expect("licence").ok);
+    assert_eq!(instance.check_prerequisites(0).expect("rows").rows.len(), 8);
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert_eq!(host.user_data_frees(), 1);
+}
+
+#[test]
+fn exports_without_a_handle_report_the_panic_in_last_error() {
+    let _turn = TURN.lock();
+    let service = ClosedPort::new();
+    let api = plugin().api();
+
+    // od_entry
+    {
+        let _panic = Injection::start("od_entry");
+        let sentinel = 0x77 as *const od_plugin_api;
+        let mut out = sentinel;
+        // SAFETY: `out` is writable.
+        let code = unsafe { plugin().entry()(OD_VERSION_MAJOR, OD_VERSION_MINOR, &mut out) };
+        assert_eq!(code, OD_RESULT_PANIC);
+        assert_eq!(out, sentinel);
+    }
+    assert_panic_message(&plugin().last_error(), "od_entry");
+    let mut out = std::ptr::null();
+    // SAFETY: `out` is writable.
+    let code = unsafe { plugin().entry()(OD_VERSION_MAJOR, OD_VERSION_MINOR, &mut out) };
+    assert_eq!(code, OD_RESULT_OK);
+
+    // od_plugin_new: fails, and releases user_data as on any failure.
+    let host = TestHost::complete();
+    {
+        let _panic = Injection::start("od_plugin_new");
+        let failure = plugin()
+            .create(&HostApi::new(&host, &service.url()))
+            .expect_err("panics");
+        assert_eq!(failure.code, OD_RESULT_PANIC);
+        assert_panic_message(&failure.message, "od_plugin_new");
+        assert_eq!(host.user_data_frees(), 1);
+    }
+
+    // od_plugin_free: the handle survives the failed call.
+    let host = TestHost::complete();
+    let instance = instance(&host, &service);
+    {
+        let _panic = Injection::start("od_plugin_free");
+        // SAFETY: a live handle.
+        let code = unsafe { api.plugin_free.unwrap()(instance.handle()) };
+        assert_eq!(code, OD_RESULT_PANIC);
+        assert_eq!(host.user_data_frees(), 0);
+    }
+    assert_panic_message(&plugin().last_error(), "od_plugin_free");
+    assert!(instance.check_licence().expect("still alive").ok);
+
+    // od_plugin_errmsg: the handle's own message is untouched.
+    instance
+        .check_prerequisites(0x4)
+        .expect_err("a failure to keep");
+    {
+        let _panic = Injection::start("od_plugin_errmsg");
+        let mut buf = [0u8; 64];
+        let mut len = 0;
+        // SAFETY: a live handle and a writable buffer.
+        let code = unsafe {
+            api.plugin_errmsg.unwrap()(instance.handle(), buf.as_mut_ptr().cast(), 64, &mut len)
+        };
+        assert_eq!(code, OD_RESULT_PANIC);
+    }
+    assert_panic_message(&plugin().last_error(), "od_plugin_errmsg");
+    assert!(instance.errmsg().contains("flags"), "{}", instance.errmsg());
+
+    // od_last_error: the message of its own panic is read afterwards.
+    {
+        let _panic = Injection::start("od_last_error");
+        let mut buf = [0u8; 64];
+        // SAFETY: a writable buffer; out_len may be NULL.
+        let code =
+            unsafe { api.last_error.unwrap()(buf.as_mut_ptr().cast(), 64, std::ptr::null_mut()) };
+        assert_eq!(code, OD_RESULT_PANIC);
+    }
+    assert_panic_message(&plugin().last_error(), "od_last_error");
+
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert_eq!(host.user_data_frees(), 1);
+}
+
+#[test]
+fn void_and_value_exports_return_safely() {
+    let _turn = TURN.lock();
+    // SAFETY: the exports' true signatures.
+    let (major, minor, patch) = unsafe {
+        (
+            plugin()
+                .symbol::<extern "C" fn() -> u32>("od_version_major")
+                .expect("od_version_major"),
+            plugin()
+                .symbol::<extern "C" fn() -> u32>("od_version_minor")
+                .expect("od_version_minor"),
+            plugin()
+                .symbol::<extern "C" fn() -> u32>("od_version_patch")
+                .expect("od_version_patch"),
+        )
+    };
+    let api = plugin().api();
+    let version_string = api.version_string.unwrap();
+    let version = format!("{OD_VERSION_MAJOR}.{OD_VERSION_MINOR}.{OD_VERSION_PATCH}");
+    {
+        let _panic = Injection::start("od_version_major");
+        assert_eq!(major(), OD_VERSION_MAJOR);
+    }
+    {
+        let _panic = Injection::start("od_version_minor");
+        assert_eq!(minor(), OD_VERSION_MINOR);
+    }
+    {
+        let _panic = Injection::start("od_version_patch");
+        assert_eq!(patch(), OD_VERSION_PATCH);
+    }
+    {
+        let _panic = Injection::start("od_version_string");
+        // SAFETY: a static string, also when the body panicked.
+        assert_eq!(unsafe { c_string(version_string()) }, Some(version));
+    }
+    {
+        let _panic = Injection::start("od_result_text");
+        assert_eq!(plugin().result_text(OD_RESULT_OK), "internal error");
+    }
+    assert_eq!(plugin().result_text(OD_RESULT_OK), "success");
+
+    // The free functions: a panic leaves the output alive (leaked at
+    // worst, never half-freed), and it can be freed once the panic stops.
+    let service = ClosedPort::new();
+    let host = TestHost::complete();
+    let instance = instance(&host, &service);
+    let mut report = std::ptr::null_mut();
+    let mut list = std::ptr::null_mut();
+    // SAFETY: a live handle and writable outputs; each output is freed
+    // exactly once, after the injected panics.
+    unsafe {
+        assert_eq!(
+            api.plugin_check_licence.unwrap()(instance.handle(), &mut report),
+            OD_RESULT_OK
+        );
+        assert_eq!(
+            api.plugin_check_prerequisites.unwrap()(instance.handle(), 0, &mut list),
+            OD_RESULT_OK
+        );
+        {
+            let _panic = Injection::start("od_licence_report_free");
+            api.licence_report_free.unwrap()(report);
+        }
+        {
+            let _panic = Injection::start("od_prerequisite_list_free");
+            api.prerequisite_list_free.unwrap()(list);
+        }
+        assert_eq!((*report).ok, 1);
+        assert_eq!((*list).count, 8);
+        api.licence_report_free.unwrap()(report);
+        api.prerequisite_list_free.unwrap()(list);
+    }
+    assert!(instance.check_licence().expect("usable").ok);
+}
