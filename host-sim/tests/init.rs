@@ -40,6 +40,24 @@ fn init_creates_the_demo_installation_and_prints_a_summary() {
     assert!(data.join("companies/sample-company.db").is_file());
 
     let companies = host.ok(&["company", "list"]);
+    assert_eq!(
+        companies
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "Name",
+            "Id",
+            "Sample",
+            "Online",
+            "Desktop",
+            "registered",
+            "Connected",
+            "File"
+        ]
+    );
     assert!(companies.contains("Nordlys Handel AS"), "{companies}");
     assert!(companies.contains("Sample Company"), "{companies}");
 }

@@ -71,11 +71,11 @@ pub fn run(global: &GlobalArgs, command: CompanyCommand) -> Result<()> {
             let bindings = installation.system().bindings()?;
             let mut table = Table::new(&[
                 "Name",
-                "Id:",
+                "Id",
                 "Sample",
                 "Online Desktop registered",
-                "Connected:",
-                "File:",
+                "Connected",
+                "File",
             ]);
             for company in installation.system().companies()? {
                 let registered = bindings.iter().any(|b| {

@@ -311,6 +311,41 @@ mod tests {
     }
 
     #[test]
+    fn generated_records_are_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (installation, _) = init(dir.path(), &options(5_000, 11)).unwrap();
+        let company = installation.find_company(DEMO_COMPANY).unwrap();
+        let db = installation.open_company_db(&company).unwrap();
+        let conn = db.connection();
+        let broken_references: i64 = conn
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(broken_references, 0);
+        let wrong_totals: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sales_documents d
+                 WHERE net_cents != (SELECT COALESCE(SUM(amount_cents), 0)
+                                     FROM sales_lines WHERE document_id = d.id)
+                    OR total_cents != net_cents + vat_cents",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(wrong_totals, 0);
+        let persons_elsewhere: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM activities a JOIN contact_persons p
+                 ON p.id = a.contact_person_id WHERE p.contact_id != a.contact_id",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(persons_elsewhere, 0);
+    }
+
+    #[test]
     fn demo_installation_has_the_promised_contents() {
         let dir = tempfile::tempdir().unwrap();
         let (installation, summary) = init(dir.path(), &options(1_000, 1)).unwrap();
