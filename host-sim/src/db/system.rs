@@ -68,7 +68,7 @@ CREATE INDEX sessions_company ON sessions (company_id);
 
 CREATE TABLE api_integrations (
     id         INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
+    name       TEXT NOT NULL COLLATE NOCASE,
     company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
     logged_in  INTEGER NOT NULL DEFAULT 0,
     UNIQUE (name, company_id)
@@ -802,9 +802,9 @@ mod tests {
         let beta = company(&system, "b");
         system.add_integration("Webshop", &alfa).unwrap();
         system.add_integration("Webshop", &beta).unwrap();
-        assert!(system.add_integration("Webshop", &alfa).is_err());
+        assert!(system.add_integration("WEBSHOP", &alfa).is_err());
         assert!(system
-            .set_integration_logged_in("Webshop", &alfa, true)
+            .set_integration_logged_in("webshop", &alfa, true)
             .unwrap());
         assert!(!system
             .set_integration_logged_in("Webshop", &alfa, true)
