@@ -1,0 +1,552 @@
+/*
+ * A minimal host program in C11 that drives the Online Desktop plugin the
+ * way the real ERP does, through include/online_desktop.h only:
+ *
+ *   host <plugin-library> <licence-file> <service-url>
+ *
+ * It loads the library with dlopen, looks up nothing but od_entry, checks
+ * the ABI version, answers the plugin's host-channel requests from static
+ * JSON (the licence document comes from <licence-file>), runs the licence
+ * check and the prerequisites (waiting for request_pump and then pumping on
+ * its own main thread, its "UI thread"), frees everything, destroys the
+ * plugin and unloads the library.
+ *
+ * <service-url> must refuse connections, so that the reachability row ends
+ * FAILED; every other row must pass. Exit status 0 only when every
+ * expectation held; otherwise each failed one is printed to stderr.
+ * Driven by tests/c_host.rs, also under valgrind.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "online_desktop.h"
+
+/* The entry point's type; the header declares the function, not a type. */
+typedef od_result (*entry_fn)(uint32_t host_abi_major, uint32_t host_abi_minor,
+                              const od_plugin_api **out_api);
+
+_Static_assert(sizeof(void *) == sizeof(entry_fn),
+               "dlsym's object pointer must hold a function pointer");
+
+/* How long to wait for the plugin's request_pump (generous: valgrind). */
+#define PUMP_WAIT_SECONDS 120
+
+/* The company the static answers describe; tests/support/fixtures.rs signs
+ * a licence for the same licence number and company. */
+#define LICENCE_NUMBER "OD-TEST-0001"
+#define COMPANY_ID "c-test-1"
+#define COMPANY_NAME "Fjordline Regnskap AS"
+
+static int failed_expectations;
+
+static void expect(int holds, const char *format, ...) {
+    if (holds) {
+        return;
+    }
+    va_list args;
+    va_start(args, format);
+    fputs("EXPECTATION FAILED: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    failed_expectations++;
+}
+
+/* ------------------------------------------------------------ host state */
+
+typedef struct {
+    pthread_t ui_thread;
+    pthread_mutex_t lock;
+    pthread_cond_t pump_wanted;
+    /* Guarded by lock: request_pump runs on the plugin's threads. */
+    int pump_requested;
+    int pump_requests;
+    int pump_requests_on_ui_thread;
+    int log_records;
+    /* UI thread only. */
+    int events;
+    int events_off_ui_thread;
+    int user_data_frees;
+    /* The answer to licence.documents, built from the licence file. */
+    char *licence_answer;
+} host_state;
+
+typedef struct {
+    const char *method;
+    const char *answer;
+} static_answer;
+
+static const static_answer ANSWERS[] = {
+    {"host.info",
+     "{\"host_name\": \"C host\", \"host_version\": \"1.0\", \"evaluation_installation\": false,"
+     " \"computer\": {\"id\": \"pc-1\", \"name\": \"PC-1\", \"holds_system_database\": true}}"},
+    {"system.bindings",
+     "{\"bindings\": [{\"add_on\": \"online-desktop\", \"licence_number\": \"" LICENCE_NUMBER
+     "\", \"company_id\": \"" COMPANY_ID "\"}]}"},
+    {"system.companies",
+     "{\"companies\": [{\"id\": \"" COMPANY_ID "\", \"name\": \"" COMPANY_NAME
+     "\", \"is_sample\": false, \"online_desktop_connected\": false}]}"},
+    {"company.identity",
+     "{\"id\": \"" COMPANY_ID "\", \"name\": \"" COMPANY_NAME "\", \"is_sample\": false}"},
+    {"company.registration",
+     "{\"name\": \"" COMPANY_NAME "\", \"street\": \"Storgata 1\", \"postcode\": \"0155\","
+     " \"city\": \"Oslo\", \"country\": \"Norway\", \"phone\": \"+47 22 00 00 00\","
+     " \"email\": \"post@fjordline.example\", \"organisation_number\": \"999 888 777\"}"},
+    {"user.current",
+     "{\"username\": \"admin\", \"is_super_user\": true, \"employee\": {\"id\": \"7\","
+     " \"name\": \"Kari Nordmann\", \"email\": \"kari@fjordline.example\"}}"},
+    {"sessions.active", "{\"users\": [], \"integrations\": []}"},
+};
+
+/* ------------------------------------------------------------- callbacks */
+
+static int32_t write_text(const od_host_response *response, const char *text, size_t len) {
+    return response->write(response->context, (const uint8_t *)text, len);
+}
+
+/* [thread-safe] Answers from the static table; the answer goes out in two
+ * writes, which the plugin joins. */
+static int32_t host_request(void *user_data, const od_host_request *request,
+                            od_host_response *response) {
+    host_state *host = user_data;
+    if (request == NULL || response == NULL || request->method == NULL ||
+        response->write == NULL) {
+        return 1;
+    }
+    const char *answer = NULL;
+    if (strcmp(request->method, "licence.documents") == 0) {
+        answer = host->licence_answer;
+    }
+    for (size_t i = 0; answer == NULL && i < sizeof ANSWERS / sizeof ANSWERS[0]; i++) {
+        if (strcmp(request->method, ANSWERS[i].method) == 0) {
+            answer = ANSWERS[i].answer;
+        }
+    }
+    if (answer == NULL) {
+        static const char unknown[] = "this host does not know the method";
+        write_text(response, unknown, sizeof unknown - 1);
+        return 1;
+    }
+    size_t len = strlen(answer);
+    size_t half = len / 2;
+    if (write_text(response, answer, half) != 0 ||
+        write_text(response, answer + half, len - half) != 0) {
+        return 1;
+    }
+    return 0;
+}
+
+/* [thread-safe] Only schedules: the main thread pumps. */
+static int32_t host_request_pump(void *user_data) {
+    host_state *host = user_data;
+    pthread_mutex_lock(&host->lock);
+    host->pump_requested = 1;
+    host->pump_requests++;
+    if (pthread_equal(pthread_self(), host->ui_thread)) {
+        host->pump_requests_on_ui_thread++;
+    }
+    pthread_cond_signal(&host->pump_wanted);
+    pthread_mutex_unlock(&host->lock);
+    return 0;
+}
+
+static const char *level_name(od_log_level level) {
+    switch (level) {
+    case OD_LOG_LEVEL_ERROR: return "ERROR";
+    case OD_LOG_LEVEL_WARN: return "WARN";
+    case OD_LOG_LEVEL_INFO: return "INFO";
+    case OD_LOG_LEVEL_DEBUG: return "DEBUG";
+    case OD_LOG_LEVEL_TRACE: return "TRACE";
+    default: return "?";
+    }
+}
+
+/* [thread-safe] */
+static int32_t host_log(void *user_data, const od_log_record *record) {
+    host_state *host = user_data;
+    pthread_mutex_lock(&host->lock);
+    host->log_records++;
+    pthread_mutex_unlock(&host->lock);
+    printf("log [%s] %s: %s\n", level_name(record->level), record->target, record->message);
+    return 0;
+}
+
+/* [ui-thread] */
+static int32_t host_on_event(void *user_data, const od_event *event) {
+    host_state *host = user_data;
+    host->events++;
+    if (!pthread_equal(pthread_self(), host->ui_thread)) {
+        host->events_off_ui_thread++;
+    }
+    printf("event %u%s\n", (unsigned)event->kind,
+           event->kind == OD_EVENT_PREREQUISITES_CHANGED ? " (prerequisites changed)" : "");
+    return 0;
+}
+
+static void host_user_data_free(void *user_data) {
+    host_state *host = user_data;
+    host->user_data_frees++;
+}
+
+/* Waits until the plugin asked for a pump; 0 on timeout. */
+static int wait_for_pump_request(host_state *host, int seconds) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += seconds;
+    pthread_mutex_lock(&host->lock);
+    while (!host->pump_requested) {
+        if (pthread_cond_timedwait(&host->pump_wanted, &host->lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    int requested = host->pump_requested;
+    host->pump_requested = 0;
+    pthread_mutex_unlock(&host->lock);
+    return requested;
+}
+
+/* ------------------------------------------------------------ utilities */
+
+/* The whole file as a NUL-terminated string; NULL on failure. */
+static char *read_file(const char *path) {
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        return NULL;
+    }
+    size_t size = 0;
+    size_t capacity = 4096;
+    char *text = malloc(capacity);
+    while (text != NULL) {
+        size += fread(text + size, 1, capacity - size - 1, file);
+        if (size < capacity - 1) {
+            break;
+        }
+        capacity *= 2;
+        char *grown = realloc(text, capacity);
+        if (grown == NULL) {
+            free(text);
+        }
+        text = grown;
+    }
+    int failed = ferror(file);
+    fclose(file);
+    if (text == NULL || failed) {
+        free(text);
+        return NULL;
+    }
+    text[size] = '\0';
+    return text;
+}
+
+/* {"documents": ["<document as a JSON string>"]}; NULL when out of memory. */
+static char *licence_answer(const char *document) {
+    static const char head[] = "{\"documents\": [\"";
+    static const char tail[] = "\"]}";
+    /* Each byte grows to at most six ("\u001f"). */
+    size_t capacity = sizeof head + 6 * strlen(document) + sizeof tail;
+    char *json = malloc(capacity);
+    if (json == NULL) {
+        return NULL;
+    }
+    char *out = json;
+    memcpy(out, head, sizeof head - 1);
+    out += sizeof head - 1;
+    for (const unsigned char *in = (const unsigned char *)document; *in != '\0'; in++) {
+        if (*in == '"' || *in == '\\') {
+            *out++ = '\\';
+            *out++ = (char)*in;
+        } else if (*in < 0x20) {
+            out += sprintf(out, "\\u%04x", (unsigned)*in);
+        } else {
+            *out++ = (char)*in;
+        }
+    }
+    memcpy(out, tail, sizeof tail);
+    return json;
+}
+
+/* A message read with the documented size-then-text pattern. */
+typedef od_result (*message_fn)(const od_plugin_api *api, const od_plugin *plugin, char *buf,
+                                size_t size, size_t *len);
+
+static od_result last_error_of(const od_plugin_api *api, const od_plugin *plugin, char *buf,
+                               size_t size, size_t *len) {
+    (void)plugin;
+    return api->last_error(buf, size, len);
+}
+
+static od_result errmsg_of(const od_plugin_api *api, const od_plugin *plugin, char *buf,
+                           size_t size, size_t *len) {
+    return api->plugin_errmsg(plugin, buf, size, len);
+}
+
+/* The message, or NULL; the caller frees it. */
+static char *read_message(const od_plugin_api *api, const od_plugin *plugin, message_fn read) {
+    size_t len = 0;
+    od_result result = read(api, plugin, NULL, 0, &len);
+    if (result != OD_RESULT_OK && result != OD_RESULT_BUFFER_TOO_SMALL) {
+        return NULL;
+    }
+    char *message = malloc(len + 1);
+    if (message == NULL) {
+        return NULL;
+    }
+    size_t again = 0;
+    result = read(api, plugin, message, len + 1, &again);
+    expect(result == OD_RESULT_OK && again == len,
+           "the message is read with the length asked for first (result %u, %zu vs %zu)",
+           (unsigned)result, again, len);
+    return message;
+}
+
+static const char *state_name(od_check_state state) {
+    switch (state) {
+    case OD_CHECK_FAILED: return "FAILED";
+    case OD_CHECK_PASSED: return "PASSED";
+    case OD_CHECK_PENDING: return "PENDING";
+    default: return "?";
+    }
+}
+
+static void print_prerequisites(const od_prerequisite_list *list) {
+    printf("prerequisites: can_connect=%u pending=%u\n", (unsigned)list->can_connect,
+           (unsigned)list->pending);
+    for (size_t i = 0; i < list->count; i++) {
+        const od_prerequisite *row = list->items[i];
+        printf("prerequisite %s: %s%s - %s\n", row->id, state_name(row->state),
+               row->blocking ? "" : " (warning only)", row->detail);
+    }
+}
+
+/* The final list: everything passes but the refused online service. */
+static void check_final_prerequisites(const od_prerequisite_list *list, const char *service_url) {
+    expect(list->struct_size >= sizeof(od_prerequisite_list), "the list is complete");
+    expect(list->count == 8, "8 prerequisites, got %zu", list->count);
+    expect(!list->pending, "nothing pending after the event");
+    expect(!list->can_connect, "no Connect while the service cannot be reached");
+    for (size_t i = 0; i < list->count; i++) {
+        const od_prerequisite *row = list->items[i];
+        if (strcmp(row->id, "service_reachable") == 0) {
+            expect(row->state == OD_CHECK_FAILED, "service_reachable FAILED, got %s",
+                   state_name(row->state));
+            expect(strstr(row->detail, service_url) != NULL,
+                   "the reachability message names %s: %s", service_url, row->detail);
+        } else {
+            expect(row->state == OD_CHECK_PASSED, "%s PASSED, got %s", row->id,
+                   state_name(row->state));
+        }
+        expect(row->title[0] != '\0' && row->fix_location[0] != '\0', "%s is described",
+               row->id);
+    }
+}
+
+/* ------------------------------------------------------------ the run */
+
+static void run(const od_plugin_api *api, host_state *host, const char *service_url) {
+    od_host_api table;
+    memset(&table, 0, sizeof table);
+    table.struct_size = sizeof table;
+    table.abi_major = OD_VERSION_MAJOR;
+    table.abi_minor = OD_VERSION_MINOR;
+    table.user_data = host;
+    table.user_data_free = host_user_data_free;
+    table.log = host_log;
+    table.log_level = OD_LOG_LEVEL_INFO;
+    table.request = host_request;
+    table.request_pump = host_request_pump;
+    table.on_event = host_on_event;
+    table.data_dir = NULL;
+    table.trace_log_path = NULL;
+    table.trace_log_level = OD_LOG_LEVEL_OFF;
+    table.service_url = service_url;
+
+    od_plugin *plugin = NULL;
+    od_result result = api->plugin_new(&table, &plugin);
+    if (result != OD_RESULT_OK) {
+        char *message = read_message(api, NULL, last_error_of);
+        expect(0, "od_plugin_new: %s: %s", api->result_text(result),
+               message != NULL ? message : "(no message)");
+        free(message);
+        return;
+    }
+    printf("plugin created\n");
+
+    /* The licence check, rule by rule. */
+    od_licence_report *report = NULL;
+    result = api->plugin_check_licence(plugin, &report);
+    expect(result == OD_RESULT_OK && report != NULL, "od_plugin_check_licence: %s",
+           api->result_text(result));
+    if (report != NULL) {
+        expect(report->struct_size >= sizeof(od_licence_report), "the report is complete");
+        printf("licence: %s, number %s, holder %s, tier %s, until %s, %u online users\n",
+               report->ok ? "ok" : "NOT ok",
+               report->licence_number ? report->licence_number : "(none)",
+               report->licensee_name ? report->licensee_name : "(none)",
+               report->tier ? report->tier : "(none)",
+               report->agreement_valid_until ? report->agreement_valid_until : "(none)",
+               (unsigned)report->online_users);
+        for (size_t i = 0; i < report->rule_count; i++) {
+            const od_licence_rule *rule = report->rules[i];
+            printf("rule %s: %s - %s\n", rule->id, rule->passed ? "passed" : "FAILED",
+                   rule->detail);
+            expect(rule->passed, "licence rule %s passes", rule->id);
+        }
+        for (size_t i = 0; i < report->module_count; i++) {
+            printf("module %s: %s\n", report->modules[i]->id, report->modules[i]->title);
+        }
+        expect(report->ok, "the licence check passes");
+        expect(report->rule_count == 8, "8 licence rules, got %zu", report->rule_count);
+        expect(report->module_count > 0, "modules are granted");
+        expect(report->licence_number != NULL &&
+                   strcmp(report->licence_number, LICENCE_NUMBER) == 0,
+               "licence " LICENCE_NUMBER);
+        api->licence_report_free(report);
+    }
+
+    /* The prerequisites; the reachability row may start PENDING. */
+    od_prerequisite_list *list = NULL;
+    result = api->plugin_check_prerequisites(plugin, 0, &list);
+    expect(result == OD_RESULT_OK && list != NULL, "od_plugin_check_prerequisites: %s",
+           api->result_text(result));
+    if (list == NULL) {
+        api->plugin_free(plugin);
+        return;
+    }
+    print_prerequisites(list);
+    while (host->events == 0) {
+        if (!wait_for_pump_request(host, PUMP_WAIT_SECONDS)) {
+            expect(0, "request_pump within %d s", PUMP_WAIT_SECONDS);
+            break;
+        }
+        printf("pump requested; pumping on the UI thread\n");
+        result = api->plugin_pump(plugin);
+        expect(result == OD_RESULT_OK, "od_plugin_pump: %s", api->result_text(result));
+        api->prerequisite_list_free(list);
+        list = NULL;
+        result = api->plugin_check_prerequisites(plugin, 0, &list);
+        expect(result == OD_RESULT_OK && list != NULL, "od_plugin_check_prerequisites again");
+        if (list == NULL) {
+            break;
+        }
+        print_prerequisites(list);
+    }
+    if (list != NULL) {
+        check_final_prerequisites(list, service_url);
+        api->prerequisite_list_free(list);
+    }
+    expect(host->events == 1, "one event, got %d", host->events);
+    expect(host->events_off_ui_thread == 0, "events arrive on the UI thread only");
+    pthread_mutex_lock(&host->lock);
+    expect(host->pump_requests >= 1, "the plugin asked for a pump");
+    expect(host->pump_requests_on_ui_thread == 0, "request_pump comes from a plugin thread");
+    expect(host->log_records > 0, "log records arrive");
+    pthread_mutex_unlock(&host->lock);
+
+    /* A failed call on the handle: the code, and the message by handle. */
+    od_prerequisite_list *untouched = NULL;
+    result = api->plugin_check_prerequisites(plugin, 0x80, &untouched);
+    expect(result == OD_RESULT_INVALID_ARGUMENT && untouched == NULL,
+           "unknown flags are refused without output");
+    char *message = read_message(api, plugin, errmsg_of);
+    printf("unknown flags: %s: %s\n", api->result_text(result),
+           message != NULL ? message : "(no message)");
+    expect(message != NULL && strstr(message, "0x80") != NULL, "the message names the flags");
+    free(message);
+
+    result = api->plugin_free(plugin);
+    expect(result == OD_RESULT_OK, "od_plugin_free: %s", api->result_text(result));
+    expect(host->user_data_frees == 1, "user_data_free once, got %d", host->user_data_frees);
+    printf("plugin freed; user_data_free called %d time(s)\n", host->user_data_frees);
+}
+
+int main(int argc, char **argv) {
+    const char *library_path = argc > 1 ? argv[1] : NULL;
+    const char *licence_path = argc > 2 ? argv[2] : getenv("OD_LICENCE_FILE");
+    const char *service_url = argc > 3 ? argv[3] : getenv("OD_SERVICE_URL");
+    if (library_path == NULL || licence_path == NULL || service_url == NULL) {
+        fprintf(stderr, "usage: %s <plugin-library> <licence-file> <service-url>\n", argv[0]);
+        return 2;
+    }
+
+    char *document = read_file(licence_path);
+    if (document == NULL) {
+        fprintf(stderr, "cannot read the licence file %s\n", licence_path);
+        return 2;
+    }
+    host_state host;
+    memset(&host, 0, sizeof host);
+    host.ui_thread = pthread_self();
+    pthread_mutex_init(&host.lock, NULL);
+    pthread_cond_init(&host.pump_wanted, NULL);
+    host.licence_answer = licence_answer(document);
+    free(document);
+    if (host.licence_answer == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 2;
+    }
+
+    void *library = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) {
+        fprintf(stderr, "cannot load %s: %s\n", library_path, dlerror());
+        free(host.licence_answer);
+        return 2;
+    }
+    void *symbol = dlsym(library, "od_entry");
+    entry_fn entry = NULL;
+    memcpy(&entry, &symbol, sizeof entry);
+    expect(entry != NULL, "the library exports od_entry");
+
+    if (entry != NULL) {
+        /* A host of another major version is refused... */
+        const od_plugin_api *api = NULL;
+        od_result refused = entry(OD_VERSION_MAJOR + 1, 0, &api);
+        expect(refused == OD_RESULT_ABI_VERSION && api == NULL,
+               "od_entry refuses ABI %d", OD_VERSION_MAJOR + 1);
+        /* ...this one is not. */
+        od_result result = entry(OD_VERSION_MAJOR, OD_VERSION_MINOR, &api);
+        expect(result == OD_RESULT_OK && api != NULL, "od_entry accepts ABI %d.%d",
+               OD_VERSION_MAJOR, OD_VERSION_MINOR);
+        if (api != NULL) {
+            char *message = read_message(api, NULL, last_error_of);
+            printf("od_entry for ABI %d: %s: %s\n", OD_VERSION_MAJOR + 1,
+                   api->result_text(refused), message != NULL ? message : "(no message)");
+            expect(message != NULL && message[0] != '\0', "the refusal explains itself");
+            free(message);
+
+            char header_version[64];
+            snprintf(header_version, sizeof header_version, "%d.%d.%d", OD_VERSION_MAJOR,
+                     OD_VERSION_MINOR, OD_VERSION_PATCH);
+            printf("plugin %s, ABI %u.%u.%u; header %s\n", api->version_string(),
+                   (unsigned)api->abi_major, (unsigned)api->abi_minor,
+                   (unsigned)api->abi_patch, header_version);
+            expect(api->struct_size >= sizeof(od_plugin_api),
+                   "the table has every entry of ABI %d.%d", OD_VERSION_MAJOR, OD_VERSION_MINOR);
+            expect(api->abi_major == OD_VERSION_MAJOR, "same major version");
+            expect(strcmp(api->version_string(), header_version) == 0,
+                   "the plugin and the header agree on the version");
+            if (api->struct_size >= sizeof(od_plugin_api) && api->abi_major == OD_VERSION_MAJOR) {
+                run(api, &host, service_url);
+            }
+        }
+    }
+
+    expect(dlclose(library) == 0, "dlclose: %s", dlerror());
+    free(host.licence_answer);
+    pthread_cond_destroy(&host.pump_wanted);
+    pthread_mutex_destroy(&host.lock);
+
+    if (failed_expectations > 0) {
+        printf("%d expectation(s) failed\n", failed_expectations);
+        return 1;
+    }
+    printf("all expectations held\n");
+    return 0;
+}

@@ -1,0 +1,534 @@
+//! The plugin from C: the header compiles (twice, as C99, C11 and C++11)
+//! and agrees with od-abi on every size, offset and constant; the C host
+//! `tests/c/host.c` drives the built plugin through the header alone; and it
+//! does so without memory errors or leaks under valgrind.
+#![cfg(unix)]
+
+use od_abi::*;
+use od_tests::fixtures;
+use od_tests::net::ClosedPort;
+use od_tests::paths::{header_path, workspace_root};
+use od_tests::plugin::plugin;
+use std::mem::{offset_of, size_of};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const WARNINGS: [&str; 4] = ["-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+fn c_dir() -> PathBuf {
+    workspace_root().join("tests").join("c")
+}
+
+fn include_dir() -> PathBuf {
+    header_path().parent().expect("include/").to_path_buf()
+}
+
+fn tool(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Runs a compiler and fails the test with its output when it fails.
+fn compile(compiler: &str, args: &[&str]) {
+    let output = Command::new(compiler)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+#[test]
+fn the_header_compiles_twice_as_c99_c11_and_cpp11() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let source = c_dir().join("header_twice.c");
+    let include = format!("-I{}", path(&include_dir()));
+    for std in ["-std=c99", "-std=c11"] {
+        let object = dir.path().join(format!("header{std}.o"));
+        let mut args = vec![
+            std,
+            include.as_str(),
+            "-c",
+            path(&source),
+            "-o",
+            path(&object),
+        ];
+        args.extend(WARNINGS);
+        compile(&tool("CC", "cc"), &args);
+    }
+    let object = dir.path().join("header-cpp.o");
+    let mut args = vec![
+        "-x",
+        "c++",
+        "-std=c++11",
+        include.as_str(),
+        "-c",
+        path(&source),
+        "-o",
+        path(&object),
+    ];
+    args.extend(WARNINGS);
+    compile(&tool("CXX", "c++"), &args);
+}
+
+/// `OD_ASSERT` lines for a struct's size and every field's offset.
+macro_rules! layout {
+    ($lines:ident, $ty:ident { $($field:ident),* $(,)? }) => {
+        $lines.push(format!(
+            "OD_ASSERT(sizeof({ty}) == {}, \"sizeof({ty})\");",
+            size_of::<$ty>(),
+            ty = stringify!($ty)
+        ));
+        $(
+            $lines.push(format!(
+                "OD_ASSERT(offsetof({ty}, {field}) == {}, \"{ty}.{field}\");",
+                offset_of!($ty, $field),
+                ty = stringify!($ty),
+                field = stringify!($field)
+            ));
+        )*
+    };
+}
+
+/// `OD_ASSERT` lines for constants.
+macro_rules! constants {
+    ($lines:ident, $($name:ident),* $(,)?) => {
+        $(
+            $lines.push(format!(
+                "OD_ASSERT({name} == {}u, \"{name}\");",
+                $name,
+                name = stringify!($name)
+            ));
+        )*
+    };
+}
+
+#[test]
+fn the_header_agrees_with_od_abi_on_layout_and_constants() {
+    let mut lines = vec![
+        "#include \"online_desktop.h\"".to_owned(),
+        "#include <stddef.h>".to_owned(),
+        "#ifdef __cplusplus".to_owned(),
+        "#define OD_ASSERT(e, m) static_assert(e, m)".to_owned(),
+        "#else".to_owned(),
+        "#define OD_ASSERT(e, m) _Static_assert(e, m)".to_owned(),
+        "#endif".to_owned(),
+    ];
+    for (ty, size) in [
+        ("od_result", size_of::<od_result>()),
+        ("od_log_level", size_of::<od_log_level>()),
+        ("od_event_kind", size_of::<od_event_kind>()),
+        ("od_check_state", size_of::<od_check_state>()),
+        ("od_check_flags", size_of::<od_check_flags>()),
+    ] {
+        lines.push(format!("OD_ASSERT(sizeof({ty}) == {size}, \"{ty}\");"));
+    }
+    layout!(
+        lines,
+        od_log_record {
+            struct_size,
+            level,
+            target,
+            message
+        }
+    );
+    layout!(
+        lines,
+        od_host_request {
+            struct_size,
+            method,
+            params_json,
+            params_len
+        }
+    );
+    layout!(
+        lines,
+        od_host_response {
+            struct_size,
+            context,
+            write
+        }
+    );
+    layout!(
+        lines,
+        od_event {
+            struct_size,
+            kind,
+            payload_json
+        }
+    );
+    layout!(
+        lines,
+        od_host_api {
+            struct_size,
+            abi_major,
+            abi_minor,
+            user_data,
+            user_data_free,
+            log,
+            log_level,
+            request,
+            request_pump,
+            on_event,
+            data_dir,
+            trace_log_path,
+            trace_log_level,
+            service_url,
+        }
+    );
+    layout!(
+        lines,
+        od_licence_rule {
+            struct_size,
+            id,
+            title,
+            passed,
+            detail
+        }
+    );
+    layout!(
+        lines,
+        od_module {
+            struct_size,
+            id,
+            title
+        }
+    );
+    layout!(
+        lines,
+        od_licence_report {
+            struct_size,
+            ok,
+            licence_number,
+            licensee_name,
+            contact_person,
+            phone,
+            tier,
+            agreement_valid_until,
+            online_users,
+            evaluation,
+            rules,
+            rule_count,
+            modules,
+            module_count,
+        }
+    );
+    layout!(
+        lines,
+        od_prerequisite {
+            struct_size,
+            id,
+            title,
+            state,
+            blocking,
+            detail,
+            fix_location,
+        }
+    );
+    layout!(
+        lines,
+        od_prerequisite_list {
+            struct_size,
+            can_connect,
+            pending,
+            items,
+            count,
+        }
+    );
+    layout!(
+        lines,
+        od_plugin_api {
+            struct_size,
+            abi_major,
+            abi_minor,
+            abi_patch,
+            version_string,
+            result_text,
+            last_error,
+            plugin_new,
+            plugin_free,
+            plugin_errmsg,
+            plugin_pump,
+            plugin_check_licence,
+            licence_report_free,
+            plugin_check_prerequisites,
+            prerequisite_list_free,
+        }
+    );
+    constants!(
+        lines,
+        OD_VERSION_MAJOR,
+        OD_VERSION_MINOR,
+        OD_VERSION_PATCH,
+        OD_RESULT_OK,
+        OD_RESULT_NULL_ARGUMENT,
+        OD_RESULT_INVALID_ARGUMENT,
+        OD_RESULT_STRUCT_SIZE,
+        OD_RESULT_ABI_VERSION,
+        OD_RESULT_INVALID_UTF8,
+        OD_RESULT_STRING_TOO_LONG,
+        OD_RESULT_INVALID_HANDLE,
+        OD_RESULT_BUFFER_TOO_SMALL,
+        OD_RESULT_HOST_CALLBACK_FAILED,
+        OD_RESULT_HOST_DATA_INVALID,
+        OD_RESULT_HOST_CALLBACK_MISSING,
+        OD_RESULT_SERVICE_UNREACHABLE,
+        OD_RESULT_BAD_STATE,
+        OD_RESULT_INTERNAL,
+        OD_RESULT_PANIC,
+        OD_LOG_LEVEL_OFF,
+        OD_LOG_LEVEL_ERROR,
+        OD_LOG_LEVEL_WARN,
+        OD_LOG_LEVEL_INFO,
+        OD_LOG_LEVEL_DEBUG,
+        OD_LOG_LEVEL_TRACE,
+        OD_EVENT_PREREQUISITES_CHANGED,
+        OD_CHECK_FAILED,
+        OD_CHECK_PASSED,
+        OD_CHECK_PENDING,
+        OD_CHECK_FLAG_REFRESH,
+    );
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let source = dir.path().join("layout.c");
+    std::fs::write(&source, lines.join("\n") + "\n").expect("write layout.c");
+    let include = format!("-I{}", path(&include_dir()));
+    let mut c11 = vec!["-std=c11", include.as_str(), "-fsyntax-only", path(&source)];
+    c11.extend(WARNINGS);
+    compile(&tool("CC", "cc"), &c11);
+    let mut cpp = vec![
+        "-x",
+        "c++",
+        "-std=c++11",
+        include.as_str(),
+        "-fsyntax-only",
+        path(&source),
+    ];
+    cpp.extend(WARNINGS);
+    compile(&tool("CXX", "c++"), &cpp);
+}
+
+/// The C host, built into `dir`.
+fn build_c_host(dir: &Path) -> PathBuf {
+    let exe = dir.join("od-c-host");
+    let include = format!("-I{}", path(&include_dir()));
+    let source = c_dir().join("host.c");
+    let mut args = vec![
+        "-std=c11",
+        "-g",
+        include.as_str(),
+        "-pthread",
+        path(&source),
+        "-o",
+        path(&exe),
+    ];
+    args.extend(WARNINGS);
+    if cfg!(target_os = "linux") {
+        args.push("-ldl");
+    }
+    compile(&tool("CC", "cc"), &args);
+    exe
+}
+
+/// Everything the C host needs: its binary, a licence file and a service
+/// address that refuses connections.
+struct Setup {
+    _dir: tempfile::TempDir,
+    exe: PathBuf,
+    licence: PathBuf,
+    service: ClosedPort,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let exe = build_c_host(dir.path());
+    let licence = dir.path().join("licence.odl");
+    std::fs::write(&licence, fixtures::signed_document(&fixtures::licence()))
+        .expect("write the licence");
+    Setup {
+        exe,
+        licence,
+        service: ClosedPort::new(),
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn args(&self) -> Vec<String> {
+        vec![
+            path(plugin().path()).to_owned(),
+            path(&self.licence).to_owned(),
+            self.service.url(),
+        ]
+    }
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The lines the C host prints when the plugin behaves.
+fn assert_expected_output(stdout: &str, service_url: &str, context: &str) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
+    let last = |prefix: &str| {
+        lines
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(prefix))
+            .copied()
+            .unwrap_or_else(|| panic!("no line {prefix:?}\n{context}"))
+    };
+    let version = format!("{OD_VERSION_MAJOR}.{OD_VERSION_MINOR}.{OD_VERSION_PATCH}");
+    assert!(
+        has(&format!(
+            "plugin {version}, ABI {version}; header {version}"
+        )),
+        "{context}"
+    );
+    assert!(
+        has(&format!(
+            "od_entry for ABI {}: incompatible ABI version: ",
+            OD_VERSION_MAJOR + 1
+        )),
+        "{context}"
+    );
+    assert!(
+        has(&format!("licence: ok, number {}", fixtures::LICENCE_NUMBER)),
+        "{context}"
+    );
+    for rule in [
+        "licence_present",
+        "signature_valid",
+        "add_on_granted",
+        "bound_to_this_company",
+        "not_sample_database",
+        "not_evaluation",
+        "agreement_valid",
+        "holder_details_complete",
+    ] {
+        assert!(has(&format!("rule {rule}: passed - ")), "{rule}\n{context}");
+    }
+    assert!(has("module contacts: "), "{context}");
+    assert!(has("event 1 (prerequisites changed)"), "{context}");
+    for row in fixtures::PREREQUISITE_IDS {
+        let line = last(&format!("prerequisite {row}: "));
+        if row == "service_reachable" {
+            assert!(
+                line.starts_with("prerequisite service_reachable: FAILED - ")
+                    && line.contains(service_url)
+                    && line.contains("no connection could be made"),
+                "{line}\n{context}"
+            );
+        } else {
+            assert!(line.contains(": PASSED"), "{line}\n{context}");
+        }
+    }
+    assert_eq!(
+        last("prerequisites: "),
+        "prerequisites: can_connect=0 pending=0"
+    );
+    assert!(
+        has("unknown flags: an argument has an invalid value: unknown flags 0x80"),
+        "{context}"
+    );
+    assert!(
+        has("plugin freed; user_data_free called 1 time(s)"),
+        "{context}"
+    );
+    assert_eq!(lines.last(), Some(&"all expectations held"), "{context}");
+}
+
+#[test]
+fn the_c_host_drives_the_plugin() {
+    let setup = setup();
+    let output = Command::new(&setup.exe)
+        .args(setup.args())
+        .output()
+        .expect("run the C host");
+    let context = describe(&output);
+    println!("{context}");
+    assert!(output.status.success(), "{context}");
+    assert_expected_output(
+        &String::from_utf8_lossy(&output.stdout),
+        &setup.service.url(),
+        &context,
+    );
+}
+
+#[test]
+fn the_c_host_refuses_to_run_without_its_inputs() {
+    let setup = setup();
+    let output = Command::new(&setup.exe)
+        .env_remove("OD_LICENCE_FILE")
+        .env_remove("OD_SERVICE_URL")
+        .output()
+        .expect("run the C host");
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let missing = setup._dir.path().join("missing.so");
+    let output = Command::new(&setup.exe)
+        .args([path(&missing), path(&setup.licence), &setup.service.url()])
+        .output()
+        .expect("run the C host");
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Without valgrind the test passes with a note, except on CI (env `CI`),
+/// where valgrind is required. No suppressions are needed: Rust's std,
+/// tokio and the plugin leave nothing definitely lost once the plugin is
+/// freed.
+#[test]
+fn the_c_host_is_clean_under_valgrind() {
+    if !on_path("valgrind") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "valgrind is required on CI (install it: apt-get install valgrind)"
+        );
+        eprintln!("valgrind is not installed: skipping the memory check");
+        return;
+    }
+    let setup = setup();
+    let output = Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+            "--error-exitcode=99",
+            "--track-origins=yes",
+        ])
+        .arg(&setup.exe)
+        .args(setup.args())
+        .output()
+        .expect("run valgrind");
+    let context = describe(&output);
+    println!("{context}");
+    assert!(output.status.success(), "{context}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{context}");
+    assert!(
+        !stderr.contains("definitely lost: ") || stderr.contains("definitely lost: 0 bytes"),
+        "{context}"
+    );
+    assert_expected_output(
+        &String::from_utf8_lossy(&output.stdout),
+        &setup.service.url(),
+        &context,
+    );
+}
