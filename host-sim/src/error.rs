@@ -51,6 +51,22 @@ pub enum HostError {
     #[error("A database operation failed: {0}")]
     Database(#[from] rusqlite::Error),
 
+    /// The plugin library could not be loaded or is not compatible.
+    #[error(transparent)]
+    AddOnLoad(#[from] crate::plugin::LoadError),
+
+    /// A call into the plugin failed.
+    #[error("The Online Desktop add-on reported an error: {0}")]
+    AddOn(#[from] crate::plugin::instance::CallError),
+
+    /// "Connect" was chosen while a requirement is not met (exit code 3).
+    #[error("{0}")]
+    RequirementsNotMet(String),
+
+    /// A check did not pass (for example the lifecycle check).
+    #[error("{0}")]
+    CheckFailed(String),
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -63,6 +79,17 @@ impl HostError {
         HostError::Io {
             context: context.into(),
             source,
+        }
+    }
+}
+
+impl HostError {
+    /// The process exit code for this error: 3 when requirements for
+    /// connecting are not met, so scripts can tell it from other failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            HostError::RequirementsNotMet(_) => 3,
+            _ => 1,
         }
     }
 }

@@ -10,13 +10,17 @@
 //! - [`demo`]: creating the demo installation and generating records;
 //! - [`licensing`]: issuing, registering and binding licences;
 //! - [`channel`]: the host's answers to the plugin's data channel;
+//! - [`plugin`]: loading the plugin library and the host's callbacks;
+//! - [`desktop`]: the host's Online Desktop actions and the interactive mode;
 //! - [`cli`]: the command line.
 
 pub mod channel;
 pub mod cli;
 pub mod db;
 pub mod demo;
+pub mod desktop;
 pub mod error;
 pub mod installation;
 pub mod licensing;
+pub mod plugin;
 mod text;

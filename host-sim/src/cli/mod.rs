@@ -4,6 +4,7 @@
 mod channel;
 mod company;
 mod computer;
+mod desktop;
 mod employee;
 mod init;
 mod installation;
@@ -61,6 +62,9 @@ pub struct GlobalArgs {
     /// Default: the computer that holds the system database
     #[arg(long, global = true, value_name = "COMPUTER")]
     pub computer: Option<String>,
+
+    #[command(flatten)]
+    pub add_on: desktop::AddOnArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +99,17 @@ pub enum Command {
     /// Ask the host what the plugin would ask through its data channel
     /// (prints the JSON answer)
     Channel(channel::ChannelArgs),
+    /// Menu action "Connect to Online Desktop": the licence check and the
+    /// requirements for connecting (exit code 3 while one is not met)
+    Connect(desktop::ConnectArgs),
+    /// "Company settings → Online Desktop": requirement status, connection,
+    /// licence, sync computer and trace log
+    Settings(desktop::ConnectArgs),
+    /// The program as a person uses it: menus, prompts and colour
+    Desktop,
+    /// Load, use and unload the add-on many times in one process, then
+    /// check that no thread is left and memory did not grow
+    Lifecycle(desktop::LifecycleArgs),
 }
 
 /// `on` or `off`, for settings people switch.
@@ -124,6 +139,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Installation(command) => installation::run(global, command),
         Command::Licence(command) => licence::run(global, command),
         Command::Channel(args) => channel::run(global, args),
+        Command::Connect(args) => desktop::connect(global, args),
+        Command::Settings(args) => desktop::settings(global, args),
+        Command::Desktop => crate::desktop::interactive::run(global),
+        Command::Lifecycle(args) => desktop::lifecycle(global, args),
     }
 }
 
