@@ -9,16 +9,20 @@ use od_licence::{check, Binding, CheckInput, LicenceReport, RuleId, TrustedKeys}
 /// answer gets a report whose first rule says so; the plugin stays usable.
 pub fn check_with_host(host: &Host, today: chrono::NaiveDate) -> LicenceReport {
     match read_licence_data(host) {
-        Ok((documents, bindings, company_id, is_sample)) => check(
-            &CheckInput {
-                documents: &documents,
-                bindings: &bindings,
-                company_id: &company_id,
-                is_sample_database: is_sample,
-                today,
-            },
-            &TrustedKeys::compiled_in(),
-        ),
+        Ok((documents, bindings, company_id, is_sample)) => {
+            let mut report = check(
+                &CheckInput {
+                    documents: &documents,
+                    bindings: &bindings,
+                    company_id: &company_id,
+                    is_sample_database: is_sample,
+                    today,
+                },
+                &TrustedKeys::compiled_in(),
+            );
+            name_companies(host, &mut report);
+            report
+        }
         Err(error) => {
             tracing::error!("licence data could not be read: {error}");
             let mut report = check(
@@ -39,6 +43,19 @@ pub fn check_with_host(host: &Host, today: chrono::NaiveDate) -> LicenceReport {
                 rule.detail = format!("The licence information could not be read: {error}. Restart the program; if it persists, contact support.");
             }
             report
+        }
+    }
+}
+
+/// The rules name company databases by their ids; a bookkeeper knows them
+/// by name. Leaves the ids when the host cannot list the companies.
+fn name_companies(host: &Host, report: &mut LicenceReport) {
+    let Ok(companies) = host.companies() else { return };
+    for rule in &mut report.rules {
+        for company in &companies.companies {
+            if !company.id.is_empty() && rule.detail.contains(&company.id) {
+                rule.detail = rule.detail.replace(&company.id, &format!("\u{201c}{}\u{201d}", company.name));
+            }
         }
     }
 }
@@ -108,6 +125,24 @@ mod tests {
         let report = check_with_host(&Host::new(fake), today());
         assert!(report.ok, "{report:#?}");
         assert_eq!(report.modules, Tier::Standard.modules());
+    }
+
+    #[test]
+    fn a_binding_to_another_company_names_both_companies() {
+        let doc = od_licence::sign(&licence("L-1"), od_licence::DEV_KEY_ID, &od_licence::dev_signing_key());
+        let fake = Arc::new(FakeHost::default());
+        fake.set("licence.documents", json!({"documents": [doc]}));
+        fake.set("system.bindings", json!({"bindings": [{"add_on": "online-desktop", "licence_number": "L-1", "company_id": "id-other"}]}));
+        fake.set("company.identity", json!({"id": "id-this", "name": "Nordlys AS", "is_sample": false}));
+        fake.set("system.companies", json!({"companies": [
+            {"id": "id-this", "name": "Nordlys AS", "is_sample": false, "online_desktop_connected": false},
+            {"id": "id-other", "name": "Sample Company", "is_sample": true, "online_desktop_connected": false}]}));
+        let report = check_with_host(&Host::new(fake), today());
+        let rule = report.rule(RuleId::BoundToThisCompany).unwrap();
+        assert!(!rule.passed);
+        assert!(rule.detail.contains("\u{201c}Sample Company\u{201d}"), "{}", rule.detail);
+        assert!(rule.detail.contains("\u{201c}Nordlys AS\u{201d}"), "{}", rule.detail);
+        assert!(!rule.detail.contains("id-other"), "{}", rule.detail);
     }
 
     #[test]
