@@ -45,661 +45,661 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- Major version of the ABI. A host and a plugin work together only when
- their major versions are equal.
+/**
+ * Major version of the ABI. A host and a plugin work together only when
+ * their major versions are equal.
  */
 #define OD_VERSION_MAJOR 1
 
-/*
- Minor version of the ABI. Grows when functions or struct fields are
- appended; a host built against an older minor version keeps working.
+/**
+ * Minor version of the ABI. Grows when functions or struct fields are
+ * appended; a host built against an older minor version keeps working.
  */
 #define OD_VERSION_MINOR 0
 
-/*
- Patch version: fixes that do not change the ABI.
+/**
+ * Patch version: fixes that do not change the ABI.
  */
 #define OD_VERSION_PATCH 0
 
-/*
- An instance of the plugin for one company database. Opaque.
-
- The pointer value is a handle, not an address: the plugin detects a
- handle that was already freed and answers `OD_RESULT_INVALID_HANDLE`.
- (Not `repr(C)`, so that the header declares it as an incomplete type.)
+/**
+ * An instance of the plugin for one company database. Opaque.
+ *
+ * The pointer value is a handle, not an address: the plugin detects a
+ * handle that was already freed and answers `OD_RESULT_INVALID_HANDLE`.
+ * (Not `repr(C)`, so that the header declares it as an incomplete type.)
  */
 typedef struct od_plugin od_plugin;
 
-/*
- Status code returned by every fallible function.
-
- Codes are grouped in ranges and never renumbered:
- 0 success; 100-199 the caller passed something wrong; 200-299 a host
- callback failed or answered badly; 300-399 the online service;
- 400-499 the state of the plugin does not allow the call;
- 900-999 internal faults of the plugin.
+/**
+ * Status code returned by every fallible function.
+ *
+ * Codes are grouped in ranges and never renumbered:
+ * 0 success; 100-199 the caller passed something wrong; 200-299 a host
+ * callback failed or answered badly; 300-399 the online service;
+ * 400-499 the state of the plugin does not allow the call;
+ * 900-999 internal faults of the plugin.
  */
 typedef uint32_t od_result;
 
-/*
- `[thread-safe]` Returns the plugin version, "major.minor.patch", a static string.
+/**
+ * `[thread-safe]` Returns the plugin version, "major.minor.patch", a static string.
  */
-typedef const char *(*od_version_string_fn)(void);
+typedef const char *(OD_CALL *od_version_string_fn)(void);
 
-/*
- Releases `user_data`. Called exactly once.
+/**
+ * Releases `user_data`. Called exactly once.
  */
-typedef void (*od_user_data_free_fn)(void *user_data);
+typedef void (OD_CALL *od_user_data_free_fn)(void *user_data);
 
-/*
- Log level of a log record and of the level filters in `od_host_api`.
- A filter forwards records at its level and every more severe level.
+/**
+ * Log level of a log record and of the level filters in `od_host_api`.
+ * A filter forwards records at its level and every more severe level.
  */
 typedef uint32_t od_log_level;
 
-/*
- One log record handed to the host's `log` callback.
+/**
+ * One log record handed to the host's `log` callback.
  */
 typedef struct {
-  /*
-   `sizeof(od_log_record)` as the plugin knows it.
+  /**
+   * `sizeof(od_log_record)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   One of `OD_LOG_LEVEL_*` (never `OD_LOG_LEVEL_OFF`).
+  /**
+   * One of `OD_LOG_LEVEL_*` (never `OD_LOG_LEVEL_OFF`).
    */
   od_log_level level;
-  /*
-   Module that logged, NUL-terminated UTF-8. Valid during the call only.
+  /**
+   * Module that logged, NUL-terminated UTF-8. Valid during the call only.
    */
   const char *target;
-  /*
-   The formatted message, NUL-terminated UTF-8. Valid during the call only.
+  /**
+   * The formatted message, NUL-terminated UTF-8. Valid during the call only.
    */
   const char *message;
 } od_log_record;
 
-/*
- `[thread-safe]` Receives one log record. Returns 0; other values are
- ignored (logging never fails a plugin operation).
+/**
+ * `[thread-safe]` Receives one log record. Returns 0; other values are
+ * ignored (logging never fails a plugin operation).
  */
-typedef int32_t (*od_log_fn)(void *user_data,
+typedef int32_t (OD_CALL *od_log_fn)(void *user_data,
                              const od_log_record *record);
 
-/*
- A request from the plugin to the host for host data.
+/**
+ * A request from the plugin to the host for host data.
  */
 typedef struct {
-  /*
-   `sizeof(od_host_request)` as the plugin knows it.
+  /**
+   * `sizeof(od_host_request)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   The method name, NUL-terminated ASCII, for example `"user.current"`.
-   The methods and their JSON shapes are listed in
-   `docs/HOST_CHANNEL.md`. Valid during the call only.
+  /**
+   * The method name, NUL-terminated ASCII, for example `"user.current"`.
+   * The methods and their JSON shapes are listed in
+   * `docs/HOST_CHANNEL.md`. Valid during the call only.
    */
   const char *method;
-  /*
-   The parameters as UTF-8 JSON (not NUL-terminated), `params_len`
-   bytes. Valid during the call only.
+  /**
+   * The parameters as UTF-8 JSON (not NUL-terminated), `params_len`
+   * bytes. Valid during the call only.
    */
   const uint8_t *params_json;
-  /*
-   Length of `params_json` in bytes.
+  /**
+   * Length of `params_json` in bytes.
    */
   size_t params_len;
 } od_host_request;
 
-/*
- Where the host writes its answer to an `od_host_request`.
+/**
+ * Where the host writes its answer to an `od_host_request`.
  */
 typedef struct {
-  /*
-   `sizeof(od_host_response)` as the plugin knows it.
+  /**
+   * `sizeof(od_host_response)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   Pass this as the first argument of `write`.
+  /**
+   * Pass this as the first argument of `write`.
    */
   void *context;
-  /*
-   Appends `len` bytes to the answer; the plugin copies them, so the
-   host may free its buffer when `write` returns. May be called any
-   number of times during the request callback, never after it. On
-   success the bytes form a UTF-8 JSON document; when the callback
-   returns non-zero they form a readable UTF-8 error message. Returns 0,
-   or non-zero when the answer grew beyond what the plugin accepts.
+  /**
+   * Appends `len` bytes to the answer; the plugin copies them, so the
+   * host may free its buffer when `write` returns. May be called any
+   * number of times during the request callback, never after it. On
+   * success the bytes form a UTF-8 JSON document; when the callback
+   * returns non-zero they form a readable UTF-8 error message. Returns 0,
+   * or non-zero when the answer grew beyond what the plugin accepts.
    */
-  int32_t (*write)(void *context,
+  int32_t (OD_CALL *write)(void *context,
                    const uint8_t *data,
                    size_t len);
 } od_host_response;
 
-/*
- `[thread-safe]` Answers a request for host data by writing to
- `response`. Returns 0 on success, non-zero on failure. It is called on
- the thread that called the plugin, and later also on the plugin's worker
- threads, so it must be safe to call from any thread.
+/**
+ * `[thread-safe]` Answers a request for host data by writing to
+ * `response`. Returns 0 on success, non-zero on failure. It is called on
+ * the thread that called the plugin, and later also on the plugin's worker
+ * threads, so it must be safe to call from any thread.
  */
-typedef int32_t (*od_host_request_fn)(void *user_data,
+typedef int32_t (OD_CALL *od_host_request_fn)(void *user_data,
                                       const od_host_request *request,
                                       od_host_response *response);
 
-/*
- `[thread-safe]` Asks the host to call `od_plugin_pump` soon on its UI
- thread. Must not call into the plugin itself; it only schedules. Returns
- 0; a non-zero return is logged and the events stay queued.
+/**
+ * `[thread-safe]` Asks the host to call `od_plugin_pump` soon on its UI
+ * thread. Must not call into the plugin itself; it only schedules. Returns
+ * 0; a non-zero return is logged and the events stay queued.
  */
-typedef int32_t (*od_request_pump_fn)(void *user_data);
+typedef int32_t (OD_CALL *od_request_pump_fn)(void *user_data);
 
-/*
- Kind of an `od_event`.
+/**
+ * Kind of an `od_event`.
  */
 typedef uint32_t od_event_kind;
 
-/*
- An event delivered on the host's UI thread by `od_plugin_pump`.
+/**
+ * An event delivered on the host's UI thread by `od_plugin_pump`.
  */
 typedef struct {
-  /*
-   `sizeof(od_event)` as the plugin knows it.
+  /**
+   * `sizeof(od_event)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   One of `OD_EVENT_*`. Ignore kinds you do not know.
+  /**
+   * One of `OD_EVENT_*`. Ignore kinds you do not know.
    */
   od_event_kind kind;
-  /*
-   Details as NUL-terminated UTF-8 JSON, or NULL when the kind has none.
-   Valid during the callback only.
+  /**
+   * Details as NUL-terminated UTF-8 JSON, or NULL when the kind has none.
+   * Valid during the callback only.
    */
   const char *payload_json;
 } od_event;
 
-/*
- `[ui-thread]` Receives one event, only ever from inside `od_plugin_pump`.
- Returns 0; a non-zero return is logged.
+/**
+ * `[ui-thread]` Receives one event, only ever from inside `od_plugin_pump`.
+ * Returns 0; a non-zero return is logged.
  */
-typedef int32_t (*od_event_fn)(void *user_data,
+typedef int32_t (OD_CALL *od_event_fn)(void *user_data,
                                const od_event *event);
 
-/*
- The host's table: its context and callbacks, given to `od_plugin_new`.
-
- The plugin copies what it needs during `od_plugin_new`; the host may free
- the table and its strings when that call returns. Fields are only ever
- appended; set `struct_size` to `sizeof(od_host_api)`.
+/**
+ * The host's table: its context and callbacks, given to `od_plugin_new`.
+ *
+ * The plugin copies what it needs during `od_plugin_new`; the host may free
+ * the table and its strings when that call returns. Fields are only ever
+ * appended; set `struct_size` to `sizeof(od_host_api)`.
  */
 typedef struct {
-  /*
-   `sizeof(od_host_api)` as the host knows it.
+  /**
+   * `sizeof(od_host_api)` as the host knows it.
    */
   uint32_t struct_size;
-  /*
-   `OD_VERSION_MAJOR` as the host was built with; must equal the
-   plugin's.
+  /**
+   * `OD_VERSION_MAJOR` as the host was built with; must equal the
+   * plugin's.
    */
   uint32_t abi_major;
-  /*
-   `OD_VERSION_MINOR` as the host was built with; may differ.
+  /**
+   * `OD_VERSION_MINOR` as the host was built with; may differ.
    */
   uint32_t abi_minor;
-  /*
-   Passed as the first argument of every callback below.
+  /**
+   * Passed as the first argument of every callback below.
    */
   void *user_data;
-  /*
-   Optional. Called exactly once with `user_data`: by `od_plugin_free`
-   after every plugin thread has stopped, or by `od_plugin_new` when it
-   fails after the table has been validated far enough to read this
-   field.
+  /**
+   * Optional. Called exactly once with `user_data`: by `od_plugin_free`
+   * after every plugin thread has stopped, or by `od_plugin_new` when it
+   * fails after the table has been validated far enough to read this
+   * field.
    */
   od_user_data_free_fn user_data_free;
-  /*
-   Optional (NULL: no forwarding). Receives plugin log records at
-   `log_level` and above.
+  /**
+   * Optional (NULL: no forwarding). Receives plugin log records at
+   * `log_level` and above.
    */
   od_log_fn log;
-  /*
-   Most verbose level forwarded to `log`, one of `OD_LOG_LEVEL_*`.
+  /**
+   * Most verbose level forwarded to `log`, one of `OD_LOG_LEVEL_*`.
    */
   od_log_level log_level;
-  /*
-   Required. Answers the plugin's requests for host data.
+  /**
+   * Required. Answers the plugin's requests for host data.
    */
   od_host_request_fn request;
-  /*
-   Required. Asks the host to pump events (see `od_plugin_pump`).
+  /**
+   * Required. Asks the host to pump events (see `od_plugin_pump`).
    */
   od_request_pump_fn request_pump;
-  /*
-   Optional (NULL: events are dropped when pumped). Receives events on
-   the UI thread.
+  /**
+   * Optional (NULL: events are dropped when pumped). Receives events on
+   * the UI thread.
    */
   od_event_fn on_event;
-  /*
-   Optional. Folder where the plugin keeps its state for this company
-   database (NUL-terminated UTF-8 path). NULL: nothing is kept.
+  /**
+   * Optional. Folder where the plugin keeps its state for this company
+   * database (NUL-terminated UTF-8 path). NULL: nothing is kept.
    */
   const char *data_dir;
-  /*
-   Optional. The trace log file for support (company settings, "Trace
-   log"), appended to. NULL: no trace log.
+  /**
+   * Optional. The trace log file for support (company settings, "Trace
+   * log"), appended to. NULL: no trace log.
    */
   const char *trace_log_path;
-  /*
-   Most verbose level written to the trace log, one of `OD_LOG_LEVEL_*`.
+  /**
+   * Most verbose level written to the trace log, one of `OD_LOG_LEVEL_*`.
    */
   od_log_level trace_log_level;
-  /*
-   Optional. Base address of the online service, for example
-   `"https://online.example.com"`. NULL: the address built into the
-   plugin. `http://` is accepted for loopback addresses only.
+  /**
+   * Optional. Base address of the online service, for example
+   * `"https://online.example.com"`. NULL: the address built into the
+   * plugin. `http://` is accepted for loopback addresses only.
    */
   const char *service_url;
 } od_host_api;
 
-/*
- One rule of the licence check.
+/**
+ * One rule of the licence check.
  */
 typedef struct {
-  /*
-   `sizeof(od_licence_rule)` as the plugin knows it.
+  /**
+   * `sizeof(od_licence_rule)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   Stable identifier, for example `"agreement_valid"`.
+  /**
+   * Stable identifier, for example `"agreement_valid"`.
    */
   const char *id;
-  /*
-   One-line description of the rule.
+  /**
+   * One-line description of the rule.
    */
   const char *title;
-  /*
-   1 when the rule holds, 0 when not.
+  /**
+   * 1 when the rule holds, 0 when not.
    */
   uint32_t passed;
-  /*
-   What was found and, when it failed, how to fix it.
+  /**
+   * What was found and, when it failed, how to fix it.
    */
   const char *detail;
 } od_licence_rule;
 
-/*
- An online module (work area) the licence entitles the company to.
+/**
+ * An online module (work area) the licence entitles the company to.
  */
 typedef struct {
-  /*
-   `sizeof(od_module)` as the plugin knows it.
+  /**
+   * `sizeof(od_module)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   Stable identifier, for example `"contacts"`.
+  /**
+   * Stable identifier, for example `"contacts"`.
    */
   const char *id;
-  /*
-   Display name.
+  /**
+   * Display name.
    */
   const char *title;
 } od_module;
 
-/*
- The licence check, rule by rule. Owned by the caller; free with
- `od_licence_report_free`. Every string is NUL-terminated UTF-8 and lives
- as long as the report. Arrays are arrays of pointers so that their
- elements can grow in later minor versions.
+/**
+ * The licence check, rule by rule. Owned by the caller; free with
+ * `od_licence_report_free`. Every string is NUL-terminated UTF-8 and lives
+ * as long as the report. Arrays are arrays of pointers so that their
+ * elements can grow in later minor versions.
  */
 typedef struct {
-  /*
-   `sizeof(od_licence_report)` as the plugin knows it.
+  /**
+   * `sizeof(od_licence_report)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   1 when every rule holds (the add-on may run), 0 otherwise.
+  /**
+   * 1 when every rule holds (the add-on may run), 0 otherwise.
    */
   uint32_t ok;
-  /*
-   Licence number, or NULL when no licence was found.
+  /**
+   * Licence number, or NULL when no licence was found.
    */
   const char *licence_number;
-  /*
-   Licence holder's name, or NULL.
+  /**
+   * Licence holder's name, or NULL.
    */
   const char *licensee_name;
-  /*
-   Licence holder's contact person, or NULL.
+  /**
+   * Licence holder's contact person, or NULL.
    */
   const char *contact_person;
-  /*
-   Licence holder's phone, or NULL.
+  /**
+   * Licence holder's phone, or NULL.
    */
   const char *phone;
-  /*
-   Service agreement tier (`"basic"`, `"standard"`, `"premium"`), or
-   NULL when there is no agreement.
+  /**
+   * Service agreement tier (`"basic"`, `"standard"`, `"premium"`), or
+   * NULL when there is no agreement.
    */
   const char *tier;
-  /*
-   Last day of the service agreement, `YYYY-MM-DD`, or NULL.
+  /**
+   * Last day of the service agreement, `YYYY-MM-DD`, or NULL.
    */
   const char *agreement_valid_until;
-  /*
-   Number of online users the licence allows.
+  /**
+   * Number of online users the licence allows.
    */
   uint32_t online_users;
-  /*
-   1 for an evaluation licence.
+  /**
+   * 1 for an evaluation licence.
    */
   uint32_t evaluation;
-  /*
-   The rules, in a fixed order.
+  /**
+   * The rules, in a fixed order.
    */
   const od_licence_rule *const *rules;
-  /*
-   Number of entries in `rules`.
+  /**
+   * Number of entries in `rules`.
    */
   size_t rule_count;
-  /*
-   The online modules granted; empty unless `ok`.
+  /**
+   * The online modules granted; empty unless `ok`.
    */
   const od_module *const *modules;
-  /*
-   Number of entries in `modules`.
+  /**
+   * Number of entries in `modules`.
    */
   size_t module_count;
 } od_licence_report;
 
-/*
- Flags of `od_plugin_check_prerequisites`.
+/**
+ * Flags of `od_plugin_check_prerequisites`.
  */
 typedef uint32_t od_check_flags;
 
-/*
- State of one check row.
+/**
+ * State of one check row.
  */
 typedef uint32_t od_check_state;
 
-/*
- One criterion that must hold before the company can connect.
+/**
+ * One criterion that must hold before the company can connect.
  */
 typedef struct {
-  /*
-   `sizeof(od_prerequisite)` as the plugin knows it.
+  /**
+   * `sizeof(od_prerequisite)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   Stable identifier, for example `"super_user"`.
+  /**
+   * Stable identifier, for example `"super_user"`.
    */
   const char *id;
-  /*
-   One-line description of the criterion.
+  /**
+   * One-line description of the criterion.
    */
   const char *title;
-  /*
-   One of `OD_CHECK_*`.
+  /**
+   * One of `OD_CHECK_*`.
    */
   od_check_state state;
-  /*
-   1 when Connect needs this criterion; 0 when it is a warning only
-   (enforced later, when the first synchronisation starts).
+  /**
+   * 1 when Connect needs this criterion; 0 when it is a warning only
+   * (enforced later, when the first synchronisation starts).
    */
   uint32_t blocking;
-  /*
-   What was found, and how to fix it when it failed.
+  /**
+   * What was found, and how to fix it when it failed.
    */
   const char *detail;
-  /*
-   Where in the host to fix it, for example
-   `"View → Settings → Company → Company information"`.
+  /**
+   * Where in the host to fix it, for example
+   * `"View → Settings → Company → Company information"`.
    */
   const char *fix_location;
 } od_prerequisite;
 
-/*
- The prerequisite list. Owned by the caller; free with
- `od_prerequisite_list_free`. Strings live as long as the list.
+/**
+ * The prerequisite list. Owned by the caller; free with
+ * `od_prerequisite_list_free`. Strings live as long as the list.
  */
 typedef struct {
-  /*
-   `sizeof(od_prerequisite_list)` as the plugin knows it.
+  /**
+   * `sizeof(od_prerequisite_list)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   1 when every blocking criterion passed: Connect may be enabled.
+  /**
+   * 1 when every blocking criterion passed: Connect may be enabled.
    */
   uint32_t can_connect;
-  /*
-   1 while at least one row is `OD_CHECK_PENDING`.
+  /**
+   * 1 while at least one row is `OD_CHECK_PENDING`.
    */
   uint32_t pending;
-  /*
-   The criteria, in a fixed order.
+  /**
+   * The criteria, in a fixed order.
    */
   const od_prerequisite *const *items;
-  /*
-   Number of entries in `items`.
+  /**
+   * Number of entries in `items`.
    */
   size_t count;
 } od_prerequisite_list;
 
-/*
- The plugin's table, returned by `od_entry`. Every entry points at the
- exported function of the same name (without the `od_` prefix); see those
- functions for their documentation. Entries are only ever appended: read
- an entry only when `struct_size` covers it.
+/**
+ * The plugin's table, returned by `od_entry`. Every entry points at the
+ * exported function of the same name (without the `od_` prefix); see those
+ * functions for their documentation. Entries are only ever appended: read
+ * an entry only when `struct_size` covers it.
  */
 typedef struct {
-  /*
-   `sizeof(od_plugin_api)` as the plugin knows it.
+  /**
+   * `sizeof(od_plugin_api)` as the plugin knows it.
    */
   uint32_t struct_size;
-  /*
-   `OD_VERSION_MAJOR` of the plugin.
+  /**
+   * `OD_VERSION_MAJOR` of the plugin.
    */
   uint32_t abi_major;
-  /*
-   `OD_VERSION_MINOR` of the plugin.
+  /**
+   * `OD_VERSION_MINOR` of the plugin.
    */
   uint32_t abi_minor;
-  /*
-   `OD_VERSION_PATCH` of the plugin.
+  /**
+   * `OD_VERSION_PATCH` of the plugin.
    */
   uint32_t abi_patch;
-  /*
-   See `od_version_string`.
+  /**
+   * See `od_version_string`.
    */
   od_version_string_fn version_string;
-  /*
-   See `od_result_text`.
+  /**
+   * See `od_result_text`.
    */
-  const char *(*result_text)(od_result result);
-  /*
-   See `od_last_error`.
+  const char *(OD_CALL *result_text)(od_result result);
+  /**
+   * See `od_last_error`.
    */
-  od_result (*last_error)(char *buf,
+  od_result (OD_CALL *last_error)(char *buf,
                           size_t buf_size,
                           size_t *out_len);
-  /*
-   See `od_plugin_new`.
+  /**
+   * See `od_plugin_new`.
    */
-  od_result (*plugin_new)(const od_host_api *host,
+  od_result (OD_CALL *plugin_new)(const od_host_api *host,
                           od_plugin **out_plugin);
-  /*
-   See `od_plugin_free`.
+  /**
+   * See `od_plugin_free`.
    */
-  od_result (*plugin_free)(od_plugin *plugin);
-  /*
-   See `od_plugin_errmsg`.
+  od_result (OD_CALL *plugin_free)(od_plugin *plugin);
+  /**
+   * See `od_plugin_errmsg`.
    */
-  od_result (*plugin_errmsg)(const od_plugin *plugin,
+  od_result (OD_CALL *plugin_errmsg)(const od_plugin *plugin,
                              char *buf,
                              size_t buf_size,
                              size_t *out_len);
-  /*
-   See `od_plugin_pump`.
+  /**
+   * See `od_plugin_pump`.
    */
-  od_result (*plugin_pump)(od_plugin *plugin);
-  /*
-   See `od_plugin_check_licence`.
+  od_result (OD_CALL *plugin_pump)(od_plugin *plugin);
+  /**
+   * See `od_plugin_check_licence`.
    */
-  od_result (*plugin_check_licence)(od_plugin *plugin,
+  od_result (OD_CALL *plugin_check_licence)(od_plugin *plugin,
                                     od_licence_report **out_report);
-  /*
-   See `od_licence_report_free`.
+  /**
+   * See `od_licence_report_free`.
    */
-  void (*licence_report_free)(od_licence_report *report);
-  /*
-   See `od_plugin_check_prerequisites`.
+  void (OD_CALL *licence_report_free)(od_licence_report *report);
+  /**
+   * See `od_plugin_check_prerequisites`.
    */
-  od_result (*plugin_check_prerequisites)(od_plugin *plugin,
+  od_result (OD_CALL *plugin_check_prerequisites)(od_plugin *plugin,
                                           od_check_flags flags,
                                           od_prerequisite_list **out_list);
-  /*
-   See `od_prerequisite_list_free`.
+  /**
+   * See `od_prerequisite_list_free`.
    */
-  void (*prerequisite_list_free)(od_prerequisite_list *list);
+  void (OD_CALL *prerequisite_list_free)(od_prerequisite_list *list);
 } od_plugin_api;
 
-/*
- Success.
+/**
+ * Success.
  */
 #define OD_RESULT_OK 0
 
-/*
- A required pointer argument was NULL.
+/**
+ * A required pointer argument was NULL.
  */
 #define OD_RESULT_NULL_ARGUMENT 100
 
-/*
- An argument has a value outside its documented range.
+/**
+ * An argument has a value outside its documented range.
  */
 #define OD_RESULT_INVALID_ARGUMENT 101
 
-/*
- A struct's `struct_size` is smaller than the smallest size this plugin
- accepts for it.
+/**
+ * A struct's `struct_size` is smaller than the smallest size this plugin
+ * accepts for it.
  */
 #define OD_RESULT_STRUCT_SIZE 102
 
-/*
- The host was built for an ABI major version this plugin does not speak.
+/**
+ * The host was built for an ABI major version this plugin does not speak.
  */
 #define OD_RESULT_ABI_VERSION 103
 
-/*
- A string argument is not valid UTF-8.
+/**
+ * A string argument is not valid UTF-8.
  */
 #define OD_RESULT_INVALID_UTF8 104
 
-/*
- A string argument is longer than the plugin accepts.
+/**
+ * A string argument is longer than the plugin accepts.
  */
 #define OD_RESULT_STRING_TOO_LONG 105
 
-/*
- The handle is not a live handle of this plugin (freed, or foreign).
+/**
+ * The handle is not a live handle of this plugin (freed, or foreign).
  */
 #define OD_RESULT_INVALID_HANDLE 106
 
-/*
- The caller's buffer was too small; the output was truncated.
+/**
+ * The caller's buffer was too small; the output was truncated.
  */
 #define OD_RESULT_BUFFER_TOO_SMALL 107
 
-/*
- A host callback reported failure.
+/**
+ * A host callback reported failure.
  */
 #define OD_RESULT_HOST_CALLBACK_FAILED 200
 
-/*
- A host callback answered with data the plugin cannot use.
+/**
+ * A host callback answered with data the plugin cannot use.
  */
 #define OD_RESULT_HOST_DATA_INVALID 201
 
-/*
- A required host callback is missing (NULL) in the host table.
+/**
+ * A required host callback is missing (NULL) in the host table.
  */
 #define OD_RESULT_HOST_CALLBACK_MISSING 202
 
-/*
- The online service could not be reached.
+/**
+ * The online service could not be reached.
  */
 #define OD_RESULT_SERVICE_UNREACHABLE 300
 
-/*
- The plugin is shutting down or in a state that does not allow the call.
+/**
+ * The plugin is shutting down or in a state that does not allow the call.
  */
 #define OD_RESULT_BAD_STATE 400
 
-/*
- An unexpected internal error.
+/**
+ * An unexpected internal error.
  */
 #define OD_RESULT_INTERNAL 900
 
-/*
- The plugin caught a panic inside this call. The plugin stays usable;
- report the message (see `od_plugin_errmsg` / `od_last_error`) to support.
+/**
+ * The plugin caught a panic inside this call. The plugin stays usable;
+ * report the message (see `od_plugin_errmsg` / `od_last_error`) to support.
  */
 #define OD_RESULT_PANIC 901
 
-/*
- Forward nothing.
+/**
+ * Forward nothing.
  */
 #define OD_LOG_LEVEL_OFF 0
 
-/*
- Errors only.
+/**
+ * Errors only.
  */
 #define OD_LOG_LEVEL_ERROR 1
 
-/*
- Warnings and errors.
+/**
+ * Warnings and errors.
  */
 #define OD_LOG_LEVEL_WARN 2
 
-/*
- Information, warnings and errors.
+/**
+ * Information, warnings and errors.
  */
 #define OD_LOG_LEVEL_INFO 3
 
-/*
- Debug output and above.
+/**
+ * Debug output and above.
  */
 #define OD_LOG_LEVEL_DEBUG 4
 
-/*
- Everything.
+/**
+ * Everything.
  */
 #define OD_LOG_LEVEL_TRACE 5
 
-/*
- The result of a prerequisite check changed (for example the online
- service reachability check finished). Call
- `od_plugin_check_prerequisites` again to get the new list. No payload.
+/**
+ * The result of a prerequisite check changed (for example the online
+ * service reachability check finished). Call
+ * `od_plugin_check_prerequisites` again to get the new list. No payload.
  */
 #define OD_EVENT_PREREQUISITES_CHANGED 1
 
-/*
- The criterion is not met.
+/**
+ * The criterion is not met.
  */
 #define OD_CHECK_FAILED 0
 
-/*
- The criterion is met.
+/**
+ * The criterion is met.
  */
 #define OD_CHECK_PASSED 1
 
-/*
- The check runs in the background; an `OD_EVENT_PREREQUISITES_CHANGED`
- event follows when it finishes.
+/**
+ * The check runs in the background; an `OD_EVENT_PREREQUISITES_CHANGED`
+ * event follows when it finishes.
  */
 #define OD_CHECK_PENDING 2
 
-/*
- Start a new online-service reachability check even if a recent result
- is known (the host's "Check again" button).
+/**
+ * Start a new online-service reachability check even if a recent result
+ * is known (the host's "Check again" button).
  */
 #define OD_CHECK_FLAG_REFRESH 1
 
@@ -707,219 +707,204 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
-/*
- `[thread-safe]` The major version of this plugin's ABI
- (`OD_VERSION_MAJOR` it was built with).
+/**
+ * `[thread-safe]` The major version of this plugin's ABI
+ * (`OD_VERSION_MAJOR` it was built with).
  */
 OD_EXPORT
-uint32_t od_version_major(void)
-;
+uint32_t OD_CALL od_version_major(void);
 
-/*
- `[thread-safe]` The minor version of this plugin's ABI.
+/**
+ * `[thread-safe]` The minor version of this plugin's ABI.
  */
 OD_EXPORT
-uint32_t od_version_minor(void)
-;
+uint32_t OD_CALL od_version_minor(void);
 
-/*
- `[thread-safe]` The patch version of this plugin.
+/**
+ * `[thread-safe]` The patch version of this plugin.
  */
 OD_EXPORT
-uint32_t od_version_patch(void)
-;
+uint32_t OD_CALL od_version_patch(void);
 
-/*
- `[thread-safe]` The plugin version as "major.minor.patch". A static
- string: never free it.
+/**
+ * `[thread-safe]` The plugin version as "major.minor.patch". A static
+ * string: never free it.
  */
 OD_EXPORT
-const char *od_version_string(void)
-;
+const char *OD_CALL od_version_string(void);
 
-/*
- `[thread-safe]` A short English description of a status code, for logs.
- A static string: never free it. Unknown codes give "unknown status code".
+/**
+ * `[thread-safe]` A short English description of a status code, for logs.
+ * A static string: never free it. Unknown codes give "unknown status code".
  */
 OD_EXPORT
-const char *od_result_text(od_result result)
-;
+const char *OD_CALL od_result_text(od_result result);
 
-/*
- `[thread-safe]` Copies the message of the last failed call on this
- thread that had no valid plugin handle (`od_entry`, `od_plugin_new`, a
- call with a NULL or stale handle, `od_last_error` itself).
-
- Copies at most `buf_size` bytes including the terminating NUL into
- `buf`; `buf` may be NULL only when `buf_size` is 0. When `out_len` is not
- NULL it receives the message length in bytes, without the NUL. Returns
- `OD_RESULT_OK`, or `OD_RESULT_BUFFER_TOO_SMALL` when the message was cut
- (the cut text is still written, as with `snprintf`).
-
- # Safety
- `buf` points to `buf_size` writable bytes; `out_len` is NULL or writable.
+/**
+ * `[thread-safe]` Copies the message of the last failed call on this
+ * thread that had no valid plugin handle (`od_entry`, `od_plugin_new`, a
+ * call with a NULL or stale handle, `od_last_error` itself).
+ *
+ * Copies at most `buf_size` bytes including the terminating NUL into
+ * `buf`; `buf` may be NULL only when `buf_size` is 0. When `out_len` is not
+ * NULL it receives the message length in bytes, without the NUL. Returns
+ * `OD_RESULT_OK`, or `OD_RESULT_BUFFER_TOO_SMALL` when the message was cut
+ * (the cut text is still written, as with `snprintf`).
+ *
+ * # Safety
+ * `buf` points to `buf_size` writable bytes; `out_len` is NULL or writable.
  */
 OD_EXPORT
-od_result od_last_error(char *buf,
+od_result OD_CALL od_last_error(char *buf,
                         size_t buf_size,
-                        size_t *out_len)
-;
+                        size_t *out_len);
 
-/*
- `[thread-safe]` The entry point: the one symbol a host looks up after
- loading the library. Checks that the host's ABI major version matches
- and returns the plugin's function table in `*out_api`.
-
- The table is static: it stays valid while the library is loaded and is
- never freed. Returns `OD_RESULT_ABI_VERSION` (and leaves `*out_api`
- untouched) when `host_abi_major` differs from `OD_VERSION_MAJOR`; a
- different minor version is fine, provided the host reads only the
- table entries that `struct_size` covers.
-
- # Safety
- `out_api` is NULL or writable.
+/**
+ * `[thread-safe]` The entry point: the one symbol a host looks up after
+ * loading the library. Checks that the host's ABI major version matches
+ * and returns the plugin's function table in `*out_api`.
+ *
+ * The table is static: it stays valid while the library is loaded and is
+ * never freed. Returns `OD_RESULT_ABI_VERSION` (and leaves `*out_api`
+ * untouched) when `host_abi_major` differs from `OD_VERSION_MAJOR`; a
+ * different minor version is fine, provided the host reads only the
+ * table entries that `struct_size` covers.
+ *
+ * # Safety
+ * `out_api` is NULL or writable.
  */
 OD_EXPORT
-od_result od_entry(uint32_t host_abi_major,
+od_result OD_CALL od_entry(uint32_t host_abi_major,
                    uint32_t host_abi_minor,
-                   const od_plugin_api **out_api)
-;
+                   const od_plugin_api **out_api);
 
-/*
- `[ui-thread]` Creates a plugin instance for the company database the
- host has open.
-
- `host` is the host's table (see `od_host_api`); the plugin copies what
- it needs, so the table and its strings may be freed when this returns.
- Reads the licence data from the host now (a licence change takes effect
- at the next creation). Does no network work and starts no thread.
-
- On success writes the handle to `*out_plugin`; free it with
- `od_plugin_free`. On failure `*out_plugin` is untouched, the message is
- available from `od_last_error`, and `host->user_data_free` (when the
- table is readable that far) has been called.
-
- Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_STRUCT_SIZE`,
- `OD_RESULT_ABI_VERSION`, `OD_RESULT_HOST_CALLBACK_MISSING`,
- `OD_RESULT_INVALID_ARGUMENT` (a log level above `OD_LOG_LEVEL_TRACE`,
- or a `service_url` that is not https, or http to a non-loopback
- address), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG`.
-
- # Safety
- `host` is NULL or points to at least `host->struct_size` readable bytes;
- `out_plugin` is NULL or writable.
+/**
+ * `[ui-thread]` Creates a plugin instance for the company database the
+ * host has open.
+ *
+ * `host` is the host's table (see `od_host_api`); the plugin copies what
+ * it needs, so the table and its strings may be freed when this returns.
+ * Reads the licence data from the host now (a licence change takes effect
+ * at the next creation). Does no network work and starts no thread.
+ *
+ * On success writes the handle to `*out_plugin`; free it with
+ * `od_plugin_free`. On failure `*out_plugin` is untouched, the message is
+ * available from `od_last_error`, and `host->user_data_free` (when the
+ * table is readable that far) has been called.
+ *
+ * Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_STRUCT_SIZE`,
+ * `OD_RESULT_ABI_VERSION`, `OD_RESULT_HOST_CALLBACK_MISSING`,
+ * `OD_RESULT_INVALID_ARGUMENT` (a log level above `OD_LOG_LEVEL_TRACE`,
+ * or a `service_url` that is not https, or http to a non-loopback
+ * address), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG`.
+ *
+ * # Safety
+ * `host` is NULL or points to at least `host->struct_size` readable bytes;
+ * `out_plugin` is NULL or writable.
  */
 OD_EXPORT
-od_result od_plugin_new(const od_host_api *host,
-                        od_plugin **out_plugin)
-;
+od_result OD_CALL od_plugin_new(const od_host_api *host,
+                        od_plugin **out_plugin);
 
-/*
- `[ui-thread]` Destroys a plugin instance: cancels its background work,
- joins every thread it started (waiting at most 10 seconds), calls
- `user_data_free`, and only then returns. Afterwards the host may unload
- the library. `od_plugin_free(NULL)` does nothing and returns
- `OD_RESULT_OK`.
-
- Must not be called from inside a plugin callback running on a plugin
- thread (`OD_RESULT_BAD_STATE`). Returns `OD_RESULT_INVALID_HANDLE` for a
- handle that was freed already, and `OD_RESULT_INTERNAL` when background
- work did not stop in time (the handle is freed anyway).
-
- # Safety
- Must not run concurrently with another call on the same handle.
+/**
+ * `[ui-thread]` Destroys a plugin instance: cancels its background work,
+ * joins every thread it started (waiting at most 10 seconds), calls
+ * `user_data_free`, and only then returns. Afterwards the host may unload
+ * the library. `od_plugin_free(NULL)` does nothing and returns
+ * `OD_RESULT_OK`.
+ *
+ * Must not be called from inside a plugin callback running on a plugin
+ * thread (`OD_RESULT_BAD_STATE`). Returns `OD_RESULT_INVALID_HANDLE` for a
+ * handle that was freed already, and `OD_RESULT_INTERNAL` when background
+ * work did not stop in time (the handle is freed anyway).
+ *
+ * # Safety
+ * Must not run concurrently with another call on the same handle.
  */
 OD_EXPORT
-od_result od_plugin_free(od_plugin *plugin)
-;
+od_result OD_CALL od_plugin_free(od_plugin *plugin);
 
-/*
- `[thread-safe]` Copies the message of the last call on `plugin` that
- failed (empty when the last call succeeded), like `sqlite3_errmsg`.
- Buffer rules as for `od_last_error`. This call does not change the
- stored message.
-
- # Safety
- `buf` points to `buf_size` writable bytes; `out_len` is NULL or writable.
+/**
+ * `[thread-safe]` Copies the message of the last call on `plugin` that
+ * failed (empty when the last call succeeded), like `sqlite3_errmsg`.
+ * Buffer rules as for `od_last_error`. This call does not change the
+ * stored message.
+ *
+ * # Safety
+ * `buf` points to `buf_size` writable bytes; `out_len` is NULL or writable.
  */
 OD_EXPORT
-od_result od_plugin_errmsg(const od_plugin *plugin,
+od_result OD_CALL od_plugin_errmsg(const od_plugin *plugin,
                            char *buf,
                            size_t buf_size,
-                           size_t *out_len)
-;
+                           size_t *out_len);
 
-/*
- `[ui-thread]` Delivers every queued event to the host's `on_event`
- callback, on the calling thread. Call it soon after the plugin asked
- through `request_pump`; calling it when nothing is queued is harmless.
-
- # Safety
- `plugin` is a handle from `od_plugin_new` or any other value (checked).
+/**
+ * `[ui-thread]` Delivers every queued event to the host's `on_event`
+ * callback, on the calling thread. Call it soon after the plugin asked
+ * through `request_pump`; calling it when nothing is queued is harmless.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
  */
 OD_EXPORT
-od_result od_plugin_pump(od_plugin *plugin)
-;
+od_result OD_CALL od_plugin_pump(od_plugin *plugin);
 
-/*
- `[thread-safe]` The licence check, rule by rule, as read when the
- instance was created. On success `*out_report` receives a report the
- caller owns; free it with `od_licence_report_free`.
-
- # Safety
- `out_report` is NULL or writable.
+/**
+ * `[thread-safe]` The licence check, rule by rule, as read when the
+ * instance was created. On success `*out_report` receives a report the
+ * caller owns; free it with `od_licence_report_free`.
+ *
+ * # Safety
+ * `out_report` is NULL or writable.
  */
 OD_EXPORT
-od_result od_plugin_check_licence(od_plugin *plugin,
-                                  od_licence_report **out_report)
-;
+od_result OD_CALL od_plugin_check_licence(od_plugin *plugin,
+                                  od_licence_report **out_report);
 
-/*
- `[thread-safe]` Frees a report from `od_plugin_check_licence`. NULL, a
- report freed already, or a pointer that is not a live report is ignored.
-
- # Safety
- None beyond passing the pointer received.
+/**
+ * `[thread-safe]` Frees a report from `od_plugin_check_licence`. NULL, a
+ * report freed already, or a pointer that is not a live report is ignored.
+ *
+ * # Safety
+ * None beyond passing the pointer received.
  */
 OD_EXPORT
-void od_licence_report_free(od_licence_report *report)
-;
+void OD_CALL od_licence_report_free(od_licence_report *report);
 
-/*
- `[ui-thread]` Checks every prerequisite for connecting (PRODUCT.md §2)
- and returns the rows in `*out_list`; free it with
- `od_prerequisite_list_free`.
-
- Host data is read afresh through the host's `request` callback on the
- calling thread, so a fix in the host shows at once. The online-service
- reachability check runs in the background: its row is
- `OD_CHECK_PENDING` until it finishes, then the plugin queues
- `OD_EVENT_PREREQUISITES_CHANGED` and calls `request_pump`; call this
- function again to get the final row. This call never waits for the
- network. `flags`: 0, or `OD_CHECK_FLAG_REFRESH` to start a new
- reachability check even when a recent result is known. A host callback
- that fails makes its row fail with the host's message; the call itself
- still succeeds.
-
- # Safety
- `out_list` is NULL or writable.
+/**
+ * `[ui-thread]` Checks every prerequisite for connecting (PRODUCT.md §2)
+ * and returns the rows in `*out_list`; free it with
+ * `od_prerequisite_list_free`.
+ *
+ * Host data is read afresh through the host's `request` callback on the
+ * calling thread, so a fix in the host shows at once. The online-service
+ * reachability check runs in the background: its row is
+ * `OD_CHECK_PENDING` until it finishes, then the plugin queues
+ * `OD_EVENT_PREREQUISITES_CHANGED` and calls `request_pump`; call this
+ * function again to get the final row. This call never waits for the
+ * network. `flags`: 0, or `OD_CHECK_FLAG_REFRESH` to start a new
+ * reachability check even when a recent result is known. A host callback
+ * that fails makes its row fail with the host's message; the call itself
+ * still succeeds.
+ *
+ * # Safety
+ * `out_list` is NULL or writable.
  */
 OD_EXPORT
-od_result od_plugin_check_prerequisites(od_plugin *plugin,
+od_result OD_CALL od_plugin_check_prerequisites(od_plugin *plugin,
                                         od_check_flags flags,
-                                        od_prerequisite_list **out_list)
-;
+                                        od_prerequisite_list **out_list);
 
-/*
- `[thread-safe]` Frees a list from `od_plugin_check_prerequisites`. NULL,
- a list freed already, or a pointer that is not a live list is ignored.
-
- # Safety
- None beyond passing the pointer received.
+/**
+ * `[thread-safe]` Frees a list from `od_plugin_check_prerequisites`. NULL,
+ * a list freed already, or a pointer that is not a live list is ignored.
+ *
+ * # Safety
+ * None beyond passing the pointer received.
  */
 OD_EXPORT
-void od_prerequisite_list_free(od_prerequisite_list *list)
-;
+void OD_CALL od_prerequisite_list_free(od_prerequisite_list *list);
 
 #ifdef __cplusplus
 }  // extern "C"
