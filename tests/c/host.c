@@ -29,8 +29,9 @@
 
 #include "online_desktop.h"
 
-/* The entry point's type; the header declares the function, not a type. */
-typedef od_result (*entry_fn)(uint32_t host_abi_major, uint32_t host_abi_minor,
+/* The entry point's type; the header declares the function, not a type.
+ * Callbacks and entry points use the header's calling convention, OD_CALL. */
+typedef od_result (OD_CALL *entry_fn)(uint32_t host_abi_major, uint32_t host_abi_minor,
                               const od_plugin_api **out_api);
 
 _Static_assert(sizeof(void *) == sizeof(entry_fn),
@@ -114,7 +115,7 @@ static int32_t write_text(const od_host_response *response, const char *text, si
 
 /* [thread-safe] Answers from the static table; the answer goes out in two
  * writes, which the plugin joins. */
-static int32_t host_request(void *user_data, const od_host_request *request,
+static int32_t OD_CALL host_request(void *user_data, const od_host_request *request,
                             od_host_response *response) {
     host_state *host = user_data;
     if (request == NULL || response == NULL || request->method == NULL ||
@@ -145,7 +146,7 @@ static int32_t host_request(void *user_data, const od_host_request *request,
 }
 
 /* [thread-safe] Only schedules: the main thread pumps. */
-static int32_t host_request_pump(void *user_data) {
+static int32_t OD_CALL host_request_pump(void *user_data) {
     host_state *host = user_data;
     pthread_mutex_lock(&host->lock);
     host->pump_requested = 1;
@@ -170,7 +171,7 @@ static const char *level_name(od_log_level level) {
 }
 
 /* [thread-safe] */
-static int32_t host_log(void *user_data, const od_log_record *record) {
+static int32_t OD_CALL host_log(void *user_data, const od_log_record *record) {
     host_state *host = user_data;
     pthread_mutex_lock(&host->lock);
     host->log_records++;
@@ -180,7 +181,7 @@ static int32_t host_log(void *user_data, const od_log_record *record) {
 }
 
 /* [ui-thread] */
-static int32_t host_on_event(void *user_data, const od_event *event) {
+static int32_t OD_CALL host_on_event(void *user_data, const od_event *event) {
     host_state *host = user_data;
     host->events++;
     if (!pthread_equal(pthread_self(), host->ui_thread)) {
@@ -191,7 +192,7 @@ static int32_t host_on_event(void *user_data, const od_event *event) {
     return 0;
 }
 
-static void host_user_data_free(void *user_data) {
+static void OD_CALL host_user_data_free(void *user_data) {
     host_state *host = user_data;
     host->user_data_frees++;
 }
