@@ -340,7 +340,7 @@ fn build_c_host(dir: &Path) -> PathBuf {
 /// Everything the C host needs: its binary, a licence file and a service
 /// address that refuses connections.
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     exe: PathBuf,
     licence: PathBuf,
     service: ClosedPort,
@@ -356,7 +356,7 @@ fn setup() -> Setup {
         exe,
         licence,
         service: ClosedPort::new(),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -477,7 +477,7 @@ fn the_c_host_refuses_to_run_without_its_inputs() {
         .output()
         .expect("run the C host");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let missing = setup._dir.path().join("missing.so");
+    let missing = setup.dir.path().join("missing.so");
     let output = Command::new(&setup.exe)
         .args([path(&missing), path(&setup.licence), &setup.service.url()])
         .output()
