@@ -61,7 +61,16 @@ impl Host {
             reason: format!("parameters could not be encoded: {e}"),
         })?;
         let answer = self.channel.request(method, &params)?;
-        serde_json::from_slice(&answer).map_err(|e| HostError::InvalidData {
+        // serde_json does not check the UTF-8 of values it skips; the whole
+        // answer must be valid.
+        let text = std::str::from_utf8(&answer).map_err(|e| HostError::InvalidData {
+            method: method.to_owned(),
+            reason: format!(
+                "the answer is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            ),
+        })?;
+        serde_json::from_str(text).map_err(|e| HostError::InvalidData {
             method: method.to_owned(),
             reason: e.to_string(),
         })
@@ -287,6 +296,24 @@ mod tests {
             matches!(&err, HostError::InvalidData { method, .. } if method == "company.identity"),
             "{err}"
         );
+    }
+
+    /// Regression: invalid UTF-8 in a field the plugin does not read was
+    /// accepted, because serde_json skips such values unchecked.
+    #[test]
+    fn invalid_utf8_anywhere_in_an_answer_is_refused() {
+        struct Raw;
+        impl HostChannel for Raw {
+            fn request(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, HostError> {
+                Ok(
+                    b"{\"id\":\"c1\",\"name\":\"A\",\"is_sample\":false,\"extra\":\"\xff\"}"
+                        .to_vec(),
+                )
+            }
+            fn request_pump(&self) {}
+        }
+        let err = Host::new(Arc::new(Raw)).company_identity().unwrap_err();
+        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
     }
 
     #[test]

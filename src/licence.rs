@@ -50,11 +50,15 @@ pub fn check_with_host(host: &Host, today: chrono::NaiveDate) -> LicenceReport {
 /// The rules name company databases by their ids; a bookkeeper knows them
 /// by name. Leaves the ids when the host cannot list the companies.
 fn name_companies(host: &Host, report: &mut LicenceReport) {
-    let Ok(companies) = host.companies() else { return };
+    let Ok(companies) = host.companies() else {
+        return;
+    };
     for rule in &mut report.rules {
         for company in &companies.companies {
             if !company.id.is_empty() && rule.detail.contains(&company.id) {
-                rule.detail = rule.detail.replace(&company.id, &format!("\u{201c}{}\u{201d}", company.name));
+                rule.detail = rule
+                    .detail
+                    .replace(&company.id, &format!("\u{201c}{}\u{201d}", company.name));
             }
         }
     }
@@ -129,19 +133,34 @@ mod tests {
 
     #[test]
     fn a_binding_to_another_company_names_both_companies() {
-        let doc = od_licence::sign(&licence("L-1"), od_licence::DEV_KEY_ID, &od_licence::dev_signing_key());
+        let doc = od_licence::sign(
+            &licence("L-1"),
+            od_licence::DEV_KEY_ID,
+            &od_licence::dev_signing_key(),
+        );
         let fake = Arc::new(FakeHost::default());
         fake.set("licence.documents", json!({"documents": [doc]}));
         fake.set("system.bindings", json!({"bindings": [{"add_on": "online-desktop", "licence_number": "L-1", "company_id": "id-other"}]}));
-        fake.set("company.identity", json!({"id": "id-this", "name": "Nordlys AS", "is_sample": false}));
+        fake.set(
+            "company.identity",
+            json!({"id": "id-this", "name": "Nordlys AS", "is_sample": false}),
+        );
         fake.set("system.companies", json!({"companies": [
             {"id": "id-this", "name": "Nordlys AS", "is_sample": false, "online_desktop_connected": false},
             {"id": "id-other", "name": "Sample Company", "is_sample": true, "online_desktop_connected": false}]}));
         let report = check_with_host(&Host::new(fake), today());
         let rule = report.rule(RuleId::BoundToThisCompany).unwrap();
         assert!(!rule.passed);
-        assert!(rule.detail.contains("\u{201c}Sample Company\u{201d}"), "{}", rule.detail);
-        assert!(rule.detail.contains("\u{201c}Nordlys AS\u{201d}"), "{}", rule.detail);
+        assert!(
+            rule.detail.contains("\u{201c}Sample Company\u{201d}"),
+            "{}",
+            rule.detail
+        );
+        assert!(
+            rule.detail.contains("\u{201c}Nordlys AS\u{201d}"),
+            "{}",
+            rule.detail
+        );
         assert!(!rule.detail.contains("id-other"), "{}", rule.detail);
     }
 

@@ -536,7 +536,6 @@ fn plugin_new_refuses_bad_host_tables() {
         "http://[::ffff:127.0.0.1]:1",
         "ftp://127.0.0.1/",
         "not a url",
-        "",
         "https://",
         "file:///etc/passwd",
     ]
@@ -611,6 +610,12 @@ fn plugin_new_accepts_what_the_abi_allows() {
                 a.data_dir = Some(Vec::new());
                 a.trace_log_path = Some(Vec::new());
             }),
+        ),
+        // Regression: an empty service_url was refused while an empty
+        // data_dir meant "none"; empty now means the built-in address.
+        (
+            "empty service_url",
+            Box::new(|a| a.service_url = Some(Vec::new())),
         ),
     ];
     for url in [

@@ -235,16 +235,20 @@ pub struct od_host_api {
     /// the UI thread.
     pub on_event: od_event_fn,
     /// Optional. Folder where the plugin keeps its state for this company
-    /// database (NUL-terminated UTF-8 path). NULL: nothing is kept.
+    /// database (NUL-terminated UTF-8 path, at most 32 KiB). NULL or empty:
+    /// nothing is kept.
     pub data_dir: *const c_char,
     /// Optional. The trace log file for support (company settings, "Trace
-    /// log"), appended to. NULL: no trace log.
+    /// log"), appended to; folders are created (UTF-8 path, at most 32 KiB).
+    /// NULL or empty: no trace log. A file that cannot be opened is logged
+    /// as a warning; the plugin works without it.
     pub trace_log_path: *const c_char,
     /// Most verbose level written to the trace log, one of `OD_LOG_LEVEL_*`.
     pub trace_log_level: od_log_level,
     /// Optional. Base address of the online service, for example
-    /// `"https://online.example.com"`. NULL: the address built into the
-    /// plugin. `http://` is accepted for loopback addresses only.
+    /// `"https://online.example.com"` (at most 2048 bytes). NULL or empty:
+    /// the address built into the plugin. `http://` is accepted for
+    /// loopback addresses only.
     pub service_url: *const c_char,
 }
 

@@ -240,7 +240,9 @@ pub unsafe extern "C" fn od_entry(
 /// `OD_RESULT_ABI_VERSION`, `OD_RESULT_HOST_CALLBACK_MISSING`,
 /// `OD_RESULT_INVALID_ARGUMENT` (a log level above `OD_LOG_LEVEL_TRACE`,
 /// or a `service_url` that is not https, or http to a non-loopback
-/// address), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG`.
+/// address), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG` (paths
+/// over 32 KiB, `service_url` over 2048 bytes), `OD_RESULT_BAD_STATE` (65535
+/// instances alive at once), `OD_RESULT_PANIC`.
 ///
 /// # Safety
 /// `host` is NULL or points to at least `host->struct_size` readable bytes;
@@ -314,6 +316,7 @@ fn config_from(api: &od_host_api, table: &Arc<HostTable>) -> FfiResult<Config> {
     // SAFETY: as above.
     let service_url =
         unsafe { strings::optional(api.service_url, "service_url", strings::MAX_URL_BYTES) }?;
+    let service_url = service_url.filter(|url| !url.trim().is_empty());
     let service = ServiceUrl::parse(service_url.as_deref().unwrap_or(DEFAULT_SERVICE_URL))
         .map_err(|e| {
             FfiError::new(
@@ -458,8 +461,9 @@ pub unsafe extern "C" fn od_plugin_check_licence(
     })
 }
 
-/// `[thread-safe]` Frees a report from `od_plugin_check_licence`. NULL, a
-/// report freed already, or a pointer that is not a live report is ignored.
+/// `[thread-safe]` Frees a report from `od_plugin_check_licence`. NULL is
+/// ignored; so is a report freed already or a pointer that is not a live
+/// report, which is noted in `od_last_error`.
 ///
 /// # Safety
 /// None beyond passing the pointer received.
@@ -512,8 +516,9 @@ pub unsafe extern "C" fn od_plugin_check_prerequisites(
     })
 }
 
-/// `[thread-safe]` Frees a list from `od_plugin_check_prerequisites`. NULL,
-/// a list freed already, or a pointer that is not a live list is ignored.
+/// `[thread-safe]` Frees a list from `od_plugin_check_prerequisites`. NULL
+/// is ignored; so is a list freed already or a pointer that is not a live
+/// list, which is noted in `od_last_error`.
 ///
 /// # Safety
 /// None beyond passing the pointer received.

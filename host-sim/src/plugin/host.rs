@@ -46,7 +46,12 @@ struct PumpState {
 
 impl HostState {
     pub fn new(context: HostContext, log: Option<Box<dyn LogOutput>>) -> HostState {
-        HostState { context, log, pump: Mutex::new(PumpState::default()), pump_signal: Condvar::new() }
+        HostState {
+            context,
+            log,
+            pump: Mutex::new(PumpState::default()),
+            pump_signal: Condvar::new(),
+        }
     }
 
     pub fn has_log(&self) -> bool {
@@ -63,7 +68,11 @@ impl HostState {
             if left.is_zero() {
                 return false;
             }
-            state = self.pump_signal.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+            state = self
+                .pump_signal
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         state.requested = false;
         true
@@ -76,7 +85,7 @@ impl HostState {
 }
 
 /// `od_host_api.request`: answers from the installation on disk.
-pub unsafe extern "C" fn request(
+pub(crate) unsafe extern "C" fn request(
     user_data: *mut c_void,
     request: *const od_host_request,
     response: *mut od_host_response,
@@ -87,14 +96,16 @@ pub unsafe extern "C" fn request(
         }
         // SAFETY: user_data is the HostState given with this table; the
         // plugin passes valid request and response structs for the call.
-        let (state, request, response) = unsafe { (&*user_data.cast::<HostState>(), &*request, &*response) };
+        let (state, request, response) =
+            unsafe { (&*user_data.cast::<HostState>(), &*request, &*response) };
         // SAFETY: the method is a NUL-terminated string for the call.
         let method = unsafe { CStr::from_ptr(request.method) }.to_string_lossy();
         let params = if request.params_json.is_null() || request.params_len == 0 {
             serde_json::Value::Null
         } else {
             // SAFETY: params_json has params_len readable bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(request.params_json, request.params_len) };
+            let bytes =
+                unsafe { std::slice::from_raw_parts(request.params_json, request.params_len) };
             serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
         };
         let (code, answer) = match channel::handle(&state.context, &method, &params) {
@@ -113,30 +124,39 @@ pub unsafe extern "C" fn request(
 }
 
 /// `od_host_api.request_pump`: [thread-safe] remember and wake the UI loop.
-pub unsafe extern "C" fn request_pump(user_data: *mut c_void) -> i32 {
+pub(crate) unsafe extern "C" fn request_pump(user_data: *mut c_void) -> i32 {
     if user_data.is_null() {
         return 1;
     }
     // SAFETY: user_data is the HostState given with this table.
     let state = unsafe { &*user_data.cast::<HostState>() };
-    state.pump.lock().unwrap_or_else(|e| e.into_inner()).requested = true;
+    state
+        .pump
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .requested = true;
     state.pump_signal.notify_all();
     0
 }
 
 /// `od_host_api.on_event`: [ui-thread] record the event for the UI.
-pub unsafe extern "C" fn on_event(user_data: *mut c_void, event: *const od_event) -> i32 {
+pub(crate) unsafe extern "C" fn on_event(user_data: *mut c_void, event: *const od_event) -> i32 {
     if user_data.is_null() || event.is_null() {
         return 1;
     }
     // SAFETY: user_data is the HostState; event is valid for the call.
     let (state, event) = unsafe { (&*user_data.cast::<HostState>(), &*event) };
-    state.pump.lock().unwrap_or_else(|e| e.into_inner()).events.push(event.kind);
+    state
+        .pump
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .events
+        .push(event.kind);
     0
 }
 
 /// `od_host_api.log`: [thread-safe] forward to the log output.
-pub unsafe extern "C" fn log(user_data: *mut c_void, record: *const od_log_record) -> i32 {
+pub(crate) unsafe extern "C" fn log(user_data: *mut c_void, record: *const od_log_record) -> i32 {
     if user_data.is_null() || record.is_null() {
         return 1;
     }
@@ -145,7 +165,12 @@ pub unsafe extern "C" fn log(user_data: *mut c_void, record: *const od_log_recor
     let (state, record) = unsafe { (&*user_data.cast::<HostState>(), &*record) };
     if let Some(out) = &state.log {
         // SAFETY: as above.
-        let (target, message) = unsafe { (super::loader::c_text(record.target), super::loader::c_text(record.message)) };
+        let (target, message) = unsafe {
+            (
+                super::loader::c_text(record.target),
+                super::loader::c_text(record.message),
+            )
+        };
         out.record(record.level, &target, &message);
     }
     0
@@ -153,7 +178,7 @@ pub unsafe extern "C" fn log(user_data: *mut c_void, record: *const od_log_recor
 
 /// `od_host_api.user_data_free`: drops the HostState reference the plugin
 /// held.
-pub unsafe extern "C" fn user_data_free(user_data: *mut c_void) {
+pub(crate) unsafe extern "C" fn user_data_free(user_data: *mut c_void) {
     if !user_data.is_null() {
         // SAFETY: made by Arc::into_raw in `Instance::create`; the plugin
         // calls this exactly once.
