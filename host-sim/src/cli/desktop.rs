@@ -26,7 +26,13 @@ pub struct AddOnArgs {
     pub service_url: Option<String>,
 
     /// How much of the add-on's log to show on standard error
-    #[arg(long, global = true, value_enum, default_value = "off", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "off",
+        value_name = "LEVEL"
+    )]
     pub add_on_log: Level,
 }
 
@@ -72,7 +78,10 @@ impl GlobalArgs {
     /// folder and trace log live under the data directory, per company.
     pub fn add_on_settings(&self) -> Result<Settings> {
         let context = self.host_context()?;
-        let folder = self.data_dir.join("online-desktop").join(&context.company_id);
+        let folder = self
+            .data_dir
+            .join("online-desktop")
+            .join(&context.company_id);
         let level = self.add_on.add_on_log;
         Ok(Settings {
             trace_log: Some(folder.join("trace.log")),
@@ -80,14 +89,17 @@ impl GlobalArgs {
             data_dir: Some(folder),
             context,
             service_url: self.add_on.service_url.clone(),
-            log: (level != Level::Off).then(|| Box::new(StderrLog) as Box<dyn crate::plugin::host::LogOutput>),
+            log: (level != Level::Off)
+                .then(|| Box::new(StderrLog) as Box<dyn crate::plugin::host::LogOutput>),
             log_level: level.abi(),
         })
     }
 
     /// Loads the add-on library (as the program does when it starts).
     pub fn load_add_on(&self) -> Result<Library> {
-        Ok(Library::load(&Library::resolve_path(self.add_on.plugin.as_deref()))?)
+        Ok(Library::load(&Library::resolve_path(
+            self.add_on.plugin.as_deref(),
+        ))?)
     }
 }
 
@@ -96,7 +108,12 @@ pub fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
     let library = global.load_add_on()?;
     let settings = global.add_on_settings()?;
     let company = company_name(global)?;
-    println!("{}", style(format!("Connect to Online Desktop — {company}")).bold().underlined());
+    println!(
+        "{}",
+        style(format!("Connect to Online Desktop — {company}"))
+            .bold()
+            .underlined()
+    );
     println!(
         "Logged in as {} · Online Desktop add-on {}\n",
         settings.context.username,
@@ -112,7 +129,9 @@ pub fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         println!("The connect wizard (Online ID, company registration, first synchronisation) follows in a later version.");
         Ok(())
     } else {
-        Err(HostError::RequirementsNotMet("Connecting is not possible yet: see the red items above.".into()))
+        Err(HostError::RequirementsNotMet(
+            "Connecting is not possible yet: see the red items above.".into(),
+        ))
     }
 }
 
@@ -131,7 +150,12 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
     let instance = Instance::create(&library, settings)?;
     let licence = instance.licence()?;
     let view = instance.prerequisites_settled(false, Duration::from_secs(args.wait))?;
-    println!("{}", style(format!("Company settings → Online Desktop — {company}")).bold().underlined());
+    println!(
+        "{}",
+        style(format!("Company settings → Online Desktop — {company}"))
+            .bold()
+            .underlined()
+    );
     println!("\n{}", style("Connection").bold());
     let unmet: Vec<&str> = view
         .rows
@@ -140,9 +164,15 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         .map(|r| r.title.as_str())
         .collect();
     if unmet.is_empty() {
-        println!("  Requirement status: {}", style("all requirements are met").green());
+        println!(
+            "  Requirement status: {}",
+            style("all requirements are met").green()
+        );
     } else {
-        println!("  Requirement status: {}", style(format!("{} not met", unmet.len())).red().bold());
+        println!(
+            "  Requirement status: {}",
+            style(format!("{} not met", unmet.len())).red().bold()
+        );
         for title in unmet {
             println!("    {} {}", style("✘").red().bold(), style(title).red());
         }
@@ -174,12 +204,19 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         let titles: Vec<&str> = licence.modules.iter().map(|(_, t)| t.as_str()).collect();
         println!("  Online modules: {}", titles.join(", "));
     } else {
-        println!("  {}", style("The licence check does not pass (see Connect to Online Desktop).").red());
+        println!(
+            "  {}",
+            style("The licence check does not pass (see Connect to Online Desktop).").red()
+        );
     }
     println!("\n{}", style("Synchronisation").bold());
     println!("  Sync computer: not chosen yet (chosen when connecting). Installed computers:");
     for computer in computers {
-        let note = if computer.holds_system_database { " (holds the system database; recommended)" } else { "" };
+        let note = if computer.holds_system_database {
+            " (holds the system database; recommended)"
+        } else {
+            ""
+        };
         println!("    - {}{note}", computer.name);
     }
     println!("  Last synchronisation: never · pending changes: none");
@@ -187,13 +224,20 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
 }
 
 fn company_name(global: &GlobalArgs) -> Result<String> {
-    Ok(global.open_installation()?.company_or_default(global.company.as_deref())?.name)
+    Ok(global
+        .open_installation()?
+        .company_or_default(global.company.as_deref())?
+        .name)
 }
 
 /// Loads, uses and unloads the add-on `--cycles` times.
 pub fn lifecycle(global: &GlobalArgs, args: LifecycleArgs) -> Result<()> {
     let path = Library::resolve_path(global.add_on.plugin.as_deref());
-    println!("Loading and unloading {} {} times …", path.display(), args.cycles);
+    println!(
+        "Loading and unloading {} {} times …",
+        path.display(),
+        args.cycles
+    );
     let report = lifecycle::run(
         &path,
         args.cycles,
@@ -205,7 +249,11 @@ pub fn lifecycle(global: &GlobalArgs, args: LifecycleArgs) -> Result<()> {
         },
     )?;
     let text = |v: Option<usize>| v.map_or("unknown".to_owned(), |n| n.to_string());
-    println!("Threads before: {}, after: {}", text(report.threads_before), text(report.threads_after));
+    println!(
+        "Threads before: {}, after: {}",
+        text(report.threads_before),
+        text(report.threads_after)
+    );
     match report.growth_kib() {
         Some(growth) => println!(
             "Resident memory after {} warm-up cycles: {} KiB; after all: {} KiB (growth {growth} KiB, limit {} KiB)",
@@ -217,13 +265,26 @@ pub fn lifecycle(global: &GlobalArgs, args: LifecycleArgs) -> Result<()> {
         None => println!("Resident memory: not measurable on this platform"),
     }
     if report.passed() {
-        println!("{}", style("Lifecycle check passed: no thread left, memory did not grow.").green().bold());
+        println!(
+            "{}",
+            style("Lifecycle check passed: no thread left, memory did not grow.")
+                .green()
+                .bold()
+        );
         Ok(())
     } else {
         Err(HostError::CheckFailed(format!(
             "Lifecycle check failed: {}{}",
-            if report.threads_left() { "threads were left running; " } else { "" },
-            if report.memory_grew() { "memory grew" } else { "" }
+            if report.threads_left() {
+                "threads were left running; "
+            } else {
+                ""
+            },
+            if report.memory_grew() {
+                "memory grew"
+            } else {
+                ""
+            }
         )))
     }
 }

@@ -37,11 +37,18 @@ pub fn run(global: &GlobalArgs) -> Result<()> {
         println!("\n{}", style("Starting the program …").dim());
         let library = global.load_add_on();
         let instance = match &library {
-            Ok(library) => global.add_on_settings().and_then(|s| Ok(Instance::create(library, s)?)),
+            Ok(library) => global
+                .add_on_settings()
+                .and_then(|s| Ok(Instance::create(library, s)?)),
             Err(e) => Err(HostError::CheckFailed(e.to_string())),
         };
         if let Err(e) = &instance {
-            println!("{} {e}", style("The Online Desktop add-on is not available:").red().bold());
+            println!(
+                "{} {e}",
+                style("The Online Desktop add-on is not available:")
+                    .red()
+                    .bold()
+            );
         }
         let mut after = After::Stay;
         while let After::Stay = after {
@@ -88,7 +95,12 @@ fn menu(global: &mut GlobalArgs, add_on: Option<&Instance>) -> Result<After> {
         "Restart the program (reloads the add-on)",
         "Exit",
     ];
-    let choice = Select::with_theme(&theme()).with_prompt("Menu").items(entries).default(0).interact_opt().map_err(prompt_error)?;
+    let choice = Select::with_theme(&theme())
+        .with_prompt("Menu")
+        .items(entries)
+        .default(0)
+        .interact_opt()
+        .map_err(prompt_error)?;
     Ok(match choice {
         Some(0) => {
             connect(add_on)?;
@@ -129,7 +141,11 @@ fn prompt_error(e: dialoguer::Error) -> HostError {
 
 /// Runs a scripted command for the current company, user and computer.
 fn command(global: &GlobalArgs, args: &[&str]) -> bool {
-    let mut argv: Vec<String> = vec!["host-sim".into(), "--data-dir".into(), global.data_dir.display().to_string()];
+    let mut argv: Vec<String> = vec![
+        "host-sim".into(),
+        "--data-dir".into(),
+        global.data_dir.display().to_string(),
+    ];
     if let Some(company) = &global.company {
         argv.extend(["--company".into(), company.clone()]);
     }
@@ -144,7 +160,9 @@ fn command(global: &GlobalArgs, args: &[&str]) -> bool {
         argv.extend(["--service-url".into(), url.clone()]);
     }
     argv.extend(args.iter().map(|a| a.to_string()));
-    let outcome = Cli::try_parse_from(&argv).map_err(|e| HostError::InvalidInput(e.to_string())).and_then(cli::run);
+    let outcome = Cli::try_parse_from(&argv)
+        .map_err(|e| HostError::InvalidInput(e.to_string()))
+        .and_then(cli::run);
     match outcome {
         Ok(()) => true,
         Err(e) => {
@@ -155,17 +173,29 @@ fn command(global: &GlobalArgs, args: &[&str]) -> bool {
 }
 
 fn ask(prompt: &str) -> Result<String> {
-    Input::<String>::with_theme(&theme()).with_prompt(prompt).allow_empty(true).interact_text().map_err(prompt_error)
+    Input::<String>::with_theme(&theme())
+        .with_prompt(prompt)
+        .allow_empty(true)
+        .interact_text()
+        .map_err(prompt_error)
 }
 
 fn pick(prompt: &str, items: &[&str]) -> Result<Option<usize>> {
-    Select::with_theme(&theme()).with_prompt(prompt).items(items).default(0).interact_opt().map_err(prompt_error)
+    Select::with_theme(&theme())
+        .with_prompt(prompt)
+        .items(items)
+        .default(0)
+        .interact_opt()
+        .map_err(prompt_error)
 }
 
 /// "Connect to Online Desktop" with the add-on loaded at start-up.
 fn connect(add_on: Option<&Instance>) -> Result<()> {
     let Some(instance) = add_on else {
-        println!("{}", style("The add-on is not loaded; see the message at start-up.").red());
+        println!(
+            "{}",
+            style("The add-on is not loaded; see the message at start-up.").red()
+        );
         return Ok(());
     };
     println!("{}", render::licence(&instance.licence()?));
@@ -173,7 +203,10 @@ fn connect(add_on: Option<&Instance>) -> Result<()> {
     loop {
         let first = instance.prerequisites(refresh)?;
         let view = if first.pending {
-            println!("{}", style("Checking the connection to the online service …").cyan());
+            println!(
+                "{}",
+                style("Checking the connection to the online service …").cyan()
+            );
             instance.prerequisites_settled(false, Duration::from_secs(10))?
         } else {
             first
@@ -207,9 +240,15 @@ fn company_information(global: &GlobalArgs) -> Result<()> {
         ("E-mail", "--email"),
         ("Organisation number", "--organisation-number"),
     ];
-    let labels: Vec<&str> = fields.iter().map(|(label, _)| *label).chain(["Back"]).collect();
+    let labels: Vec<&str> = fields
+        .iter()
+        .map(|(label, _)| *label)
+        .chain(["Back"])
+        .collect();
     while let Some(i) = pick("Change which field?", &labels)? {
-        let Some((label, flag)) = fields.get(i) else { break };
+        let Some((label, flag)) = fields.get(i) else {
+            break;
+        };
         let value = ask(&format!("{label} (empty clears it)"))?;
         command(global, &["company", "set-registration", flag, &value]);
     }
@@ -240,7 +279,10 @@ fn users(global: &GlobalArgs) -> Result<()> {
                 command(global, &["employee", "list"]);
                 let user = ask("User name")?;
                 let number = ask("Employee number")?;
-                command(global, &["user", "link-employee", &user, "--employee", &number]);
+                command(
+                    global,
+                    &["user", "link-employee", &user, "--employee", &number],
+                );
             }
             Some(4) => {
                 command(global, &["employee", "list"]);
@@ -292,11 +334,19 @@ fn licences(global: &GlobalArgs) -> Result<()> {
 }
 
 fn current_company(global: &GlobalArgs) -> Result<String> {
-    Ok(global.open_installation()?.company_or_default(global.company.as_deref())?.id)
+    Ok(global
+        .open_installation()?
+        .company_or_default(global.company.as_deref())?
+        .id)
 }
 
 fn sessions(global: &GlobalArgs) -> Result<()> {
-    let options = ["List who is logged in", "Log a user out", "Log an API integration out", "Back"];
+    let options = [
+        "List who is logged in",
+        "Log a user out",
+        "Log an API integration out",
+        "Back",
+    ];
     loop {
         match pick("Who is logged in", &options)? {
             Some(0) => {
@@ -327,7 +377,13 @@ fn switch(global: &mut GlobalArgs) -> Result<()> {
     let companies = installation.system().companies()?;
     let names: Vec<String> = companies
         .iter()
-        .map(|c| if c.is_sample { format!("{} (sample database)", c.name) } else { c.name.clone() })
+        .map(|c| {
+            if c.is_sample {
+                format!("{} (sample database)", c.name)
+            } else {
+                c.name.clone()
+            }
+        })
         .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     if let Some(i) = pick("Open company", &refs)? {
@@ -350,7 +406,14 @@ mod tests {
             vec!["host-sim", "settings"],
             vec!["host-sim", "company", "set-registration", "--street", ""],
             vec!["host-sim", "user", "set-super", "admin", "on"],
-            vec!["host-sim", "user", "link-employee", "admin", "--employee", "1"],
+            vec![
+                "host-sim",
+                "user",
+                "link-employee",
+                "admin",
+                "--employee",
+                "1",
+            ],
             vec!["host-sim", "employee", "set-email", "1", "a@b.example"],
             vec!["host-sim", "licence", "bind", "--company", "x"],
             vec!["host-sim", "integration", "logout", "Webshop"],

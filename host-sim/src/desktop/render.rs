@@ -10,7 +10,12 @@ pub fn licence(view: &LicenceView) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", style("Licence").bold());
     for rule in &view.rules {
-        let _ = writeln!(out, "  {} {}", mark(rule.passed), paint(rule.passed, &rule.title));
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            mark(rule.passed),
+            paint(rule.passed, &rule.title)
+        );
         if !rule.passed {
             let _ = writeln!(out, "      {}", rule.detail);
         }
@@ -26,14 +31,22 @@ pub fn licence(view: &LicenceView) -> String {
     }
     match (&view.tier, &view.valid_until) {
         (Some(tier), Some(until)) => {
-            let _ = writeln!(out, "  Service agreement: {tier}, valid until {until}; {} online users", view.online_users);
+            let _ = writeln!(
+                out,
+                "  Service agreement: {tier}, valid until {until}; {} online users",
+                view.online_users
+            );
         }
         _ => {
             let _ = writeln!(out, "  Service agreement: none");
         }
     }
     if view.ok {
-        let titles: Vec<&str> = view.modules.iter().map(|(_, title)| title.as_str()).collect();
+        let titles: Vec<&str> = view
+            .modules
+            .iter()
+            .map(|(_, title)| title.as_str())
+            .collect();
         let _ = writeln!(out, "  Online modules: {}", titles.join(", "));
     }
     out
@@ -46,10 +59,22 @@ pub fn prerequisites(view: &PrerequisitesView) -> String {
     let _ = writeln!(out, "{}", style("Requirements for connecting").bold());
     for row in &view.rows {
         let (symbol, title) = match (row.state, row.blocking) {
-            (RowState::Passed, _) => (style("✔").green().to_string(), style(&row.title).green().to_string()),
-            (RowState::Pending, _) => (style("…").cyan().to_string(), style(&row.title).cyan().to_string()),
-            (RowState::Failed, true) => (style("✘").red().bold().to_string(), style(&row.title).red().bold().to_string()),
-            (RowState::Failed, false) => (style("!").yellow().bold().to_string(), style(&row.title).yellow().to_string()),
+            (RowState::Passed, _) => (
+                style("✔").green().to_string(),
+                style(&row.title).green().to_string(),
+            ),
+            (RowState::Pending, _) => (
+                style("…").cyan().to_string(),
+                style(&row.title).cyan().to_string(),
+            ),
+            (RowState::Failed, true) => (
+                style("✘").red().bold().to_string(),
+                style(&row.title).red().bold().to_string(),
+            ),
+            (RowState::Failed, false) => (
+                style("!").yellow().bold().to_string(),
+                style(&row.title).yellow().to_string(),
+            ),
         };
         let _ = writeln!(out, "  {symbol} {title}");
         match row.state {
@@ -68,16 +93,31 @@ pub fn prerequisites(view: &PrerequisitesView) -> String {
 
 /// One closing sentence: may the user go on?
 pub fn verdict(view: &PrerequisitesView) -> String {
-    let failed = view.rows.iter().filter(|r| r.blocking && r.state == RowState::Failed).count();
+    let failed = view
+        .rows
+        .iter()
+        .filter(|r| r.blocking && r.state == RowState::Failed)
+        .count();
     if view.can_connect {
-        let warnings = view.rows.iter().filter(|r| !r.blocking && r.state == RowState::Failed).count();
-        let mut text = style("All requirements are met: Connect is available.").green().bold().to_string();
+        let warnings = view
+            .rows
+            .iter()
+            .filter(|r| !r.blocking && r.state == RowState::Failed)
+            .count();
+        let mut text = style("All requirements are met: Connect is available.")
+            .green()
+            .bold()
+            .to_string();
         if warnings > 0 {
-            text.push_str(" The warnings above must be resolved before the first synchronisation starts.");
+            text.push_str(
+                " The warnings above must be resolved before the first synchronisation starts.",
+            );
         }
         text
     } else if view.pending && failed == 0 {
-        style("Some checks are still running; check again in a moment.").cyan().to_string()
+        style("Some checks are still running; check again in a moment.")
+            .cyan()
+            .to_string()
     } else {
         style(format!(
             "Connect is not available: {failed} requirement{} not met. Fix the red items and check again.",

@@ -104,7 +104,11 @@ impl<'lib> Instance<'lib> {
             abi_minor: OD_VERSION_MINOR,
             user_data: Arc::into_raw(Arc::clone(&state)).cast_mut().cast(),
             user_data_free: Some(host::user_data_free),
-            log: if state.has_log() { Some(host::log) } else { None },
+            log: if state.has_log() {
+                Some(host::log)
+            } else {
+                None
+            },
             log_level: settings.log_level,
             request: Some(host::request),
             request_pump: Some(host::request_pump),
@@ -121,9 +125,16 @@ impl<'lib> Instance<'lib> {
         // user_data through user_data_free.
         let code = unsafe { new(&table, &mut handle) };
         if code != OD_RESULT_OK {
-            return Err(CallError { code, message: library.last_error_message() });
+            return Err(CallError {
+                code,
+                message: library.last_error_message(),
+            });
         }
-        Ok(Instance { library, handle, state })
+        Ok(Instance {
+            library,
+            handle,
+            state,
+        })
     }
 
     pub fn state(&self) -> &HostState {
@@ -194,7 +205,11 @@ impl<'lib> Instance<'lib> {
     /// The prerequisites once no row is pending any more: checks, and while
     /// a check runs in the background, waits for the plugin's pump request,
     /// pumps, and checks again — as a UI loop does, at most `timeout`.
-    pub fn prerequisites_settled(&self, refresh: bool, timeout: Duration) -> Result<PrerequisitesView, CallError> {
+    pub fn prerequisites_settled(
+        &self,
+        refresh: bool,
+        timeout: Duration,
+    ) -> Result<PrerequisitesView, CallError> {
         let deadline = Instant::now() + timeout;
         let mut view = self.prerequisites(refresh)?;
         while view.pending {
@@ -215,14 +230,20 @@ impl Drop for Instance<'_> {
             // SAFETY: the handle is live and freed exactly once, here.
             let code = unsafe { free(self.handle) };
             if code != OD_RESULT_OK {
-                eprintln!("The Online Desktop add-on did not shut down cleanly: {}", self.library.last_error_message());
+                eprintln!(
+                    "The Online Desktop add-on did not shut down cleanly: {}",
+                    self.library.last_error_message()
+                );
             }
         }
     }
 }
 
 fn missing() -> CallError {
-    CallError { code: OD_RESULT_INTERNAL, message: "the add-on's function table lacks a required function".into() }
+    CallError {
+        code: OD_RESULT_INTERNAL,
+        message: "the add-on's function table lacks a required function".into(),
+    }
 }
 
 /// Optional string: NULL gives None.
@@ -240,7 +261,10 @@ unsafe fn items<'a, T: 'a>(ptr: *const *const T, count: usize) -> impl Iterator<
         unsafe { std::slice::from_raw_parts(ptr, count) }
     };
     // SAFETY: each element pointer is valid while the output lives.
-    slice.iter().filter(|p| !p.is_null()).map(|p| unsafe { &**p })
+    slice
+        .iter()
+        .filter(|p| !p.is_null())
+        .map(|p| unsafe { &**p })
 }
 
 unsafe fn licence_view(r: &od_licence_report) -> LicenceView {
@@ -265,7 +289,9 @@ unsafe fn licence_view(r: &od_licence_report) -> LicenceView {
                     detail: c_text(rule.detail),
                 })
                 .collect(),
-            modules: items(r.modules, r.module_count).map(|m| (c_text(m.id), c_text(m.title))).collect(),
+            modules: items(r.modules, r.module_count)
+                .map(|m| (c_text(m.id), c_text(m.title)))
+                .collect(),
         }
     }
 }

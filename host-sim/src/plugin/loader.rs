@@ -41,14 +41,25 @@ impl Library {
         let exe = std::env::current_exe().unwrap_or_default();
         let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         // Test binaries live one level deeper, in target/<profile>/deps.
-        let candidates = [dir.join(&name), dir.parent().map(|p| p.join(&name)).unwrap_or_default()];
-        candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+        let candidates = [
+            dir.join(&name),
+            dir.parent().map(|p| p.join(&name)).unwrap_or_default(),
+        ];
+        candidates
+            .iter()
+            .find(|p| p.is_file())
+            .cloned()
+            .unwrap_or_else(|| candidates[0].clone())
     }
 
     /// The path from the flag, else the environment, else the default.
     pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
         flag.map(Path::to_path_buf)
-            .or_else(|| std::env::var_os(PLUGIN_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os(PLUGIN_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .unwrap_or_else(Library::default_path)
     }
 
@@ -56,12 +67,18 @@ impl Library {
         // SAFETY: loading runs the library's initialisers; the Online
         // Desktop plugin has none that do work (STYLE.md: loading does no
         // work), and a foreign library is refused below before any call.
-        let library = unsafe { libloading::Library::new(path) }
-            .map_err(|e| LoadError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+        let library = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         // SAFETY: the symbol's type is the documented `od_entry_fn`.
         let entry: od_entry_fn = match unsafe { library.get::<od_entry_fn>(b"od_entry\0") } {
             Ok(symbol) => *symbol,
-            Err(_) => return Err(LoadError::NoEntryPoint { path: path.to_path_buf() }),
+            Err(_) => {
+                return Err(LoadError::NoEntryPoint {
+                    path: path.to_path_buf(),
+                })
+            }
         };
         let mut api: *const od_plugin_api = std::ptr::null();
         // SAFETY: `entry` is the plugin's entry point; `api` is writable.
@@ -69,11 +86,16 @@ impl Library {
         if code != OD_RESULT_OK || api.is_null() {
             let reason = last_error(&library)
                 .unwrap_or_else(|| format!("its entry point refused this program's ABI {OD_VERSION_MAJOR}.{OD_VERSION_MINOR} (code {code})"));
-            return Err(LoadError::Incompatible { path: path.to_path_buf(), reason });
+            return Err(LoadError::Incompatible {
+                path: path.to_path_buf(),
+                reason,
+            });
         }
         // SAFETY: a non-NULL table from `od_entry` is static while loaded.
         let table = unsafe { &*api };
-        if table.abi_major != OD_VERSION_MAJOR || (table.struct_size as usize) < size_of::<od_plugin_api>() {
+        if table.abi_major != OD_VERSION_MAJOR
+            || (table.struct_size as usize) < size_of::<od_plugin_api>()
+        {
             return Err(LoadError::Incompatible {
                 path: path.to_path_buf(),
                 reason: format!(
@@ -82,7 +104,11 @@ impl Library {
                 ),
             });
         }
-        Ok(Library { path: path.to_path_buf(), api, _library: library })
+        Ok(Library {
+            path: path.to_path_buf(),
+            api,
+            _library: library,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -106,7 +132,9 @@ impl Library {
 
     /// The message of the last failed call without a handle on this thread.
     pub(crate) fn last_error_message(&self) -> String {
-        let Some(f) = self.api().last_error else { return String::new() };
+        let Some(f) = self.api().last_error else {
+            return String::new();
+        };
         read_message(|buf, size, len| {
             // SAFETY: buf has `size` writable bytes; len is writable.
             unsafe { f(buf, size, len) }
@@ -128,7 +156,9 @@ fn last_error(library: &libloading::Library) -> Option<String> {
 
 /// Calls a "copy the message into my buffer" function, growing the buffer
 /// once if the message did not fit.
-pub(crate) fn read_message(mut f: impl FnMut(*mut c_char, usize, *mut usize) -> od_result) -> String {
+pub(crate) fn read_message(
+    mut f: impl FnMut(*mut c_char, usize, *mut usize) -> od_result,
+) -> String {
     let mut size = 512;
     for _ in 0..2 {
         let mut buf = vec![0 as c_char; size];
@@ -155,6 +185,8 @@ pub(crate) unsafe fn c_text(ptr: *const c_char) -> String {
         String::new()
     } else {
         // SAFETY: the caller guarantees a NUL-terminated string.
-        unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
