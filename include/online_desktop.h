@@ -637,9 +637,31 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
 #define OD_RESULT_HOST_CALLBACK_MISSING 202
 
 /**
- * The online service could not be reached.
+ * The online service could not be reached (no connection, name lookup or
+ * TLS failure, or no answer in time).
  */
 #define OD_RESULT_SERVICE_UNREACHABLE 300
+
+/**
+ * The online service is overloaded or failing (5xx, or 429 after retries).
+ */
+#define OD_RESULT_SERVICE_UNAVAILABLE 301
+
+/**
+ * The online service did not accept the credentials (wrong password,
+ * Online ID not verified, token expired or revoked).
+ */
+#define OD_RESULT_SERVICE_AUTH 302
+
+/**
+ * The online service refused the request; the message says why.
+ */
+#define OD_RESULT_SERVICE_REFUSED 303
+
+/**
+ * The online service answered with something the plugin cannot read.
+ */
+#define OD_RESULT_SERVICE_PROTOCOL 304
 
 /**
  * The plugin is shutting down or in a state that does not allow the call.

@@ -55,8 +55,18 @@ pub const OD_RESULT_HOST_CALLBACK_FAILED: od_result = 200;
 pub const OD_RESULT_HOST_DATA_INVALID: od_result = 201;
 /// A required host callback is missing (NULL) in the host table.
 pub const OD_RESULT_HOST_CALLBACK_MISSING: od_result = 202;
-/// The online service could not be reached.
+/// The online service could not be reached (no connection, name lookup or
+/// TLS failure, or no answer in time).
 pub const OD_RESULT_SERVICE_UNREACHABLE: od_result = 300;
+/// The online service is overloaded or failing (5xx, or 429 after retries).
+pub const OD_RESULT_SERVICE_UNAVAILABLE: od_result = 301;
+/// The online service did not accept the credentials (wrong password,
+/// Online ID not verified, token expired or revoked).
+pub const OD_RESULT_SERVICE_AUTH: od_result = 302;
+/// The online service refused the request; the message says why.
+pub const OD_RESULT_SERVICE_REFUSED: od_result = 303;
+/// The online service answered with something the plugin cannot read.
+pub const OD_RESULT_SERVICE_PROTOCOL: od_result = 304;
 /// The plugin is shutting down or in a state that does not allow the call.
 pub const OD_RESULT_BAD_STATE: od_result = 400;
 /// An unexpected internal error.
