@@ -177,6 +177,10 @@ fn version_and_text_functions_answer_anything() {
         OD_RESULT_HOST_DATA_INVALID,
         OD_RESULT_HOST_CALLBACK_MISSING,
         OD_RESULT_SERVICE_UNREACHABLE,
+        OD_RESULT_SERVICE_UNAVAILABLE,
+        OD_RESULT_SERVICE_AUTH,
+        OD_RESULT_SERVICE_REFUSED,
+        OD_RESULT_SERVICE_PROTOCOL,
         OD_RESULT_BAD_STATE,
         OD_RESULT_INTERNAL,
         OD_RESULT_PANIC,
@@ -189,7 +193,7 @@ fn version_and_text_functions_answer_anything() {
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), texts.len(), "one text per code: {texts:?}");
-    for unknown in [1, 99, 108, 199, 203, 301, 401, 902, 1000, u32::MAX] {
+    for unknown in [1, 99, 108, 199, 203, 305, 401, 902, 1000, u32::MAX] {
         assert_eq!(plugin().result_text(unknown), "unknown status code");
     }
 }
