@@ -1,0 +1,38 @@
+//! `od-client`: the typed async client of the Online Desktop online service,
+//! API v1 (docs/ONLINE_API.md).
+//!
+//! - [`ServiceUrl`]: `https://` anywhere, `http://` only to this computer.
+//! - [`Client`]: one method per endpoint; reqwest with rustls (ring, web
+//!   roots, optionally one more root), no global state.
+//! - [`ClientError`]: the five kinds of the contract's error table, each
+//!   with its `od_result` ([`ClientError::status_code`]).
+//! - Retries with backoff and jitter, honouring `Retry-After`, for requests
+//!   that may be repeated ([`Idempotency`], [`RetryPolicy`]).
+//! - [`DeviceSession`]: a device's tokens, refreshed once when expired or
+//!   refused.
+//! - [`Secret`]: passwords and tokens print as `[REDACTED]` and are zeroed
+//!   when dropped.
+//!
+//! The plugin, the host simulator and the tests use it alike; see
+//! docs/adr/0006-online-client-crate.md.
+
+mod api;
+mod client;
+mod device;
+mod error;
+mod retry;
+mod secret;
+mod service_url;
+
+pub use api::{
+    Accepted, Account, Company, CompanyRegistration, CompanySummary, ConnectedBy,
+    DeviceCredentials, DeviceInfo, Health, Me, NewDevice, Registration, RegistrationData, Session,
+    SessionToken,
+};
+pub use client::{Client, ClientConfig, ConfigError};
+pub use device::DeviceSession;
+pub use error::{ClientError, UnreachableCause, AUTH_CODES};
+pub use retry::{parse_retry_after, Idempotency, RetryPolicy, Timer, TokioTimer};
+pub use secret::Secret;
+pub use service_url::{ServiceUrl, ServiceUrlError};
+pub use uuid::Uuid;
