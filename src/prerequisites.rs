@@ -4,7 +4,7 @@
 
 use crate::events::{Event, EventKind, EventQueue};
 use crate::host::{Host, HostError};
-use crate::online::{self, ServiceUrl, Unreachable};
+use crate::online::{self, ServiceUrl};
 use crate::runtime::Runtime;
 use od_licence::LicenceReport;
 use parking_lot::Mutex;
@@ -90,7 +90,8 @@ enum ProbeState {
     Checking,
     Done {
         at: Instant,
-        result: Result<(), Unreachable>,
+        /// The failure is the sentence the row shows.
+        result: Result<(), String>,
     },
 }
 
@@ -125,10 +126,7 @@ impl Reachability {
         let this = Arc::clone(self);
         let queue = Arc::clone(events);
         let spawned = runtime.spawn(async move {
-            let result = match online::http_client() {
-                Ok(client) => online::probe(&client, &this.service).await,
-                Err(e) => Err(e),
-            };
+            let result = online::probe(&this.service).await;
             match &result {
                 Ok(()) => tracing::info!("online service {} is reachable", this.service.as_str()),
                 Err(why) => tracing::warn!("online service not reachable: {why}"),
@@ -145,9 +143,7 @@ impl Reachability {
         if let Err(e) = spawned {
             *self.state.lock() = ProbeState::Done {
                 at: Instant::now(),
-                result: Err(Unreachable(format!(
-                    "The add-on could not start its network check: {e}"
-                ))),
+                result: Err(format!("The add-on could not start its network check: {e}")),
             };
         }
     }
@@ -164,7 +160,7 @@ impl Reachability {
             ),
             ProbeState::Done {
                 result: Err(why), ..
-            } => (CheckState::Failed, why.to_string()),
+            } => (CheckState::Failed, why.clone()),
         }
     }
 }

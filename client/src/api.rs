@@ -10,7 +10,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Health {
     pub status: String,
-    pub version: String,
+    /// The service's version; optional so that a stand-in that only says
+    /// `{"status": "ok"}` still counts as reachable.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// The service's "we got it" answer (sign-up, password reset): always the
