@@ -7,7 +7,7 @@ use crate::api::{
     SessionToken, Verified, VerifyBody,
 };
 use crate::device::{DeviceSession, DeviceState, EXPIRY_MARGIN};
-use crate::error::{body_problem, ClientError, UnreachableCause};
+use crate::error::{any_cause, body_problem, ClientError, UnreachableCause};
 use crate::retry::{parse_retry_after, Idempotency, RetryPolicy, Timer, TokioTimer};
 use crate::secret::Secret;
 use crate::service_url::ServiceUrl;
@@ -78,7 +78,7 @@ impl fmt::Debug for ClientConfig {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("the extra root certificate for the online service is not a PEM certificate")]
-    Certificate(#[source] reqwest::Error),
+    Certificate,
     #[error("the add-on could not prepare its network connection")]
     Http(#[source] reqwest::Error),
 }
@@ -159,9 +159,14 @@ impl Client {
             .timeout(config.request_timeout)
             .user_agent(config.user_agent);
         if let Some(pem) = &config.extra_root_certificate {
-            let certificate =
-                reqwest::Certificate::from_pem(pem).map_err(ConfigError::Certificate)?;
-            builder = builder.add_root_certificate(certificate);
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|_| ConfigError::Certificate)?;
+            if certificates.is_empty() {
+                return Err(ConfigError::Certificate);
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
         if service.is_loopback() {
             // A service on this computer is never reached through a proxy,
@@ -563,27 +568,20 @@ impl Client {
 /// timeout, or an I/O error of the connection among the causes.
 fn connection_failed(error: &reqwest::Error) -> bool {
     use std::io::ErrorKind;
-    if error.is_timeout() {
-        return true;
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                ErrorKind::UnexpectedEof
-                    | ErrorKind::ConnectionReset
-                    | ErrorKind::ConnectionAborted
-                    | ErrorKind::BrokenPipe
-                    | ErrorKind::TimedOut
-                    | ErrorKind::NotConnected
-            ) {
-                return true;
-            }
-        }
-        cause = current.source();
-    }
-    false
+    error.is_timeout()
+        || any_cause(error, |cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    ErrorKind::UnexpectedEof
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                        | ErrorKind::TimedOut
+                        | ErrorKind::NotConnected
+                )
+            })
+        })
 }
 
 fn answer_times(headers: &HeaderMap) -> (Option<Duration>, Option<SystemTime>) {

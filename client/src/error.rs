@@ -195,23 +195,32 @@ impl UnreachableCause {
     }
 }
 
-/// Whether a rustls error is somewhere in the error's causes (tokio-rustls
-/// wraps it in an `io::Error`).
+/// Whether a rustls error is among the error's causes.
 fn is_tls_failure(error: &reqwest::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    any_cause(error, |cause| {
+        cause.downcast_ref::<rustls::Error>().is_some()
+    })
+}
+
+/// Whether `test` holds for the error or any of its causes. Looks inside
+/// `io::Error`s, whose `source()` skips the error they wrap (tokio-rustls
+/// and hyper wrap their errors in them, sometimes twice).
+pub(crate) fn any_cause(
+    error: &(dyn std::error::Error + 'static),
+    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut cause = Some(error);
     while let Some(current) = cause {
-        if current.downcast_ref::<rustls::Error>().is_some() {
+        if test(current) {
             return true;
         }
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return true;
-            }
-        }
-        cause = current.source();
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => std::error::Error::source(io),
+            },
+            None => current.source(),
+        };
     }
     false
 }
