@@ -1,13 +1,12 @@
-//! `online-desktop`: the Online Desktop online service.
-//!
-//! This first version serves the health endpoint the plugin's reachability
-//! check asks; accounts, company registration and sync follow (issues 3, 4).
+//! `online-desktop`: the Online Desktop online service. The work happens in
+//! the `od_online` library; this reads the command line and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
-use axum::routing::get;
-use axum::{Json, Router};
-use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
+use clap::{Args, Parser, Subcommand};
+use od_online::{Config, SecretString, Service, TlsFiles};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -23,48 +22,114 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the online service over HTTP.
-    Serve {
-        /// Address to listen on. Port 0 picks a free port.
-        #[arg(long, default_value = "127.0.0.1:8480", env = "OD_ONLINE_ADDR")]
-        addr: SocketAddr,
-    },
+    /// Serve the online service (HTTP, or HTTPS with --tls-cert and --tls-key).
+    Serve(ServeArgs),
+    /// Print the OpenAPI description of API v1.
+    Openapi,
 }
 
-fn app() -> Router {
-    Router::new().route("/api/v1/health", get(health))
+#[derive(Args)]
+#[command(next_help_heading = "Service")]
+struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8480", env = "OD_ONLINE_ADDR")]
+    addr: SocketAddr,
+
+    /// The SQLite database; created with its folder on first start.
+    #[arg(
+        long,
+        default_value = "online-data/online.db",
+        env = "OD_ONLINE_DATABASE"
+    )]
+    database: PathBuf,
+
+    /// The address people reach the service at, used for links in mails
+    /// (default: the listening address).
+    #[arg(long, env = "OD_ONLINE_PUBLIC_URL")]
+    public_url: Option<String>,
+
+    /// Where mails are written as .eml files when no SMTP server is given.
+    #[arg(long, default_value = "online-data/outbox", env = "OD_ONLINE_OUTBOX")]
+    outbox: PathBuf,
+
+    /// Send mails through this SMTP server: smtp://host:port,
+    /// smtp://user:password@host:587?tls=required, smtps://host:465.
+    #[arg(long, env = "OD_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+
+    /// The sender of the service's mails.
+    #[arg(long, default_value = od_online::config::DEFAULT_MAIL_FROM, env = "OD_MAIL_FROM")]
+    mail_from: String,
+
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, env = "OD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "OD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+impl ServeArgs {
+    fn into_config(self) -> Config {
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(certificate), Some(private_key)) => Some(TlsFiles {
+                certificate,
+                private_key,
+            }),
+            _ => None,
+        };
+        Config {
+            database: self.database,
+            public_url: self.public_url,
+            outbox: self.outbox,
+            smtp_url: self.smtp_url.map(SecretString::new),
+            mail_from: self.mail_from,
+            tls,
+            ..Config::default()
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { addr } => serve(addr).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Openapi => {
+            print!("{}", od_online::api::openapi_text());
+            Ok(())
+        }
     }
 }
 
-async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let addr = args.addr;
+    let config = args.into_config();
+    if config.tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plain HTTP on a non-loopback address: put a TLS proxy in front, or use \
+             --tls-cert and --tls-key"
+        );
+    }
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (is another service using that port?)")
     })?;
-    let local = listener.local_addr()?;
-    // The first line on stdout is the address: scripts and tests read it.
-    println!("Online Desktop service listening on http://{local}");
-    tracing::info!("listening on http://{local}");
-    axum::serve(listener, app())
-        .with_graceful_shutdown(shutdown_signal())
+    let service = Service::new(config, listener)
         .await
-        .context("the service stopped with an error")?;
-    tracing::info!("stopped");
-    Ok(())
+        .context("the service cannot start")?;
+    // The first line on stdout is the address: scripts and tests read it.
+    println!("Online Desktop service listening on {}", service.url());
+    service
+        .serve(shutdown_signal())
+        .await
+        .context("the service stopped with an error")
 }
 
 async fn shutdown_signal() {

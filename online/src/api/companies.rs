@@ -1,0 +1,324 @@
+//! Company registration: binding a licence, a system database and a
+//! company database to one online company.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use od_licence::{Licence, ADD_ON_ONLINE_DESKTOP};
+use uuid::Uuid;
+
+use super::extract::{ApiJson, Caller, SessionAuth, SessionCaller};
+use super::me::company_summaries;
+use super::types::{CompanyList, CompanyView, RegistrationRequest};
+use super::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::model::{Company, Role};
+use crate::store::StoreError;
+
+/// Ids longer than this are not ids.
+const MAX_ID_CHARS: usize = 200;
+
+/// The company `id` if the caller may see it; otherwise `not_found`, the
+/// same answer as for a company that does not exist, so that nobody learns
+/// about other customers' companies.
+pub(super) async fn visible_company(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Company> {
+    let id = Uuid::parse_str(id).map_err(|_| ErrorCode::NotFound)?;
+    let allowed = match caller {
+        Caller::Session(auth) => state.store.role_in(id, auth.account.id).await?.is_some(),
+        Caller::Device(device) => device.company_id == id,
+    };
+    if !allowed {
+        return Err(ErrorCode::NotFound.into());
+    }
+    state
+        .store
+        .company_by_id(id)
+        .await?
+        .ok_or_else(|| ErrorCode::NotFound.into())
+}
+
+/// The company `id` if the session's Online ID is its super user.
+pub(super) async fn administered_company(
+    state: &AppState,
+    auth: &SessionAuth,
+    id: &str,
+) -> ApiResult<Company> {
+    let company = visible_company(state, &Caller::Session(auth.clone()), id).await?;
+    match state.store.role_in(company.id, auth.account.id).await? {
+        Some(Role::SuperUser) => Ok(company),
+        _ => Err(ApiError::with_message(
+            ErrorCode::Forbidden,
+            "Only a super user of the company can do this.",
+        )),
+    }
+}
+
+async fn view(state: &AppState, company: &Company) -> ApiResult<CompanyView> {
+    let email = state
+        .store
+        .account_by_id(company.connected_by)
+        .await?
+        .map(|account| account.email)
+        .unwrap_or_default();
+    Ok(CompanyView::new(company, email))
+}
+
+fn check_complete(request: &RegistrationRequest) -> ApiResult<()> {
+    let mut missing: Vec<String> = [
+        ("licence_document", &request.licence_document),
+        ("system_database_id", &request.system_database_id),
+        ("company_database_id", &request.company_database_id),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.trim().is_empty())
+    .map(|(field, _)| field.to_owned())
+    .collect();
+    missing.extend(
+        request
+            .registration
+            .missing_fields()
+            .into_iter()
+            .map(|field| format!("registration.{field}")),
+    );
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing
+            .iter()
+            .map(|field| field.trim_start_matches("registration."))
+            .collect();
+        let mut error = ApiError::with_message(
+            ErrorCode::RegistrationIncomplete,
+            format!(
+                "The company's registration data is incomplete. Fill in: {}. (In the host: the \
+                 company settings.)",
+                names.join(", ").replace('_', " ")
+            ),
+        );
+        error.fields = Some(missing);
+        return Err(error);
+    }
+    for (field, value) in [
+        ("system_database_id", &request.system_database_id),
+        ("company_database_id", &request.company_database_id),
+    ] {
+        if value.trim().chars().count() > MAX_ID_CHARS {
+            return Err(ApiError::with_message(
+                ErrorCode::InvalidRequest,
+                format!("The field \"{field}\" is too long."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the licence with od-licence against the keys compiled in and
+/// the service's clock.
+fn check_licence(state: &AppState, document: &str) -> ApiResult<Licence> {
+    let licence = od_licence::verify(document, &state.trusted_keys)
+        .map_err(|error| ApiError::with_message(ErrorCode::LicenceInvalid, error.to_string()))?;
+    if !licence.grants(ADD_ON_ONLINE_DESKTOP) {
+        return Err(ErrorCode::LicenceNotGranted.into());
+    }
+    if licence.evaluation {
+        return Err(ErrorCode::LicenceEvaluation.into());
+    }
+    let today = state.now().date_naive();
+    match &licence.agreement {
+        None => Err(ApiError::with_message(
+            ErrorCode::LicenceExpired,
+            "The licence has no service agreement, which Online Desktop needs. Ask your dealer \
+             for a service agreement and register the new licence.",
+        )),
+        Some(agreement) if !agreement.is_valid_on(today) => Err(ApiError::with_message(
+            ErrorCode::LicenceExpired,
+            format!(
+                "The service agreement of the licence ended on {}. Renew it with your dealer and \
+                 register the new licence.",
+                agreement.valid_until.format("%Y-%m-%d")
+            ),
+        )),
+        Some(_) => Ok(licence),
+    }
+}
+
+enum Registered {
+    Created(Company),
+    Existing(Company),
+}
+
+/// The binding rules, decided against what is stored. A concurrent
+/// registration that wins the race makes the write fail with a conflict:
+/// then `None`, and the caller decides again.
+async fn bind(
+    state: &AppState,
+    auth: &SessionAuth,
+    request: &RegistrationRequest,
+    licence: &Licence,
+    tier: od_licence::Tier,
+) -> ApiResult<Option<Registered>> {
+    let system_database_id = request.system_database_id.trim();
+    let company_database_id = request.company_database_id.trim();
+    let now = state.now();
+    let by_database = state.store.company_by_database(company_database_id).await?;
+    if let Some(company) = &by_database {
+        if company.system_database_id != system_database_id {
+            return Err(ErrorCode::CompanyConnectedElsewhere.into());
+        }
+    }
+    let by_licence = state
+        .store
+        .company_by_licence(&licence.licence_number)
+        .await?;
+    if let Some(company) = &by_licence {
+        if by_database.as_ref().map(|c| c.id) != Some(company.id) {
+            return Err(ErrorCode::LicenceInUse.into());
+        }
+    }
+    match by_database {
+        Some(mut company) => {
+            // The same company again: repeated registration, or a renewed
+            // licence for it. Only its super users may do that.
+            if state.store.role_in(company.id, auth.account.id).await? != Some(Role::SuperUser) {
+                return Err(ErrorCode::CompanyAlreadyConnected.into());
+            }
+            let details = request.registration.trimmed();
+            let changed = company.details != details
+                || company.licence_number != licence.licence_number
+                || company.licence_document != request.licence_document
+                || company.tier != tier
+                || company.online_users != licence.online_users;
+            if changed {
+                company.details = details;
+                company.licence_number = licence.licence_number.clone();
+                company.licence_document = request.licence_document.clone();
+                company.tier = tier;
+                company.online_users = licence.online_users;
+                company.updated_at = now;
+                match state.store.update_company(&company).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict) => return Ok(None),
+                    Err(error) => return Err(error.into()),
+                }
+                tracing::info!(company = %company.id, "company registration updated");
+            }
+            Ok(Some(Registered::Existing(company)))
+        }
+        None => {
+            let company = Company {
+                id: Uuid::new_v4(),
+                details: request.registration.trimmed(),
+                licence_number: licence.licence_number.clone(),
+                licence_document: request.licence_document.clone(),
+                tier,
+                online_users: licence.online_users,
+                system_database_id: system_database_id.to_owned(),
+                company_database_id: company_database_id.to_owned(),
+                connected_by: auth.account.id,
+                created_at: now,
+                updated_at: now,
+            };
+            match state.store.insert_company(&company).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Ok(None),
+                Err(error) => return Err(error.into()),
+            }
+            tracing::info!(
+                company = %company.id,
+                licence = %company.licence_number,
+                connected_by = %auth.account.id,
+                "company registered"
+            );
+            Ok(Some(Registered::Created(company)))
+        }
+    }
+}
+
+/// Register (connect) a company.
+///
+/// Verifies the licence, binds licence, system database and company
+/// database, and makes the caller the company's super user and "Connected
+/// by". The same registration again answers 200 with the company.
+#[utoipa::path(
+    post, path = "/api/v1/companies", tag = "Companies",
+    security(("bearer" = []), ("session_cookie" = [])),
+    request_body = RegistrationRequest,
+    responses(
+        (status = 201, description = "Registered", body = CompanyView),
+        (status = 200, description = "Registered before (idempotent)", body = CompanyView),
+        (status = 400, description = "`licence_invalid`, `registration_incomplete` (with `fields`), `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 403, description = "`not_verified`, `csrf_failed`, `forbidden` (device token)", body = ErrorBody),
+        (status = 409, description = "`licence_not_granted`, `licence_evaluation`, `licence_expired`, `licence_in_use`, `company_connected_elsewhere`, `company_already_connected`", body = ErrorBody),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    SessionCaller(auth): SessionCaller,
+    ApiJson(request): ApiJson<RegistrationRequest>,
+) -> ApiResult<(StatusCode, Json<CompanyView>)> {
+    if !auth.account.verified {
+        return Err(ErrorCode::NotVerified.into());
+    }
+    check_complete(&request)?;
+    let licence = check_licence(&state, &request.licence_document)?;
+    let tier = licence
+        .agreement
+        .as_ref()
+        .map(|agreement| agreement.tier)
+        .ok_or(ErrorCode::LicenceExpired)?;
+    let mut registered = None;
+    for _ in 0..3 {
+        if let Some(done) = bind(&state, &auth, &request, &licence, tier).await? {
+            registered = Some(done);
+            break;
+        }
+    }
+    let registered = registered
+        .ok_or_else(|| ApiError::internal("company registration kept racing with another one"))?;
+    let (status, company) = match registered {
+        Registered::Created(company) => (StatusCode::CREATED, company),
+        Registered::Existing(company) => (StatusCode::OK, company),
+    };
+    Ok((status, Json(view(&state, &company).await?)))
+}
+
+/// The companies I can reach.
+#[utoipa::path(
+    get, path = "/api/v1/companies", tag = "Companies",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, body = CompanyList),
+        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    SessionCaller(auth): SessionCaller,
+) -> ApiResult<Json<CompanyList>> {
+    Ok(Json(CompanyList {
+        companies: company_summaries(&state, auth.account.id).await?,
+    }))
+}
+
+/// One company: for its users' sessions and its devices.
+#[utoipa::path(
+    get, path = "/api/v1/companies/{id}", tag = "Companies",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "Company id")),
+    responses(
+        (status = 200, body = CompanyView),
+        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such company, or not yours", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CompanyView>> {
+    let company = visible_company(&state, &caller, &id).await?;
+    Ok(Json(view(&state, &company).await?))
+}

@@ -1,0 +1,157 @@
+//! The SQLite schema, as numbered migrations applied in order at start-up.
+//! A migration is never edited once released: changes are new migrations.
+
+use rusqlite::{Connection, OptionalExtension};
+
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`.
+const MIGRATIONS: &[&str] = &[
+    // 1: Online IDs, sessions, links, throttling, companies, devices.
+    r#"
+    CREATE TABLE accounts (
+        id            TEXT PRIMARY KEY,
+        email         TEXT NOT NULL UNIQUE,
+        name          TEXT NOT NULL DEFAULT '',
+        verified      INTEGER NOT NULL DEFAULT 0,
+        password_hash TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE email_links (
+        token_hash TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        purpose    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    );
+    CREATE INDEX email_links_account ON email_links(account_id, purpose);
+    CREATE TABLE sessions (
+        id           TEXT PRIMARY KEY,
+        token_hash   TEXT NOT NULL UNIQUE,
+        csrf_hash    TEXT NOT NULL,
+        account_id   TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_account ON sessions(account_id);
+    CREATE TABLE throttle_events (
+        kind TEXT NOT NULL,
+        key  TEXT NOT NULL,
+        at   INTEGER NOT NULL
+    );
+    CREATE INDEX throttle_events_key ON throttle_events(kind, key, at);
+    CREATE TABLE companies (
+        id                  TEXT PRIMARY KEY,
+        details             TEXT NOT NULL,
+        licence_number      TEXT NOT NULL UNIQUE,
+        licence_document    TEXT NOT NULL,
+        tier                TEXT NOT NULL,
+        online_users        INTEGER NOT NULL,
+        system_database_id  TEXT NOT NULL,
+        company_database_id TEXT NOT NULL UNIQUE,
+        connected_by        TEXT NOT NULL REFERENCES accounts(id),
+        created_at          INTEGER NOT NULL,
+        updated_at          INTEGER NOT NULL
+    );
+    CREATE TABLE memberships (
+        company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        role       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (company_id, account_id)
+    );
+    CREATE INDEX memberships_account ON memberships(account_id);
+    CREATE TABLE devices (
+        id            TEXT PRIMARY KEY,
+        company_id    TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        computer_id   TEXT NOT NULL,
+        computer_name TEXT NOT NULL,
+        created_by    TEXT NOT NULL REFERENCES accounts(id),
+        created_at    INTEGER NOT NULL,
+        revoked_at    INTEGER
+    );
+    CREATE INDEX devices_company ON devices(company_id, computer_id);
+    CREATE TABLE device_tokens (
+        token_hash TEXT PRIMARY KEY,
+        device_id  TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    );
+    CREATE INDEX device_tokens_device ON device_tokens(device_id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database has schema version {found}, newer than this service knows ({known}); \
+         run a newer version of the service"
+    )]
+    TooNew { found: i64, known: i64 },
+}
+
+/// Brings the database to [`CURRENT_VERSION`], each migration in its own
+/// transaction together with the new version number.
+pub fn migrate(connection: &mut Connection) -> Result<i64, MigrationError> {
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
+    let found: i64 = connection
+        .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if found > CURRENT_VERSION {
+        return Err(MigrationError::TooNew {
+            found,
+            known: CURRENT_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.execute("DELETE FROM schema_version", [])?;
+        transaction.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
+        transaction.commit()?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(CURRENT_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_harmless_and_records_the_version() {
+        let mut connection = Connection::open_in_memory().expect("in-memory database");
+        assert_eq!(migrate(&mut connection).expect("first"), CURRENT_VERSION);
+        assert_eq!(migrate(&mut connection).expect("second"), CURRENT_VERSION);
+        let version: i64 = connection
+            .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+            .expect("version row");
+        assert_eq!(version, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut connection = Connection::open_in_memory().expect("in-memory database");
+        migrate(&mut connection).expect("migrate");
+        connection
+            .execute("UPDATE schema_version SET version = 99", [])
+            .expect("update");
+        assert!(matches!(
+            migrate(&mut connection),
+            Err(MigrationError::TooNew { found: 99, .. })
+        ));
+    }
+}

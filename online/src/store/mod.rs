@@ -1,0 +1,176 @@
+//! Storage. Handlers depend only on the [`Store`] trait, so a PostgreSQL
+//! backend can be added beside [`SqliteStore`] without touching them
+//! (docs/ONLINE_SERVICE.md, "Storage").
+//!
+//! Each method is one transaction. Where a decision must be atomic with its
+//! write (consuming a one-time token, rotating a refresh token), the method
+//! makes it, and its documentation is the rule every backend must follow.
+
+mod migrations;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::model::{
+    Account, AccountLogin, Company, Device, DeviceToken, EmailLink, LinkPurpose, Role, Session,
+};
+use crate::tokens::TokenHash;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken (an e-mail address, a licence number, ...).
+    #[error("a record with the same key exists already")]
+    Conflict,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the database holds a value this version cannot read: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Throttling events of one kind and key inside a time window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventWindow {
+    pub count: u32,
+    pub oldest: Option<DateTime<Utc>>,
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// What exchanging a refresh token did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old refresh token is used up and the new tokens are stored.
+    Rotated(Device),
+    /// The token had been exchanged before: the device is now revoked.
+    Reused { device_id: Uuid },
+    /// Unknown, expired, not a refresh token, or the device is revoked.
+    Invalid,
+}
+
+/// A company an Online ID can reach, with the Online ID's role there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub company: Company,
+    pub role: Role,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- Online IDs --------------------------------------------------------
+
+    /// `email` is normalised by the caller.
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<AccountLogin>>;
+    async fn account_by_id(&self, id: Uuid) -> StoreResult<Option<Account>>;
+    /// [`StoreError::Conflict`] when the address has an account already.
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn set_account_name(&self, id: Uuid, name: &str) -> StoreResult<()>;
+    /// Sets the password hash and, in the same transaction, ends every
+    /// session of the account except `keep_session` (none when `None`).
+    async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<Uuid>,
+    ) -> StoreResult<()>;
+
+    // --- One-time e-mail links ---------------------------------------------
+
+    async fn insert_email_link(&self, link: &EmailLink) -> StoreResult<()>;
+    /// The account of a link that is unused and has not expired at `now`.
+    async fn email_link_account(
+        &self,
+        hash: &TokenHash,
+        purpose: LinkPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+    /// Consumes a valid link (unused, not expired at `now`, of `purpose`)
+    /// and, in the same transaction, sets the password, and: for
+    /// [`LinkPurpose::Verify`] marks the address verified and uses up the
+    /// account's other verification links; for [`LinkPurpose::Reset`] uses
+    /// up its other reset links and ends all its sessions. `None` (and no
+    /// change) when the link is not valid, also when a concurrent call
+    /// consumed it first.
+    async fn consume_email_link(
+        &self,
+        hash: &TokenHash,
+        purpose: LinkPurpose,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Account>>;
+
+    // --- Sessions ----------------------------------------------------------
+
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn delete_session(&self, id: Uuid) -> StoreResult<()>;
+
+    // --- Throttling ----------------------------------------------------------
+
+    async fn record_event(&self, kind: &str, key: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Events of `kind` and `key` at or after `since`.
+    async fn event_window(
+        &self,
+        kind: &str,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<EventWindow>;
+    async fn clear_events(&self, kind: &str, key: &str) -> StoreResult<()>;
+
+    // --- Companies -----------------------------------------------------------
+
+    async fn company_by_id(&self, id: Uuid) -> StoreResult<Option<Company>>;
+    async fn company_by_licence(&self, licence_number: &str) -> StoreResult<Option<Company>>;
+    async fn company_by_database(&self, company_database_id: &str) -> StoreResult<Option<Company>>;
+    /// Inserts the company and makes `connected_by` its super user.
+    /// [`StoreError::Conflict`] when the licence number or the company
+    /// database is taken (a concurrent registration).
+    async fn insert_company(&self, company: &Company) -> StoreResult<()>;
+    /// Updates the registration data and licence of an existing company
+    /// (same id); [`StoreError::Conflict`] when the new licence number is
+    /// taken by another company.
+    async fn update_company(&self, company: &Company) -> StoreResult<()>;
+    async fn role_in(&self, company_id: Uuid, account_id: Uuid) -> StoreResult<Option<Role>>;
+    /// The companies an Online ID can reach, by name.
+    async fn memberships(&self, account_id: Uuid) -> StoreResult<Vec<Membership>>;
+
+    // --- Devices -------------------------------------------------------------
+
+    /// Stores a new device and its tokens, revoking (at `device.created_at`)
+    /// every active device of the same company and computer.
+    async fn insert_device(&self, device: &Device, tokens: &[DeviceToken]) -> StoreResult<()>;
+    async fn device_token(&self, hash: &TokenHash) -> StoreResult<Option<(DeviceToken, Device)>>;
+    /// Exchanges the refresh token `old` for `new` tokens, atomically:
+    /// [`Rotation::Rotated`] when `old` is a refresh token, unused, not
+    /// expired at `now`, of an active device; [`Rotation::Reused`] (and the
+    /// device is revoked) when it was exchanged before; otherwise
+    /// [`Rotation::Invalid`].
+    async fn rotate_refresh_token(
+        &self,
+        old: &TokenHash,
+        new: &[DeviceToken],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+    /// Active (not revoked) devices of a company, oldest first.
+    async fn devices_of_company(&self, company_id: Uuid) -> StoreResult<Vec<Device>>;
+    async fn device_by_id(&self, id: Uuid) -> StoreResult<Option<Device>>;
+    /// Revokes the device; false when it was revoked already or is unknown.
+    async fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    // --- Housekeeping --------------------------------------------------------
+
+    /// Deletes what can no longer be used at `now`: expired links and
+    /// device tokens, sessions expired or idle since before `idle_before`,
+    /// throttling events older than `events_before`.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        events_before: DateTime<Utc>,
+    ) -> StoreResult<()>;
+}
