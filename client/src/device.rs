@@ -19,6 +19,12 @@ type RefreshHook = Box<dyn Fn(&DeviceCredentials) + Send + Sync>;
 /// Refreshes are serialised: a refresh token used twice revokes the device,
 /// so when several requests find the access token invalid at once, only the
 /// first refreshes and the others use its new token.
+///
+/// A refresh whose future is dropped after the service answered but before
+/// the answer was read loses the new tokens; the next refresh then sends
+/// the spent token, the service revokes the device, and the user logs in
+/// again. Let a request that may refresh run to its end (or its timeout)
+/// rather than cancelling it.
 pub struct DeviceSession {
     pub(crate) state: tokio::sync::Mutex<DeviceState>,
     on_refresh: Option<RefreshHook>,

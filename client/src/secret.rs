@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 /// [`Secret::expose`], only where it is sent or stored on purpose.
 ///
 /// There is deliberately no `Serialize`: a secret goes into a request body
-/// only through a request type that borrows it for that one request.
+/// only through a request type that borrows it for that one request. The
+/// client zeroes the bodies it builds and reads; the copies the HTTP stack
+/// makes while sending are beyond its reach.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Zeroizing<String>);
 
