@@ -55,14 +55,19 @@ impl ManualClock {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
     }
-}
 
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
+    /// The time it shows (also without the [`Clock`] trait in scope).
+    pub fn now(&self) -> DateTime<Utc> {
         *self
             .now
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        ManualClock::now(self)
     }
 }
 

@@ -124,31 +124,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let service = Service::new(config, listener)
         .await
         .context("the service cannot start")?;
+    let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     // The first line on stdout is the address: scripts and tests read it.
     println!("Online Desktop service listening on {}", service.url());
     service
-        .serve(shutdown_signal())
+        .serve(shutdown)
         .await
         .context("the service stopped with an error")
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed at once, before the
+/// address is printed: a script that reads the address and then sends
+/// SIGTERM must get a graceful stop, not the default (abrupt) one.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -242,7 +242,7 @@ async fn bind(
 /// database, and makes the caller the company's super user and "Connected
 /// by". The same registration again answers 200 with the company.
 #[utoipa::path(
-    post, path = "/api/v1/companies", tag = "Companies",
+    post, path = "/api/v1/companies", operation_id = "register_company", tag = "Companies",
     security(("bearer" = []), ("session_cookie" = [])),
     request_body = RegistrationRequest,
     responses(
@@ -287,7 +287,7 @@ pub async fn register(
 
 /// The companies I can reach.
 #[utoipa::path(
-    get, path = "/api/v1/companies", tag = "Companies",
+    get, path = "/api/v1/companies", operation_id = "list_companies", tag = "Companies",
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, body = CompanyList),
@@ -305,7 +305,7 @@ pub async fn list(
 
 /// One company: for its users' sessions and its devices.
 #[utoipa::path(
-    get, path = "/api/v1/companies/{id}", tag = "Companies",
+    get, path = "/api/v1/companies/{id}", operation_id = "get_company", tag = "Companies",
     security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "Company id")),
     responses(

@@ -83,7 +83,7 @@ fn required_text(field: &str, value: &str) -> ApiResult<String> {
 /// Register this computer as a device of the company. Registering the same
 /// computer again revokes its earlier device.
 #[utoipa::path(
-    post, path = "/api/v1/companies/{id}/devices", tag = "Devices",
+    post, path = "/api/v1/companies/{id}/devices", operation_id = "create_device", tag = "Devices",
     security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "Company id")),
     request_body = DeviceRequest,
@@ -132,7 +132,7 @@ pub async fn create(
 /// Exchange a refresh token for a new access and refresh token. A refresh
 /// token works once: using it again revokes the device.
 #[utoipa::path(
-    post, path = "/api/v1/devices/refresh", tag = "Devices",
+    post, path = "/api/v1/devices/refresh", operation_id = "refresh_device_tokens", tag = "Devices",
     request_body = RefreshRequest,
     responses(
         (status = 200, body = DeviceTokens),
@@ -184,7 +184,7 @@ pub async fn refresh(
 
 /// The device of the access token.
 #[utoipa::path(
-    get, path = "/api/v1/devices/current", tag = "Devices",
+    get, path = "/api/v1/devices/current", operation_id = "current_device", tag = "Devices",
     security(("bearer" = [])),
     responses(
         (status = 200, body = DeviceView),
@@ -198,7 +198,7 @@ pub async fn current(DeviceCaller(device): DeviceCaller) -> Json<DeviceView> {
 
 /// Revoke the device of the access token (disconnect this computer).
 #[utoipa::path(
-    delete, path = "/api/v1/devices/current", tag = "Devices",
+    delete, path = "/api/v1/devices/current", operation_id = "revoke_current_device", tag = "Devices",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),
@@ -217,7 +217,7 @@ pub async fn revoke_current(
 
 /// The company's active devices.
 #[utoipa::path(
-    get, path = "/api/v1/companies/{id}/devices", tag = "Devices",
+    get, path = "/api/v1/companies/{id}/devices", operation_id = "list_devices", tag = "Devices",
     security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "Company id")),
     responses(
@@ -241,7 +241,7 @@ pub async fn list(
 
 /// Revoke one of the company's devices.
 #[utoipa::path(
-    delete, path = "/api/v1/companies/{id}/devices/{device_id}", tag = "Devices",
+    delete, path = "/api/v1/companies/{id}/devices/{device_id}", operation_id = "revoke_device", tag = "Devices",
     security(("bearer" = []), ("session_cookie" = [])),
     params(
         ("id" = String, Path, description = "Company id"),

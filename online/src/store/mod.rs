@@ -113,7 +113,8 @@ pub trait Store: Send + Sync + 'static {
     // --- Throttling ----------------------------------------------------------
 
     async fn record_event(&self, kind: &str, key: &str, at: DateTime<Utc>) -> StoreResult<()>;
-    /// Events of `kind` and `key` at or after `since`.
+    /// Events of `kind` and `key` after `since` (so an event leaves the
+    /// window exactly one window length after it happened).
     async fn event_window(
         &self,
         kind: &str,

@@ -524,7 +524,7 @@ impl Store for SqliteStore {
         self.call(move |connection| {
             connection.query_row(
                 "SELECT COUNT(*), MIN(at), MAX(at) FROM throttle_events
-                 WHERE kind = ?1 AND key = ?2 AND at >= ?3",
+                 WHERE kind = ?1 AND key = ?2 AND at > ?3",
                 params![kind, key, micros(since)],
                 |row| {
                     Ok(EventWindow {
@@ -804,7 +804,7 @@ impl Store for SqliteStore {
             let mut statement = connection.prepare(&format!(
                 "SELECT {DEVICE_COLUMNS} FROM devices d
                  WHERE d.company_id = ?1 AND d.revoked_at IS NULL
-                 ORDER BY d.created_at, d.id"
+                 ORDER BY d.created_at, d.rowid"
             ))?;
             let rows = statement.query_map([company_id.to_string()], |row| device_from(row, 0))?;
             rows.collect()
