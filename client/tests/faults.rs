@@ -356,8 +356,18 @@ async fn dropping_the_future_stops_the_request() {
     let server = FaultServer::start(vec![Reply::Silent]).await;
     let timer = FakeTimer::new();
     let client = client(&server.url, retries(4), &timer);
-    let outcome = tokio::time::timeout(Duration::from_millis(200), client.health()).await;
-    assert!(outcome.is_err(), "the silent server never answers");
+    let mut request = Box::pin(client.health());
+    // Drop the request only once the server holds it, however slow the
+    // machine.
+    tokio::select! {
+        outcome = &mut request => panic!("the silent server never answers: {outcome:?}"),
+        () = async {
+            while server.requests() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        } => {}
+    }
+    drop(request);
     tokio::time::timeout(PATIENCE, server.client_closed())
         .await
         .expect("the connection is closed once the future is dropped");
