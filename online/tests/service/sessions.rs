@@ -486,3 +486,38 @@ fn guessing_the_current_password_is_throttled_like_a_login() {
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
 }
+
+/// An unknown address costs a full Argon2id verification too (against a
+/// dummy hash), so timing does not tell who has an Online ID. Measured with
+/// real (if small) parameters; the bound is loose, since without the dummy
+/// verification the unknown address would answer a hundred times faster.
+#[test]
+fn an_unknown_address_takes_as_long_as_a_wrong_password() {
+    let server = TestServer::builder()
+        .configure(|config| {
+            config.password_hashing = PasswordHashing {
+                memory_kib: 4096,
+                iterations: 2,
+                parallelism: 1,
+            }
+        })
+        .start();
+    server.create_online_id("ann@example.com", TEST_PASSWORD);
+    let fastest = |email: &str| {
+        (0..3)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let answer = log_in(&server, email, "not the password");
+                assert_eq!(answer.status, 401);
+                started.elapsed()
+            })
+            .min()
+            .expect("three timings")
+    };
+    let wrong_password = fastest("ann@example.com");
+    let unknown = fastest("nobody@example.com");
+    assert!(
+        unknown * 3 >= wrong_password && wrong_password * 3 >= unknown,
+        "unknown address {unknown:?}, wrong password {wrong_password:?}"
+    );
+}
