@@ -2,6 +2,7 @@
 //! from flags and environment variables; tests build it in code.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +38,9 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub tls: Option<TlsFiles>,
+    /// Reverse proxies in front of the service: for requests from them, the
+    /// client's address is read from `X-Forwarded-For` (throttling per IP).
+    pub trusted_proxies: Vec<IpAddr>,
     pub password_hashing: PasswordHashing,
     pub limits: Limits,
     pub clock: Arc<dyn Clock>,
@@ -54,6 +58,7 @@ impl Config {
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
             tls: None,
+            trusted_proxies: Vec::new(),
             password_hashing: PasswordHashing::RECOMMENDED,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
@@ -76,6 +81,7 @@ impl fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url)
             .field("mail_from", &self.mail_from)
             .field("tls", &self.tls)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("password_hashing", &self.password_hashing)
             .field("limits", &self.limits)
             .finish_non_exhaustive()

@@ -146,6 +146,7 @@ impl Service {
             secure_cookies: tls.is_some() || public_url.starts_with("https://"),
             public_url,
             trusted_keys,
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         Ok(Service {
             router: api::router(state.clone()),

@@ -1,7 +1,7 @@
 //! `online-desktop`: the Online Desktop online service. The work happens in
 //! the `od_online` library; this reads the command line and environment.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the online service (HTTP, or HTTPS with --tls-cert and --tls-key).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI description of API v1.
     Openapi,
 }
@@ -68,6 +68,15 @@ struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "OD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// A reverse proxy in front of the service, by IP address: for its
+    /// requests the client is read from X-Forwarded-For. Repeat for several.
+    #[arg(
+        long = "trusted-proxy",
+        env = "OD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl ServeArgs {
@@ -86,6 +95,7 @@ impl ServeArgs {
             smtp_url: self.smtp_url.map(SecretString::new),
             mail_from: self.mail_from,
             tls,
+            trusted_proxies: self.trusted_proxies,
             ..Config::default()
         }
     }
@@ -103,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Openapi => {
             print!("{}", od_online::api::openapi_text());
             Ok(())

@@ -1,7 +1,7 @@
 //! Request extractors: JSON bodies with the API's error shape, the client's
 //! address, and who is calling (session or device).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::connect_info::{ConnectInfo, Connected};
@@ -98,20 +98,60 @@ impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
 
 /// The client's IP address as text, for throttling ("unknown" when the
 /// request did not come through a listener, as in router unit tests).
+///
+/// Behind a reverse proxy every request comes from the proxy, so throttling
+/// per IP would throttle everyone together. When the connection comes from a
+/// trusted proxy (`--trusted-proxy`), the client is the right-most address
+/// in `X-Forwarded-For` that is not a trusted proxy itself: what a client
+/// writes into the header on its own stands further left and is ignored.
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts
+            .extensions
+            .get::<ConnectInfo<ClientAddr>>()
+            .map(|info| info.0 .0.ip())
+        else {
+            return Ok(ClientIp("unknown".to_owned()));
+        };
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<ClientAddr>>()
-                .map(|info| info.0 .0.ip().to_string())
-                .unwrap_or_else(|| "unknown".to_owned()),
+            forwarded_client(peer, &parts.headers, &state.trusted_proxies).to_string(),
         ))
     }
+}
+
+/// The client behind `peer`, per the rule of [`ClientIp`].
+pub fn forwarded_client(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted_proxies.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Garbage: trust nothing further left.
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// An Online ID's session.
@@ -275,6 +315,31 @@ impl FromRequestParts<AppState> for DeviceCaller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        let proxy = ip("10.0.0.1");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "1.1.1.1, 2.2.2.2".parse().expect("a value"),
+        );
+        headers.append("x-forwarded-for", "10.0.0.2".parse().expect("a value"));
+        let trusted = [proxy, ip("10.0.0.2")];
+        assert_eq!(
+            forwarded_client(ip("3.3.3.3"), &headers, &trusted),
+            ip("3.3.3.3")
+        );
+        assert_eq!(forwarded_client(proxy, &headers, &trusted), ip("2.2.2.2"));
+        assert_eq!(forwarded_client(proxy, &headers, &[proxy]), ip("10.0.0.2"));
+        headers.insert("x-forwarded-for", "nonsense".parse().expect("a value"));
+        assert_eq!(forwarded_client(proxy, &headers, &trusted), proxy);
+        assert_eq!(
+            forwarded_client(proxy, &axum::http::HeaderMap::new(), &trusted),
+            proxy
+        );
+    }
 
     #[test]
     fn type_errors_do_not_quote_values() {

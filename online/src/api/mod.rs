@@ -9,6 +9,7 @@ pub mod me;
 pub mod sessions;
 pub mod types;
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,6 +64,8 @@ pub struct Shared {
     /// HTTPS, directly or behind a proxy (`https` public URL).
     pub secure_cookies: bool,
     pub trusted_keys: TrustedKeys,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Deref for AppState {

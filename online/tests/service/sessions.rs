@@ -521,3 +521,41 @@ fn an_unknown_address_takes_as_long_as_a_wrong_password() {
         "unknown address {unknown:?}, wrong password {wrong_password:?}"
     );
 }
+
+#[test]
+fn behind_a_trusted_proxy_clients_are_throttled_by_their_forwarded_address() {
+    let trusting = TestServer::builder()
+        .configure(|config| config.trusted_proxies = vec!["127.0.0.1".parse().expect("an IP")])
+        .start();
+    let attempt = |server: &TestServer, n: usize, client: &str| {
+        server
+            .post("/api/v1/sessions")
+            .header("X-Forwarded-For", &format!("198.51.100.7, {client}"))
+            .json(&json!({ "email": format!("user{n}@example.com"), "password": "guess" }))
+            .send()
+    };
+    for n in 0..50 {
+        assert_eq!(attempt(&trusting, n, "203.0.113.1").status, 401);
+    }
+    assert_error(
+        &attempt(&trusting, 99, "203.0.113.1"),
+        429,
+        "too_many_attempts",
+    );
+    assert_error(
+        &attempt(&trusting, 99, "203.0.113.2"),
+        401,
+        "invalid_credentials",
+    );
+
+    // Without trust, the header is the client's own claim and is ignored.
+    let plain = TestServer::start();
+    for n in 0..50 {
+        assert_eq!(attempt(&plain, n, &format!("203.0.113.{n}")).status, 401);
+    }
+    assert_error(
+        &attempt(&plain, 99, "203.0.113.200"),
+        429,
+        "too_many_attempts",
+    );
+}
