@@ -23,7 +23,9 @@ SERVICE="$TARGET/online-desktop"
 
 echo "== Starting the online service"
 LOG="$(mktemp -t online-desktop.XXXXXX.log)"
-"$SERVICE" serve --addr "127.0.0.1:$PORT" >"$LOG" 2>&1 &
+ONLINE="$DATA/online-service"
+mkdir -p "$ONLINE"
+"$SERVICE" serve --addr "127.0.0.1:$PORT" --database "$ONLINE/online.db" --outbox "$ONLINE/outbox" >"$LOG" 2>&1 &
 SERVICE_PID=$!
 trap 'kill "$SERVICE_PID" 2>/dev/null || true; wait "$SERVICE_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -56,7 +58,10 @@ echo "== Company settings → Online Desktop"
 cat <<TEXT
 
 The online service is running at $URL (health: $URL/api/v1/health).
-The web desktop and synchronisation arrive with the next issues.
+Create an Online ID: open $URL/login, or
+  curl -s -X POST $URL/api/v1/accounts -H 'Content-Type: application/json' -d '{"email":"you@example.com"}'
+then open the link in the newest mail in $ONLINE/outbox, choose a password, and log in at $URL/login.
+Its log: $LOG. The web desktop and synchronisation arrive with the next issues.
 
 Try the program as a person would, in another terminal:
   OD_HOST_DATA="$DATA" OD_SERVICE_URL="$URL" $HOST desktop

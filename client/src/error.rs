@@ -14,7 +14,12 @@ use thiserror::Error;
 
 /// The service's codes that mean "these credentials are not (or no longer)
 /// good": the user must log in again.
-pub const AUTH_CODES: [&str; 3] = ["invalid_credentials", "not_verified", "token_invalid"];
+pub const AUTH_CODES: [&str; 4] = [
+    "invalid_credentials",
+    "not_verified",
+    "token_invalid",
+    "authentication_required",
+];
 
 /// A request to the online service failed. `Display` is written for the
 /// bookkeeper; the service's own `message` is shown where it sent one.
@@ -266,6 +271,7 @@ mod tests {
             (401, "invalid_credentials"),
             (403, "not_verified"),
             (401, "token_invalid"),
+            (401, "authentication_required"),
         ] {
             let error = answer(status, &error_body(code, "Log in again."));
             assert_eq!(error.status_code(), OD_RESULT_SERVICE_AUTH, "{code}");
