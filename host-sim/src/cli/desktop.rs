@@ -193,13 +193,22 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         println!("  Trace log: {}", path.display());
     }
     println!("\n{}", style("Licence").bold());
-    println!(
-        "  {} · tier {} · valid until {} · {} online users",
-        licence.licence_number.as_deref().unwrap_or("no licence"),
-        licence.tier.as_deref().unwrap_or("-"),
-        licence.valid_until.as_deref().unwrap_or("-"),
-        licence.online_users
-    );
+    match &licence.licence_number {
+        None => println!("  No Online Desktop licence is registered."),
+        Some(number) => {
+            let agreement = match (&licence.tier, &licence.valid_until) {
+                (Some(tier), Some(until)) => format!(
+                    "{} service agreement, valid until {until}",
+                    render::tier_name(tier)
+                ),
+                _ => "no service agreement".to_owned(),
+            };
+            println!(
+                "  {number} · {agreement} · {} online users",
+                licence.online_users
+            );
+        }
+    }
     if licence.ok {
         let titles: Vec<&str> = licence.modules.iter().map(|(_, t)| t.as_str()).collect();
         println!("  Online modules: {}", titles.join(", "));

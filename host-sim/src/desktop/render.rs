@@ -33,7 +33,8 @@ pub fn licence(view: &LicenceView) -> String {
         (Some(tier), Some(until)) => {
             let _ = writeln!(
                 out,
-                "  Service agreement: {tier}, valid until {until}; {} online users",
+                "  Service agreement: {}, valid until {until}; {} online users",
+                tier_name(tier),
                 view.online_users
             );
         }
@@ -50,6 +51,13 @@ pub fn licence(view: &LicenceView) -> String {
         let _ = writeln!(out, "  Online modules: {}", titles.join(", "));
     }
     out
+}
+
+/// The name people know a service-agreement tier by ("Standard"), from the
+/// id the plugin reports ("standard"); an unknown id is shown as it is.
+pub fn tier_name(id: &str) -> &str {
+    id.parse::<od_licence::Tier>()
+        .map_or(id, |tier| tier.name())
 }
 
 /// The prerequisite rows: passed in green, failed in red with what to do and
