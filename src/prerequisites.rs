@@ -70,8 +70,9 @@ mod fix {
     pub(crate) const EMPLOYEE: &str =
         "System → Users → (your user) → Employee, and Employees → (the employee) → E-mail";
     pub(crate) const REGISTRATION: &str = "View → Settings → Company → Company information";
-    pub(crate) const COMPANY: &str =
-        "File → Open company (your own company database), with a full licence installed";
+    pub(crate) const SAMPLE: &str = "File → Open company (your own company database)";
+    pub(crate) const EVALUATION: &str =
+        "Help → About → Administer licence information (the full licence)";
     pub(crate) const OTHER_CONNECTED: &str =
         "The connected company: View → Settings → Company → Settings per module → Online Desktop → Disconnect";
     pub(crate) const NETWORK: &str =
@@ -230,13 +231,7 @@ fn licence_row(report: &LicenceReport) -> Prerequisite {
     let detail = if report.ok {
         "The licence allows Online Desktop for this company.".to_owned()
     } else {
-        let failed: Vec<String> = report
-            .rules
-            .iter()
-            .filter(|r| !r.passed)
-            .map(|r| format!("{}: {}", r.title, r.detail))
-            .collect();
-        format!("The licence check failed. {}", failed.join(" "))
+        licence_failure(report)
     };
     row(
         "licence",
@@ -244,6 +239,32 @@ fn licence_row(report: &LicenceReport) -> Prerequisite {
         fix::LICENCE,
         Ok((report.ok, detail)),
     )
+}
+
+/// Why the licence check failed, in sentences. Without a licence the other
+/// rules say nothing more, so only the missing licence is named.
+fn licence_failure(report: &LicenceReport) -> String {
+    let failed: Vec<&str> = report
+        .rules
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.detail.as_str())
+        .collect();
+    let missing = report
+        .rule(od_licence::RuleId::LicencePresent)
+        .is_some_and(|r| !r.passed);
+    let reasons = if missing {
+        &failed[..1.min(failed.len())]
+    } else {
+        &failed[..]
+    };
+    let mut text = String::from("The licence check failed:");
+    for reason in reasons {
+        text.push(' ');
+        text.push_str(reason.trim_end_matches('.'));
+        text.push('.');
+    }
+    text
 }
 
 fn super_user_row(host: &Host) -> Prerequisite {
@@ -337,22 +358,29 @@ fn registration_row(host: &Host) -> Prerequisite {
 }
 
 fn real_company_row(host: &Host) -> Prerequisite {
-    let outcome = host.company_identity().and_then(|company| {
-        let info = host.host_info()?;
-        Ok(if company.is_sample {
-            (false, "This is the sample database, which cannot be connected. Open your own company database.".to_owned())
-        } else if info.evaluation_installation {
-            (false, "This is an evaluation installation. Online Desktop needs a full installation.".to_owned())
-        } else {
-            (true, format!("{} is a company database of a full installation.", company.name))
-        })
-    });
-    row(
-        "real_company",
-        "This is a real company database, not the sample database or an evaluation installation",
-        fix::COMPANY,
-        outcome,
-    )
+    let title =
+        "This is a real company database, not the sample database or an evaluation installation";
+    let checked = host
+        .company_identity()
+        .and_then(|company| Ok((company, host.host_info()?)));
+    let (outcome, fix_location) = match checked {
+        Ok((company, _)) if company.is_sample => (
+            Ok((false, "This is the sample database, which cannot be connected. Open your own company database.".to_owned())),
+            fix::SAMPLE,
+        ),
+        Ok((_, info)) if info.evaluation_installation => (
+            Ok((
+                false,
+                "This is an evaluation installation. Online Desktop needs a full installation: register the full \
+                 licence you bought."
+                    .to_owned(),
+            )),
+            fix::EVALUATION,
+        ),
+        Ok((company, _)) => (Ok((true, format!("{} is a company database of a full installation.", company.name))), fix::SAMPLE),
+        Err(error) => (Err(error), fix::SAMPLE),
+    };
+    row("real_company", title, fix_location, outcome)
 }
 
 fn other_connected_row(host: &Host) -> Prerequisite {
@@ -556,6 +584,43 @@ mod tests {
                 .contains("user ola on PC2, API integration Webshop"),
             "{}",
             sessions.detail
+        );
+    }
+
+    /// Regression: without a licence the row listed every rule as
+    /// "title: no licence", run together.
+    #[test]
+    fn without_a_licence_the_row_names_only_the_missing_licence() {
+        let fake = complete_host();
+        fake.set("licence.documents", json!({"documents": []}));
+        fake.set("system.bindings", json!({"bindings": []}));
+        let f = Fixture::new(fake, "http://127.0.0.1:9");
+        let row = f.row("licence");
+        assert_eq!(row.state, CheckState::Failed);
+        assert!(
+            row.detail.starts_with("The licence check failed: No "),
+            "{}",
+            row.detail
+        );
+        assert!(!row.detail.contains("no licence"), "{}", row.detail);
+    }
+
+    /// Regression: an evaluation installation pointed at "File → Open
+    /// company", which cannot fix it.
+    #[test]
+    fn an_evaluation_installation_points_at_the_licence() {
+        let fake = complete_host();
+        fake.set(
+            "host.info",
+            json!({"host_name": "t", "host_version": "1", "evaluation_installation": true, "computer": {"id": "pc1", "name": "PC1"}}),
+        );
+        let row = Fixture::new(fake, "http://127.0.0.1:9").row("real_company");
+        assert_eq!(row.state, CheckState::Failed);
+        assert_eq!(row.fix_location, fix::EVALUATION);
+        assert!(
+            row.detail.contains("evaluation installation"),
+            "{}",
+            row.detail
         );
     }
 

@@ -66,7 +66,8 @@ const WARNING: char = '!';
 const LICENCE_FIX: &str = "Fix it in: Help → About → Administer licence information → \
                            Add-on products → Online Desktop → Add";
 const ALL_MET: &str = "All requirements are met: Connect is available.";
-const NOT_POSSIBLE_ERROR: &str = "Error: Connecting is not possible yet: see the red items above.";
+const NOT_POSSIBLE_ERROR: &str =
+    "Error: Connecting is not possible yet: see the items marked ✘ above.";
 const RESTART: &str = "The change takes effect the next time the program starts.";
 const STANDARD_MODULES: &str = "Online modules: Contacts and contact persons, Activities, \
      Sales documents (quotes, orders, invoices, credit notes), Products, Employees, \
@@ -660,8 +661,7 @@ fn fixing_each_requirement_turns_it_green() {
         assert_eq!(licence_row.mark, FAILED, "{}", start.run);
         assert!(
             licence_row.details[0].starts_with(
-                "The licence check failed. An Online Desktop licence is registered: No licence \
-                 is registered in the system database."
+                "The licence check failed: No licence is registered in the system database."
             ),
             "{}",
             start.run
@@ -919,7 +919,7 @@ fn the_sample_database_is_refused() {
     sample.assert_row_fails(
         REAL_COMPANY_ROW,
         "This is the sample database, which cannot be connected. Open your own company database.",
-        "File → Open company (your own company database), with a full licence installed",
+        "File → Open company (your own company database)",
     );
     assert_eq!(
         sample.unmet_rows(),
@@ -948,9 +948,8 @@ fn an_evaluation_licence_is_refused() {
     assert_eq!(
         connect.row(LICENCE_ROW).details,
         [
-            "The licence check failed. The licence is not an evaluation licence: Licence \
-             OD-100001 is an evaluation licence. Online Desktop needs a full licence; ask your \
-             dealer for one.",
+            "The licence check failed: Licence OD-100001 is an evaluation licence. Online \
+             Desktop needs a full licence; ask your dealer for one.",
             LICENCE_FIX
         ],
         "{}",
@@ -1103,8 +1102,9 @@ fn an_evaluation_installation_is_refused() {
     assert_only_changed(&before, &evaluation, REAL_COMPANY_ROW, FAILED);
     evaluation.assert_row_fails(
         REAL_COMPANY_ROW,
-        "This is an evaluation installation. Online Desktop needs a full installation.",
-        "File → Open company (your own company database), with a full licence installed",
+        "This is an evaluation installation. Online Desktop needs a full installation: register \
+         the full licence you bought.",
+        "Help → About → Administer licence information (the full licence)",
     );
     evaluation.assert_refused(1);
 
@@ -1234,7 +1234,7 @@ fn a_missing_add_on_library_says_how_to_build_it() {
         run.assert_code(1);
         assert!(
             run.stderr.starts_with(&format!(
-                "Error: The Online Desktop add-on could not be loaded from {}: ",
+                "Error: The Online Desktop add-on was not found at {}.",
                 missing.display()
             )),
             "{run}"
@@ -1325,5 +1325,8 @@ fn a_file_that_is_not_a_library_is_refused() {
             )),
             "{run}"
         );
+        // Regression: the build hint was shown for a file that exists but
+        // is not a library, where building would not help.
+        assert!(!run.stderr.contains("Build it with"), "{run}");
     }
 }

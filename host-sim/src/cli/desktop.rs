@@ -130,7 +130,7 @@ pub fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         Ok(())
     } else {
         Err(HostError::RequirementsNotMet(
-            "Connecting is not possible yet: see the red items above.".into(),
+            "Connecting is not possible yet: see the items marked ✘ above.".into(),
         ))
     }
 }

@@ -12,9 +12,11 @@ pub const PLUGIN_ENV: &str = "OD_PLUGIN_PATH";
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
-        "The Online Desktop add-on could not be loaded from {path}: {reason}\n\
+        "The Online Desktop add-on was not found at {path}.\n\
          Build it with `cargo build -p online-desktop`, or say where it is with --plugin or {PLUGIN_ENV}."
     )]
+    Missing { path: PathBuf },
+    #[error("The Online Desktop add-on could not be loaded from {path}: {reason}")]
     Open { path: PathBuf, reason: String },
     #[error("{path} is not an Online Desktop add-on (it has no entry point `od_entry`).")]
     NoEntryPoint { path: PathBuf },
@@ -35,20 +37,23 @@ pub struct Library {
 }
 
 impl Library {
-    /// The library built in this workspace, next to this program.
+    /// The library built in this workspace: the newest build next to this
+    /// program, one folder up (for test programs), or in `deps/` (where
+    /// `cargo test` puts it).
     pub fn default_path() -> PathBuf {
         let name = libloading::library_filename("online_desktop");
         let exe = std::env::current_exe().unwrap_or_default();
         let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-        // Test binaries live one level deeper, in target/<profile>/deps.
-        let candidates = [
-            dir.join(&name),
-            dir.parent().map(|p| p.join(&name)).unwrap_or_default(),
-        ];
+        let mut candidates = vec![dir.join(&name), dir.join("deps").join(&name)];
+        if let Some(up) = dir.parent() {
+            candidates.push(up.join(&name));
+        }
+        let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         candidates
             .iter()
-            .find(|p| p.is_file())
-            .cloned()
+            .filter_map(|p| Some((modified(p)?, p)))
+            .max_by_key(|(time, _)| *time)
+            .map(|(_, p)| p.clone())
             .unwrap_or_else(|| candidates[0].clone())
     }
 
@@ -64,6 +69,11 @@ impl Library {
     }
 
     pub fn load(path: &Path) -> Result<Library, LoadError> {
+        if !path.is_file() {
+            return Err(LoadError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
         // SAFETY: loading runs the library's initialisers; the Online
         // Desktop plugin has none that do work (STYLE.md: loading does no
         // work), and a foreign library is refused below before any call.
