@@ -11,16 +11,17 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::db::company::RegistrationField;
+use crate::db::company::{CompanyDb, RegistrationField};
 use crate::db::system::Company;
 use crate::error::HostError;
 use crate::installation::Installation;
+use crate::sync::{self, data};
 
 /// The host's name in `host.info`.
 pub const HOST_NAME: &str = "Host Simulator";
 
 /// Every method [`handle`] answers.
-pub const METHODS: [&str; 9] = [
+pub const METHODS: [&str; 17] = [
     "host.info",
     "licence.documents",
     "system.bindings",
@@ -30,7 +31,18 @@ pub const METHODS: [&str; 9] = [
     "company.registration",
     "user.current",
     "sessions.active",
+    "schema.entities",
+    "changes.position",
+    "changes.read",
+    "records.count",
+    "records.page",
+    "records.apply",
+    "sync.block",
+    "sync.unblock",
 ];
+
+/// Entries or rows a read returns when the parameters do not say.
+pub const DEFAULT_BATCH: u64 = 1_000;
 
 /// Who is asking: the running host's data directory, open company database,
 /// logged-in user and computer.
@@ -55,18 +67,28 @@ pub enum ChannelError {
     #[error("{0}")]
     ContextNotFound(String),
 
+    /// The parameters do not fit the method.
+    #[error("{0}")]
+    InvalidParams(String),
+
     /// The installation could not be read.
     #[error(transparent)]
     Host(#[from] HostError),
 }
 
-/// Answers one data-channel request. Parameters are accepted for future
-/// methods; none of the current ones takes any.
-pub fn handle(context: &HostContext, method: &str, _params: &Value) -> Result<Value, ChannelError> {
+/// Answers one data-channel request. Methods without parameters ignore
+/// the ones given; `null` counts as `{}`.
+pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Value, ChannelError> {
     if !METHODS.contains(&method) {
         return Err(ChannelError::UnknownMethod(method.to_owned()));
     }
+    if method == "schema.entities" {
+        return Ok(sync::schema::schema_json());
+    }
     let installation = Installation::open(&context.data_dir)?;
+    if let Some(answer) = sync_method(&installation, context, method, params)? {
+        return Ok(answer);
+    }
     let system = installation.system();
     match method {
         "host.info" => {
@@ -203,6 +225,142 @@ pub fn handle(context: &HostContext, method: &str, _params: &Value) -> Result<Va
         }
         _ => Err(ChannelError::UnknownMethod(method.to_owned())),
     }
+}
+
+/// The synchronisation methods (docs/SYNC_PROTOCOL.md §2); `None` for
+/// the others.
+fn sync_method(
+    installation: &Installation,
+    context: &HostContext,
+    method: &str,
+    params: &Value,
+) -> Result<Option<Value>, ChannelError> {
+    let params = Params { method, params };
+    let answer = match method {
+        "changes.position" => {
+            let db = company_db(installation, context)?;
+            json!({ "seq": data::position(db.connection())? })
+        }
+        "changes.read" => {
+            let after = params.integer("after")?.unwrap_or(0);
+            let limit = params.limit()?;
+            let db = company_db(installation, context)?;
+            let entries = data::changes(db.connection(), after, limit)?;
+            let last_seq = entries.last().map_or(after, |e| e.seq);
+            let changes: Vec<Value> = entries.iter().map(data::ChangeEntry::to_json).collect();
+            json!({ "changes": changes, "last_seq": last_seq })
+        }
+        "records.count" => {
+            let entity = params.entity()?;
+            let db = company_db(installation, context)?;
+            json!({ "count": data::count(db.connection(), entity)? })
+        }
+        "records.page" => {
+            let entity = params.entity()?;
+            let after = params.integer("after_local_id")?;
+            let limit = params.limit()?;
+            let db = company_db(installation, context)?;
+            let (records, done) = data::page(db.connection(), entity, after, limit)?;
+            let records: Vec<Value> = records
+                .into_iter()
+                .map(|(local_id, fields)| json!({ "local_id": local_id, "fields": fields }))
+                .collect();
+            json!({ "records": records, "done": done })
+        }
+        "records.apply" => {
+            let list = params
+                .get("changes")
+                .and_then(Value::as_array)
+                .ok_or_else(|| params.invalid("\u{201c}changes\u{201d} must be a list"))?;
+            let changes = list
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    data::Change::from_json(c)
+                        .map_err(|m| params.invalid(&format!("change {}: {m}", i + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut db = company_db(installation, context)?;
+            let results = data::apply(db.connection_mut(), data::Writer::Online, &changes)?;
+            let results: Vec<Value> = results.iter().map(data::Applied::to_json).collect();
+            json!({ "results": results })
+        }
+        "sync.block" => {
+            let reason = params
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| params.invalid("\u{201c}reason\u{201d} must be a non-empty text"))?;
+            let company = current_company(installation, context)?;
+            let block = installation.system().block_company(&company.id, reason)?;
+            json!({ "blocked": true, "reason": block.reason, "blocked_at": block.blocked_at })
+        }
+        "sync.unblock" => {
+            let company = current_company(installation, context)?;
+            installation.system().unblock_company(&company.id)?;
+            json!({ "blocked": false })
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(answer))
+}
+
+/// A method's parameters, with messages that name the method.
+struct Params<'a> {
+    method: &'a str,
+    params: &'a Value,
+}
+
+impl Params<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.params.get(name)
+    }
+
+    fn invalid(&self, message: &str) -> ChannelError {
+        ChannelError::InvalidParams(format!("{}: {message}", self.method))
+    }
+
+    /// An optional integer (absent or null is `None`).
+    fn integer(&self, name: &str) -> Result<Option<i64>, ChannelError> {
+        match self.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| self.invalid(&format!("\u{201c}{name}\u{201d} must be an integer"))),
+        }
+    }
+
+    /// `limit`: default [`DEFAULT_BATCH`], at most [`data::MAX_BATCH`].
+    fn limit(&self) -> Result<u64, ChannelError> {
+        match self.integer("limit")? {
+            None => Ok(DEFAULT_BATCH),
+            Some(n) if n >= 1 => Ok((n as u64).min(data::MAX_BATCH)),
+            Some(_) => Err(self.invalid("\u{201c}limit\u{201d} must be at least 1")),
+        }
+    }
+
+    fn entity(&self) -> Result<&'static sync::schema::Entity, ChannelError> {
+        let name = self
+            .get("entity")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.invalid("\u{201c}entity\u{201d} must be a string"))?;
+        sync::schema::entity(name).ok_or_else(|| {
+            self.invalid(&format!(
+                "there is no entity \u{201c}{name}\u{201d} (entities: {})",
+                sync::schema::entity_names()
+            ))
+        })
+    }
+}
+
+fn company_db(
+    installation: &Installation,
+    context: &HostContext,
+) -> Result<CompanyDb, ChannelError> {
+    let company = current_company(installation, context)?;
+    Ok(installation.open_company_db(&company)?)
 }
 
 fn current_company(

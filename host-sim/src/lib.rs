@@ -10,6 +10,8 @@
 //! - [`demo`]: creating the demo installation and generating records;
 //! - [`licensing`]: issuing, registering and binding licences;
 //! - [`channel`]: the host's answers to the plugin's data channel;
+//! - [`sync`]: the host side of synchronisation (schema, change log,
+//!   records, checksum);
 //! - [`plugin`]: loading the plugin library and the host's callbacks;
 //! - [`desktop`]: the host's Online Desktop actions and the interactive mode;
 //! - [`cli`]: the command line.
@@ -23,4 +25,5 @@ pub mod error;
 pub mod installation;
 pub mod licensing;
 pub mod plugin;
+pub mod sync;
 mod text;

@@ -365,17 +365,26 @@ impl CompanyDb {
         conn.pragma_update(None, "journal_mode", "DELETE")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // After the bulk load: the generated rows are not logged (the first
+        // sync reads whole tables), and loading stays as fast as before.
+        crate::sync::tracking::install(&conn)?;
         Ok((CompanyDb { conn }, filled))
     }
 
+    /// Opens a company database, adding change tracking to one made
+    /// before it existed.
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(CompanyDb {
-            conn: super::open_existing(path)?,
-        })
+        let conn = super::open_existing(path)?;
+        crate::sync::tracking::migrate(&conn)?;
+        Ok(CompanyDb { conn })
     }
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub fn info(&self) -> Result<CompanyInfo> {

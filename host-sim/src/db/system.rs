@@ -75,6 +75,24 @@ CREATE TABLE api_integrations (
 );
 ";
 
+/// Added with synchronisation (issue 4); created in older system databases
+/// when they are opened.
+const SYNC_BLOCKS: &str = "
+CREATE TABLE IF NOT EXISTS sync_blocks (
+    company_id TEXT PRIMARY KEY REFERENCES companies(id) ON DELETE CASCADE,
+    reason     TEXT NOT NULL,
+    blocked_at TEXT NOT NULL
+);
+";
+
+/// Use of the program blocked for a company database by the add-on (during
+/// the first synchronisation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncBlock {
+    pub reason: String,
+    pub blocked_at: String,
+}
+
 /// One company database as the system database lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Company {
@@ -170,6 +188,7 @@ impl SystemDb {
     pub fn create(path: &Path, evaluation_installation: bool) -> Result<Self> {
         let conn = super::create_new(path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(SYNC_BLOCKS)?;
         conn.execute(
             "INSERT INTO installation (id, evaluation_installation, created_at) VALUES (1, ?1, ?2)",
             params![evaluation_installation, now_text()],
@@ -179,9 +198,57 @@ impl SystemDb {
 
     /// Opens the system database of an existing installation.
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(SystemDb {
-            conn: super::open_existing(path)?,
-        })
+        let conn = super::open_existing(path)?;
+        let has_blocks: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_blocks')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_blocks {
+            conn.execute_batch(SYNC_BLOCKS)?;
+        }
+        Ok(SystemDb { conn })
+    }
+
+    // --- blocking use of the program --------------------------------------
+
+    /// Blocks use of the program for the company (replacing the reason of
+    /// an earlier block).
+    pub fn block_company(&self, company_id: &str, reason: &str) -> Result<SyncBlock> {
+        let blocked_at = now_text();
+        self.conn.execute(
+            "INSERT INTO sync_blocks (company_id, reason, blocked_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (company_id) DO UPDATE SET reason = excluded.reason",
+            params![company_id, reason, blocked_at],
+        )?;
+        Ok(self.company_block(company_id)?.unwrap_or(SyncBlock {
+            reason: reason.to_owned(),
+            blocked_at,
+        }))
+    }
+
+    /// Lifts the block; whether there was one.
+    pub fn unblock_company(&self, company_id: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM sync_blocks WHERE company_id = ?1",
+            params![company_id],
+        )? > 0)
+    }
+
+    pub fn company_block(&self, company_id: &str) -> Result<Option<SyncBlock>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT reason, blocked_at FROM sync_blocks WHERE company_id = ?1",
+                params![company_id],
+                |row| {
+                    Ok(SyncBlock {
+                        reason: row.get(0)?,
+                        blocked_at: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     pub fn connection(&self) -> &Connection {

@@ -1,0 +1,454 @@
+//! Change tracking and the synchronisation channel methods, against a demo
+//! installation made by `init`.
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+
+use super::data::{self, Change, Op, Writer};
+use crate::channel::{handle, ChannelError, HostContext};
+use crate::db::company::CompanyDb;
+use crate::demo::{self, InitOptions};
+use crate::installation::Installation;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    installation: Installation,
+}
+
+impl Fixture {
+    fn new(records: u64) -> Fixture {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let options = InitOptions {
+            records,
+            seed: 3,
+            force: false,
+            as_of: NaiveDate::from_ymd_opt(2026, 3, 31).expect("date"),
+        };
+        let (installation, _) = demo::init(dir.path(), &options).expect("init");
+        Fixture { dir, installation }
+    }
+
+    fn context(&self) -> HostContext {
+        HostContext {
+            data_dir: self.dir.path().to_path_buf(),
+            company_id: self
+                .installation
+                .find_company(demo::DEMO_COMPANY)
+                .unwrap()
+                .id,
+            username: "admin".into(),
+            computer_id: self
+                .installation
+                .find_computer(demo::SERVER_COMPUTER)
+                .unwrap()
+                .id,
+        }
+    }
+
+    fn db(&self) -> CompanyDb {
+        let company = self.installation.find_company(demo::DEMO_COMPANY).unwrap();
+        self.installation.open_company_db(&company).unwrap()
+    }
+
+    fn ask(&self, method: &str, params: Value) -> Value {
+        handle(&self.context(), method, &params).unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    fn refused(&self, method: &str, params: Value) -> String {
+        handle(&self.context(), method, &params)
+            .expect_err(method)
+            .to_string()
+    }
+
+    fn log(&self) -> Vec<(String, i64, String, String)> {
+        let db = self.db();
+        let mut stmt = db
+            .connection()
+            .prepare("SELECT entity, local_id, op, origin FROM change_log ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+fn entry(entity: &str, id: i64, op: &str, origin: &str) -> (String, i64, String, String) {
+    (entity.into(), id, op.into(), origin.into())
+}
+
+#[test]
+fn init_logs_nothing_and_every_write_is_logged_once() {
+    let fixture = Fixture::new(200);
+    assert!(fixture.log().is_empty());
+    assert_eq!(
+        fixture.ask("changes.position", json!({})),
+        json!({"seq": 0})
+    );
+    let db = fixture.db();
+    let conn = db.connection();
+    conn.execute(
+        "INSERT INTO contacts (number, name, created_on) VALUES (9001, 'Ny AS', '2026-04-01')",
+        [],
+    )
+    .unwrap();
+    let id = conn.last_insert_rowid();
+    conn.execute("UPDATE contacts SET city = 'Bergen' WHERE id = ?1", [id])
+        .unwrap();
+    conn.execute("DELETE FROM contacts WHERE id = ?1", [id])
+        .unwrap();
+    assert_eq!(
+        fixture.log(),
+        [
+            entry("contacts", id, "upsert", "host"),
+            entry("contacts", id, "upsert", "host"),
+            entry("contacts", id, "delete", "host"),
+        ]
+    );
+    assert_eq!(
+        fixture.ask("changes.position", json!({})),
+        json!({"seq": 3})
+    );
+}
+
+#[test]
+fn changes_read_gives_current_records_in_batches() {
+    let fixture = Fixture::new(200);
+    let mut db = fixture.db();
+    let applied = data::apply(
+        db.connection_mut(),
+        Writer::Host,
+        &[Change {
+            entity: "contacts".into(),
+            local_id: Some(1),
+            op: Op::Upsert,
+            fields: json!({"city": "Tromsø"}).as_object().unwrap().clone(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(applied[0].local_id, 1);
+    db.connection()
+        .execute("DELETE FROM sales_lines WHERE id = 1", [])
+        .unwrap();
+
+    let answer = fixture.ask("changes.read", json!({"after": 0, "limit": 1}));
+    assert_eq!(answer["last_seq"], 1);
+    let changes = answer["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1);
+    let change = &changes[0];
+    assert_eq!(
+        (
+            &change["seq"],
+            &change["entity"],
+            &change["local_id"],
+            &change["op"],
+            &change["origin"]
+        ),
+        (
+            &json!(1),
+            &json!("contacts"),
+            &json!(1),
+            &json!("upsert"),
+            &json!("host")
+        )
+    );
+    assert_eq!(change["record"]["city"], "Tromsø");
+    assert!(change["record"]["number"].as_i64().is_some());
+
+    let answer = fixture.ask("changes.read", json!({"after": 1}));
+    assert_eq!(answer["last_seq"], 2);
+    assert_eq!(answer["changes"][0]["op"], "delete");
+    assert_eq!(answer["changes"][0]["record"], Value::Null);
+    let answer = fixture.ask("changes.read", json!({"after": 2}));
+    assert_eq!(answer, json!({"changes": [], "last_seq": 2}));
+
+    assert!(fixture
+        .refused("changes.read", json!({"after": "x"}))
+        .contains("changes.read: \u{201c}after\u{201d} must be an integer"));
+    assert!(fixture
+        .refused("changes.read", json!({"limit": 0}))
+        .contains("at least 1"));
+}
+
+#[test]
+fn apply_is_logged_as_online_and_returns_host_numbers() {
+    let fixture = Fixture::new(200);
+    let before = fixture.db().connection().query_row(
+        "SELECT MAX(number) FROM sales_documents WHERE kind = 'invoice'",
+        [],
+        |r| r.get::<_, i64>(0),
+    );
+    let answer = fixture.ask(
+        "records.apply",
+        json!({"changes": [
+            {"entity": "contacts", "local_id": null, "op": "upsert",
+             "fields": {"name": "Fjord Fisk AS", "is_customer": true}},
+            {"entity": "sales_documents", "local_id": null, "op": "upsert",
+             "fields": {"kind": "invoice", "contact_id": 1, "document_date": "2026-04-02",
+                        "status": "open", "total_cents": 125000}},
+            {"entity": "contacts", "local_id": 2, "op": "upsert", "fields": {"phone": null}},
+            {"entity": "activities", "local_id": 1, "op": "delete"},
+        ]}),
+    );
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    let contact_id = results[0]["local_id"].as_i64().unwrap();
+    let assigned = &results[0]["assigned"];
+    assert!(assigned["number"].as_i64().unwrap() > 0);
+    assert!(assigned["created_on"].as_str().unwrap().len() == 10);
+    assert_eq!(
+        results[1]["assigned"]["number"].as_i64().unwrap(),
+        before.unwrap() + 1
+    );
+    assert_eq!(results[2], json!({"local_id": 2, "assigned": {}}));
+    assert_eq!(results[3], json!({"local_id": 1, "assigned": {}}));
+    let log = fixture.log();
+    assert_eq!(log.len(), 4);
+    assert!(log.iter().all(|(_, _, _, origin)| origin == "online"));
+    assert_eq!(log[0], entry("contacts", contact_id, "upsert", "online"));
+    assert_eq!(log[3], entry("activities", 1, "delete", "online"));
+    // The origin marker does not outlive the apply.
+    fixture
+        .db()
+        .connection()
+        .execute("UPDATE contacts SET city = 'Bodø' WHERE id = 2", [])
+        .unwrap();
+    assert_eq!(fixture.log()[4], entry("contacts", 2, "upsert", "host"));
+    // Deleting what is already gone is no error (repeated delivery).
+    fixture.ask(
+        "records.apply",
+        json!({"changes": [{"entity": "activities", "local_id": 1, "op": "delete"}]}),
+    );
+}
+
+#[test]
+fn one_bad_change_applies_nothing() {
+    let fixture = Fixture::new(200);
+    let bad = [
+        (
+            json!({"entity": "products", "local_id": 1, "op": "upsert", "fields": {"name": "X"}}),
+            "maintained in the host only",
+        ),
+        (
+            json!({"entity": "contacts", "local_id": 1, "op": "upsert", "fields": {"number": 5}}),
+            "\u{201c}number\u{201d} of contacts is maintained in the host only",
+        ),
+        (
+            json!({"entity": "contacts", "local_id": 1, "op": "upsert", "fields": {"colour": "red"}}),
+            "have no field \u{201c}colour\u{201d}",
+        ),
+        (
+            json!({"entity": "contacts", "local_id": 1, "op": "upsert", "fields": {"name": 5}}),
+            "\u{201c}name\u{201d} must be text",
+        ),
+        (
+            json!({"entity": "contacts", "local_id": 1, "op": "upsert", "fields": {"name": null}}),
+            "cannot be empty",
+        ),
+        (
+            json!({"entity": "activities", "local_id": 1, "op": "upsert", "fields": {"date": "2026-02-30"}}),
+            "a date (YYYY-MM-DD)",
+        ),
+        (
+            json!({"entity": "activities", "local_id": 1, "op": "upsert", "fields": {"kind": "party"}}),
+            "one of call, meeting",
+        ),
+        (
+            json!({"entity": "activities", "local_id": 1, "op": "upsert", "fields": {"contact_id": 999999}}),
+            "which does not exist",
+        ),
+        (
+            json!({"entity": "contacts", "local_id": 999999, "op": "upsert", "fields": {"city": "Oslo"}}),
+            "no record 999999 in contacts",
+        ),
+        (
+            json!({"entity": "contact_persons", "local_id": null, "op": "upsert", "fields": {"first_name": "Kari"}}),
+            "needs a value for \u{201c}contact_id\u{201d}",
+        ),
+        (
+            json!({"entity": "ghosts", "local_id": 1, "op": "delete"}),
+            "no entity \u{201c}ghosts\u{201d}",
+        ),
+    ];
+    for (change, expected) in bad {
+        let message = fixture.refused(
+            "records.apply",
+            json!({"changes": [
+                {"entity": "contacts", "local_id": 3, "op": "upsert", "fields": {"city": "Narvik"}},
+                change,
+            ]}),
+        );
+        assert!(
+            message.contains(expected),
+            "{message} (expected {expected})"
+        );
+        assert!(message.starts_with("Change 2 ("), "{message}");
+        assert!(message.contains("no change was applied"), "{message}");
+        assert!(fixture.log().is_empty(), "{message}");
+    }
+    assert_ne!(
+        fixture.ask(
+            "records.page",
+            json!({"entity": "contacts", "after_local_id": 2, "limit": 1})
+        )["records"][0]["fields"]["city"],
+        "Narvik"
+    );
+    assert!(fixture
+        .refused(
+            "records.apply",
+            json!({"changes": [{"entity": "contacts"}]})
+        )
+        .contains("records.apply: change 1: \u{201c}op\u{201d} must be"));
+    assert!(fixture
+        .refused("records.apply", json!({}))
+        .contains("\u{201c}changes\u{201d} must be a list"));
+}
+
+#[test]
+fn pages_walk_every_row_in_key_order() {
+    let fixture = Fixture::new(30_000);
+    let count = fixture.ask("records.count", json!({"entity": "sales_lines"}))["count"]
+        .as_u64()
+        .unwrap();
+    assert!(count > 5_000, "{count}");
+    let mut after = Value::Null;
+    let mut seen = 0u64;
+    let mut last = 0;
+    let mut slowest = std::time::Duration::ZERO;
+    loop {
+        let started = Instant::now();
+        let page = fixture.ask(
+            "records.page",
+            json!({"entity": "sales_lines", "after_local_id": after, "limit": 1000}),
+        );
+        slowest = slowest.max(started.elapsed());
+        let records = page["records"].as_array().unwrap();
+        for record in records {
+            let id = record["local_id"].as_i64().unwrap();
+            assert!(id > last);
+            last = id;
+            assert!(record["fields"]["quantity"].is_i64());
+        }
+        seen += records.len() as u64;
+        if page["done"] == true {
+            break;
+        }
+        assert_eq!(records.len(), 1000);
+        after = json!(last);
+    }
+    assert_eq!(seen, count);
+    // Generous for debug builds on a busy machine; release is ~1 ms.
+    assert!(slowest.as_millis() < 500, "{slowest:?}");
+    let page = fixture.ask(
+        "records.page",
+        json!({"entity": "employees", "limit": 100000}),
+    );
+    assert_eq!(page["done"], true);
+    assert_eq!(page["records"][0]["local_id"], 1);
+    assert_eq!(page["records"][0]["fields"]["first_name"], "Ingrid");
+    assert!(fixture
+        .refused("records.count", json!({"entity": "ghosts"}))
+        .contains("records.count: there is no entity \u{201c}ghosts\u{201d}"));
+}
+
+#[test]
+fn reading_a_thousand_changes_is_fast() {
+    let fixture = Fixture::new(5_000);
+    let db = fixture.db();
+    db.connection()
+        .execute("UPDATE contacts SET city = 'Alta' WHERE id <= 500", [])
+        .unwrap();
+    db.connection()
+        .execute("UPDATE activities SET done = 1 WHERE id <= 500", [])
+        .unwrap();
+    let started = Instant::now();
+    let answer = fixture.ask("changes.read", json!({"after": 0, "limit": 1000}));
+    let elapsed = started.elapsed();
+    assert_eq!(answer["changes"].as_array().unwrap().len(), 1000);
+    assert_eq!(answer["last_seq"], 1000);
+    assert_eq!(answer["changes"][999]["record"]["done"], true);
+    assert!(elapsed.as_millis() < 500, "{elapsed:?}");
+}
+
+#[test]
+fn block_and_unblock_are_recorded_in_the_system_database() {
+    let fixture = Fixture::new(100);
+    let context = fixture.context();
+    let answer = fixture.ask("sync.block", json!({"reason": "First synchronisation"}));
+    assert_eq!(answer["blocked"], true);
+    assert_eq!(answer["reason"], "First synchronisation");
+    let block = fixture
+        .installation
+        .system()
+        .company_block(&context.company_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(block.reason, "First synchronisation");
+    assert_eq!(
+        fixture.ask("sync.unblock", json!({})),
+        json!({"blocked": false})
+    );
+    assert!(fixture
+        .installation
+        .system()
+        .company_block(&context.company_id)
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        handle(&context, "sync.block", &json!({})),
+        Err(ChannelError::InvalidParams(_))
+    ));
+}
+
+#[test]
+fn a_database_without_tracking_gets_it_when_opened() {
+    let fixture = Fixture::new(100);
+    let company = fixture
+        .installation
+        .find_company(demo::DEMO_COMPANY)
+        .unwrap();
+    let path = fixture.installation.dir().company_db(&company.file);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let triggers: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(triggers.len(), 4 * super::schema::ENTITIES.len());
+        for trigger in triggers {
+            conn.execute_batch(&format!("DROP TRIGGER {trigger}"))
+                .unwrap();
+        }
+        conn.execute_batch(
+            "DROP TABLE change_log; DROP TABLE sync_apply_origin; PRAGMA user_version = 0;",
+        )
+        .unwrap();
+    }
+    let db = fixture.db();
+    db.connection()
+        .execute("UPDATE products SET name = 'Ny' WHERE id = 1", [])
+        .unwrap();
+    assert_eq!(fixture.log(), [entry("products", 1, "upsert", "host")]);
+}
+
+#[test]
+fn typed_text_is_parsed_per_field_type() {
+    let contacts = super::schema::entity("contacts").unwrap();
+    let lines = super::schema::entity("sales_lines").unwrap();
+    let parse =
+        |e: &super::schema::Entity, f: &str, t: &str| data::parse_typed(e.field(f).unwrap(), t);
+    assert_eq!(parse(lines, "unit_price_cents", "12.5"), Ok(json!(1250)));
+    assert_eq!(parse(lines, "unit_price_cents", "-3"), Ok(json!(-300)));
+    assert_eq!(parse(lines, "quantity", "1.25"), Ok(json!(1250)));
+    assert!(parse(lines, "unit_price_cents", "1.234").is_err());
+    assert!(parse(lines, "unit_price_cents", "abc").is_err());
+    assert_eq!(parse(contacts, "is_supplier", "yes"), Ok(json!(true)));
+    assert!(parse(contacts, "is_supplier", "maybe").is_err());
+    assert_eq!(parse(contacts, "city", "-"), Ok(Value::Null));
+    assert_eq!(parse(contacts, "our_employee_id", "2"), Ok(json!(2)));
+}

@@ -1,0 +1,96 @@
+//! Change tracking in a company database (docs/SYNC_PROTOCOL.md §2):
+//! triggers on every declared table append to `change_log`.
+//!
+//! The origin of a write is read from the one-row table
+//! `sync_apply_origin`: `records.apply` writes `'online'` into it at the
+//! start of its transaction and deletes it before committing, so no other
+//! connection ever sees the row, and a rolled-back apply leaves nothing
+//! behind. Every other write finds the table empty and is logged as
+//! `'host'`. (Triggers in the main schema can only read main-schema
+//! tables, so a temporary table would not do.)
+//!
+//! `init` loads its generated rows before the triggers exist, so the log of
+//! a new company database is empty: the first sync reads whole tables.
+//! Databases made before change tracking get it when first opened
+//! ([`migrate`], guarded by `PRAGMA user_version`).
+
+use rusqlite::Connection;
+
+use super::schema::ENTITIES;
+use crate::error::Result;
+
+/// `PRAGMA user_version` of a company database with change tracking.
+pub const TRACKING_VERSION: i64 = 1;
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS change_log (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity   TEXT NOT NULL,
+    local_id INTEGER NOT NULL,
+    op       TEXT NOT NULL CHECK (op = 'upsert' OR op = 'delete'),
+    origin   TEXT NOT NULL CHECK (origin = 'host' OR origin = 'online'),
+    at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_apply_origin (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    origin TEXT NOT NULL
+);
+";
+
+/// The SQL creating the change-log tables and every trigger.
+pub fn tracking_sql() -> String {
+    let mut sql = String::from(TABLES);
+    for entity in ENTITIES {
+        let table = entity.table();
+        let name = entity.name;
+        for (event, row, op) in [
+            ("INSERT", "NEW", "upsert"),
+            ("UPDATE", "NEW", "upsert"),
+            ("DELETE", "OLD", "delete"),
+        ] {
+            let suffix = event.to_lowercase();
+            sql.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {table}_log_{suffix} AFTER {event} ON {table}
+                 BEGIN
+                     INSERT INTO change_log (entity, local_id, op, origin, at)
+                     VALUES ('{name}', {row}.id, '{op}',
+                             COALESCE((SELECT origin FROM sync_apply_origin WHERE id = 1), 'host'),
+                             strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+                 END;\n"
+            ));
+        }
+        // A row whose id changes is gone under its old id.
+        sql.push_str(&format!(
+            "CREATE TRIGGER IF NOT EXISTS {table}_log_rekey AFTER UPDATE OF id ON {table}
+             WHEN OLD.id != NEW.id
+             BEGIN
+                 INSERT INTO change_log (entity, local_id, op, origin, at)
+                 VALUES ('{name}', OLD.id, 'delete',
+                         COALESCE((SELECT origin FROM sync_apply_origin WHERE id = 1), 'host'),
+                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+             END;\n"
+        ));
+    }
+    sql
+}
+
+/// Creates the change log and the triggers (idempotent).
+pub fn install(conn: &Connection) -> Result<()> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;\n{}\nPRAGMA user_version = {TRACKING_VERSION};\nCOMMIT;",
+        tracking_sql()
+    ))
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })?;
+    Ok(())
+}
+
+/// Adds change tracking to a database made before it existed.
+pub fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version < TRACKING_VERSION {
+        install(conn)?;
+    }
+    Ok(())
+}
