@@ -1,0 +1,281 @@
+//! The plugin's own state for one company: the map between the host's
+//! local ids and the global ids of records, and the checkpoints of the
+//! synchronisation (docs/SYNC_PROTOCOL.md §3, §6).
+//!
+//! One SQLite file, `state.db`, in the folder the host gives (`data_dir`).
+//! A checkpoint and the id mappings it depends on are written in one
+//! transaction, so after a crash the state is either before or after a
+//! batch, never half-way.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("the add-on's state file {path} cannot be opened: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the add-on's state file could not be read or written: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the add-on's folder {path} cannot be created: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{entity} record {local_id} is already linked to another online record")]
+    AlreadyMapped { entity: String, local_id: String },
+    #[error("the add-on's state file was written by a newer version of the add-on (format {found}, this one knows {known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+/// Current format of `state.db`.
+const FORMAT: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ids (
+    entity    TEXT NOT NULL,
+    local_id  TEXT NOT NULL,
+    global_id TEXT NOT NULL,
+    PRIMARY KEY (entity, local_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS ids_by_global ON ids (entity, global_id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The state database of one company.
+pub struct State {
+    connection: Connection,
+}
+
+impl State {
+    /// Opens (creating when missing) `data_dir/state.db`. The file is
+    /// readable by its owner only: it will hold the device credentials too.
+    pub fn open(data_dir: &Path) -> Result<State, StateError> {
+        let path = data_dir.join("state.db");
+        let open_error = |source| StateError::Open {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|source| StateError::Folder {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let connection = Connection::open(&path).map_err(open_error)?;
+        restrict_to_owner(&path);
+        connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        let state = State { connection };
+        state.migrate()?;
+        Ok(state)
+    }
+
+    fn migrate(&self) -> Result<(), StateError> {
+        let found: i64 = self
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if found > FORMAT {
+            return Err(StateError::TooNew {
+                found,
+                known: FORMAT,
+            });
+        }
+        self.connection.execute_batch(SCHEMA)?;
+        self.connection
+            .execute_batch(&format!("PRAGMA user_version = {FORMAT}"))?;
+        Ok(())
+    }
+
+    /// The global id of a host record, if it has one.
+    pub fn global_id(&self, entity: &str, local_id: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
+            .query_row(params![entity, local_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// The host's local id of a record known by its global id.
+    pub fn local_id(&self, entity: &str, global_id: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT local_id FROM ids WHERE entity = ?1 AND global_id = ?2")?
+            .query_row(params![entity, global_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// A checkpoint's value.
+    pub fn checkpoint(&self, name: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT value FROM checkpoints WHERE name = ?1")?
+            .query_row(params![name], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Writes id mappings and checkpoints together: all or nothing.
+    pub fn commit(
+        &mut self,
+        write: impl FnOnce(&mut Batch<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let tx = self.connection.transaction()?;
+        let mut batch = Batch { tx };
+        write(&mut batch)?;
+        batch.tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Writes inside one [`State::commit`].
+pub struct Batch<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Batch<'_> {
+    /// Records that a host record has this global id. Recording the same
+    /// pair again is harmless; a different pair for either side is an error
+    /// (the map is one-to-one).
+    pub fn map(&mut self, entity: &str, local_id: &str, global_id: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("INSERT INTO ids (entity, local_id, global_id) VALUES (?1, ?2, ?3) ON CONFLICT (entity, local_id) DO NOTHING")?
+            .execute(params![entity, local_id, global_id])?;
+        let mapped: String = self
+            .tx
+            .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
+            .query_row(params![entity, local_id], |row| row.get(0))?;
+        if mapped != global_id {
+            return Err(StateError::Sqlite(rusqlite::Error::InvalidParameterName(
+                format!("{entity} {local_id} is already mapped to another global id"),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Forgets the mapping of a record deleted on both sides.
+    pub fn unmap(&mut self, entity: &str, local_id: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("DELETE FROM ids WHERE entity = ?1 AND local_id = ?2")?
+            .execute(params![entity, local_id])?;
+        Ok(())
+    }
+
+    pub fn set_checkpoint(&mut self, name: &str, value: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("INSERT INTO checkpoints (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")?
+            .execute(params![name, value])?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(
+            "could not make {} readable by its owner only: {e}",
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) {
+    // On Windows the file inherits the ACL of the host's per-user data
+    // folder, which only its owner (and administrators) can read.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_and_checkpoints_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut state = State::open(dir.path()).unwrap();
+            state
+                .commit(|b| {
+                    b.map("contacts", "17", "0b7e…-g1")?;
+                    b.set_checkpoint("first_sync.contacts", "17")
+                })
+                .unwrap();
+        }
+        let state = State::open(dir.path()).unwrap();
+        assert_eq!(
+            state.global_id("contacts", "17").unwrap().as_deref(),
+            Some("0b7e…-g1")
+        );
+        assert_eq!(
+            state.local_id("contacts", "0b7e…-g1").unwrap().as_deref(),
+            Some("17")
+        );
+        assert_eq!(
+            state.checkpoint("first_sync.contacts").unwrap().as_deref(),
+            Some("17")
+        );
+        assert_eq!(state.global_id("products", "17").unwrap(), None);
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        state.commit(|b| b.map("contacts", "1", "g1")).unwrap();
+        let failed = state.commit(|b| {
+            b.set_checkpoint("position", "99")?;
+            b.map("contacts", "2", "g2")?;
+            b.map("contacts", "1", "another")
+        });
+        assert!(
+            matches!(failed, Err(StateError::AlreadyMapped { .. })),
+            "{failed:?}"
+        );
+        assert_eq!(state.checkpoint("position").unwrap(), None);
+        assert_eq!(state.global_id("contacts", "2").unwrap(), None);
+        assert_eq!(
+            state.global_id("contacts", "1").unwrap().as_deref(),
+            Some("g1")
+        );
+    }
+
+    #[test]
+    fn mapping_again_is_harmless_and_unmap_forgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        state.commit(|b| b.map("contacts", "1", "g1")).unwrap();
+        state.commit(|b| b.map("contacts", "1", "g1")).unwrap();
+        state.commit(|b| b.unmap("contacts", "1")).unwrap();
+        assert_eq!(state.local_id("contacts", "g1").unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_the_owner_can_read_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        State::open(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join("state.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        State::open(dir.path()).unwrap();
+        Connection::open(dir.path().join("state.db"))
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        assert!(matches!(
+            State::open(dir.path()),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
+    }
+}
