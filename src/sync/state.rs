@@ -148,9 +148,10 @@ impl Batch<'_> {
             .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
             .query_row(params![entity, local_id], |row| row.get(0))?;
         if mapped != global_id {
-            return Err(StateError::Sqlite(rusqlite::Error::InvalidParameterName(
-                format!("{entity} {local_id} is already mapped to another global id"),
-            )));
+            return Err(StateError::AlreadyMapped {
+                entity: entity.to_owned(),
+                local_id: local_id.to_owned(),
+            });
         }
         Ok(())
     }
