@@ -112,6 +112,16 @@ pub fn run(global: &GlobalArgs, command: CompanyCommand) -> Result<()> {
                 },
             );
             line("Connected:", yes_no(company.online_desktop_connected));
+            line(
+                "Use of the program:",
+                &match installation.system().company_block(&company.id)? {
+                    Some(block) => format!(
+                        "blocked by Online Desktop since {}: {}",
+                        block.blocked_at, block.reason
+                    ),
+                    None => "not blocked".into(),
+                },
+            );
             println!();
             println!("Registration data");
             print_registration(&info.registration);

@@ -10,6 +10,7 @@ mod init;
 mod installation;
 mod integration;
 mod licence;
+mod record;
 mod session;
 mod table;
 mod user;
@@ -96,6 +97,14 @@ pub enum Command {
     /// Issue, register and bind licences
     #[command(subcommand)]
     Licence(licence::LicenceCommand),
+    /// Add, change, delete and view synchronised records (also while sync
+    /// runs)
+    #[command(subcommand)]
+    Record(record::RecordCommand),
+    /// The change log the add-on reads (docs/SYNC_PROTOCOL.md §2)
+    Changes(record::ChangesArgs),
+    /// Row counts and canonical SHA-256 digests per entity (by local id)
+    Checksum(record::ChecksumArgs),
     /// Ask the host what the plugin would ask through its data channel
     /// (prints the JSON answer)
     Channel(channel::ChannelArgs),
@@ -138,6 +147,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Integration(command) => integration::run(global, command),
         Command::Installation(command) => installation::run(global, command),
         Command::Licence(command) => licence::run(global, command),
+        Command::Record(command) => record::run(global, command),
+        Command::Changes(args) => record::changes(global, args),
+        Command::Checksum(args) => record::checksum(global, args),
         Command::Channel(args) => channel::run(global, args),
         Command::Connect(args) => desktop::connect(global, args),
         Command::Settings(args) => desktop::settings(global, args),
