@@ -41,6 +41,13 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     TooManyAttempts,
     TooManyRequests,
+    LeaseHeld,
+    StaleFencing,
+    SchemaMissing,
+    ValidationFailed,
+    EntityReadOnly,
+    RecordExists,
+    VersionConflict,
     Internal,
 }
 
@@ -53,7 +60,8 @@ impl ErrorCode {
             | PasswordTooShort
             | PasswordTooLong
             | LicenceInvalid
-            | RegistrationIncomplete => StatusCode::BAD_REQUEST,
+            | RegistrationIncomplete
+            | ValidationFailed => StatusCode::BAD_REQUEST,
             TokenInvalid | InvalidCredentials | AuthenticationRequired => StatusCode::UNAUTHORIZED,
             NotVerified | CsrfFailed | Forbidden => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
@@ -63,7 +71,13 @@ impl ErrorCode {
             | LicenceExpired
             | LicenceInUse
             | CompanyConnectedElsewhere
-            | CompanyAlreadyConnected => StatusCode::CONFLICT,
+            | CompanyAlreadyConnected
+            | LeaseHeld
+            | StaleFencing
+            | SchemaMissing
+            | EntityReadOnly
+            | RecordExists
+            | VersionConflict => StatusCode::CONFLICT,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyAttempts | TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -130,6 +144,21 @@ impl ErrorCode {
             UnsupportedMediaType => "The request must be JSON (Content-Type: application/json).",
             TooManyAttempts => "Too many failed attempts. Wait a moment and try again.",
             TooManyRequests => "Too many requests. Wait a while and try again.",
+            LeaseHeld => {
+                "Another computer is this company's sync computer. A super user of the company \
+                 can move synchronisation to this computer online."
+            }
+            StaleFencing => {
+                "This computer no longer holds the synchronisation lease (it expired or was \
+                 moved). Ask for the lease again."
+            }
+            SchemaMissing => "The sync computer has not sent the data structure (schema) yet.",
+            ValidationFailed => "Some fields are not valid.",
+            EntityReadOnly => "These records are maintained in the host only.",
+            RecordExists => "A record with this id exists already.",
+            VersionConflict => {
+                "The record was changed in the meantime. Reload it and make your change again."
+            }
             Internal => "Something went wrong in the online service. Try again later.",
         }
     }

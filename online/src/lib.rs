@@ -25,6 +25,7 @@ pub mod pages;
 pub mod password;
 pub mod secret;
 pub mod store;
+pub mod sync;
 pub mod throttle;
 pub mod tls;
 pub mod tokens;
@@ -147,6 +148,7 @@ impl Service {
             public_url,
             trusted_keys,
             trusted_proxies: config.trusted_proxies.clone(),
+            sync_events: Default::default(),
         });
         Ok(Service {
             router: api::router(state.clone()),
@@ -225,6 +227,10 @@ async fn housekeeping(state: AppState) {
             .await;
         if let Err(error) = pruned {
             tracing::warn!(%error, "housekeeping failed");
+        }
+        let before = now - chrono::Duration::days(sync::HISTORY_DAYS);
+        if let Err(error) = state.store.prune_sync(before).await {
+            tracing::warn!(%error, "sync housekeeping failed");
         }
     }
 }

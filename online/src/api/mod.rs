@@ -6,7 +6,9 @@ pub mod companies;
 pub mod devices;
 pub mod extract;
 pub mod me;
+pub mod records;
 pub mod sessions;
+pub mod sync;
 pub mod types;
 
 use std::net::IpAddr;
@@ -66,6 +68,8 @@ pub struct Shared {
     pub trusted_keys: TrustedKeys,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Wakes long-polling pulls when a company's data changes.
+    pub sync_events: sync::SyncEvents,
 }
 
 impl Deref for AppState {
@@ -183,6 +187,22 @@ impl Modify for SecuritySchemes {
         devices::refresh,
         devices::current,
         devices::revoke_current,
+        sync::put_schema,
+        sync::get_schema,
+        sync::lease,
+        sync::push,
+        sync::changes,
+        sync::ack,
+        sync::status,
+        sync::checksum,
+        records::move_sync_computer,
+        records::company_schema,
+        records::conflicts,
+        records::list,
+        records::create,
+        records::get,
+        records::patch,
+        records::delete,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -190,6 +210,8 @@ impl Modify for SecuritySchemes {
         (name = "Online ID", description = "Sign-up, verification, login, profile, passwords"),
         (name = "Companies", description = "Company registration (connect)"),
         (name = "Devices", description = "The plugin on the sync computer"),
+        (name = "Sync", description = "Synchronisation with the sync computer (docs/SYNC_PROTOCOL.md)"),
+        (name = "Records", description = "The online copy of the company's data, for the web desktop"),
     )
 )]
 pub struct ApiDoc;
@@ -299,6 +321,38 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/devices/current",
             get(devices::current).delete(devices::revoke_current),
+        )
+        .route(
+            "/api/v1/sync/schema",
+            axum::routing::put(sync::put_schema).get(sync::get_schema),
+        )
+        .route("/api/v1/sync/lease", post(sync::lease))
+        .route("/api/v1/sync/push", post(sync::push))
+        .route("/api/v1/sync/changes", get(sync::changes))
+        .route("/api/v1/sync/ack", post(sync::ack))
+        .route("/api/v1/sync/status", get(sync::status))
+        .route("/api/v1/sync/checksum", get(sync::checksum))
+        .route(
+            "/api/v1/companies/{id}/sync-computer",
+            post(records::move_sync_computer),
+        )
+        .route(
+            "/api/v1/companies/{id}/sync/schema",
+            get(records::company_schema),
+        )
+        .route(
+            "/api/v1/companies/{id}/sync/conflicts",
+            get(records::conflicts),
+        )
+        .route(
+            "/api/v1/companies/{id}/records/{entity}",
+            get(records::list).post(records::create),
+        )
+        .route(
+            "/api/v1/companies/{id}/records/{entity}/{global_id}",
+            get(records::get)
+                .patch(records::patch)
+                .delete(records::delete),
         )
         .route("/verify", get(pages::verify))
         .route("/reset", get(pages::reset))

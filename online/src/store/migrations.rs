@@ -81,6 +81,58 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX device_tokens_device ON device_tokens(device_id);
     "#,
+    // 2: synchronisation (docs/SYNC_PROTOCOL.md §4).
+    r#"
+    CREATE TABLE sync_state (
+        company_id       TEXT PRIMARY KEY REFERENCES companies(id) ON DELETE CASCADE,
+        seq              INTEGER NOT NULL DEFAULT 0,
+        schema           TEXT,
+        schema_at        INTEGER,
+        computer_id      TEXT,
+        fencing          INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at INTEGER
+    );
+    CREATE TABLE sync_records (
+        company_id    TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        entity        TEXT NOT NULL,
+        global_id     TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        deleted       INTEGER NOT NULL,
+        fields        TEXT NOT NULL,
+        meta          TEXT NOT NULL,
+        seq           INTEGER NOT NULL,
+        origin_device TEXT,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (company_id, entity, global_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX sync_records_seq ON sync_records(company_id, seq);
+    CREATE TABLE sync_idempotency (
+        company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        key        TEXT NOT NULL,
+        answer     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (company_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX sync_idempotency_age ON sync_idempotency(created_at);
+    CREATE TABLE sync_conflicts (
+        id           INTEGER PRIMARY KEY,
+        company_id   TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        entity       TEXT NOT NULL,
+        global_id    TEXT NOT NULL,
+        field        TEXT NOT NULL,
+        host_value   TEXT NOT NULL,
+        online_value TEXT NOT NULL,
+        outcome      TEXT NOT NULL,
+        at           INTEGER NOT NULL
+    );
+    CREATE INDEX sync_conflicts_company ON sync_conflicts(company_id, at);
+    CREATE TABLE sync_cursors (
+        device_id  TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        company_id TEXT NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+        cursor     INTEGER NOT NULL,
+        acked_at   INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@
 
 mod migrations;
 mod sqlite;
+mod sqlite_sync;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use crate::model::{
     Account, AccountLogin, Company, Device, DeviceToken, EmailLink, LinkPurpose, Role, Session,
 };
+use crate::sync::{Conflict, PushAnswer, PushRequest, StoredRecord};
 use crate::tokens::TokenHash;
 
 pub use sqlite::SqliteStore;
@@ -57,6 +59,93 @@ pub enum Rotation {
 pub struct Membership {
     pub company: Company,
     pub role: Role,
+}
+
+/// A company's sync computer and lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The designated sync computer; `None` until one asks (or after a move
+    /// that named none).
+    pub computer_id: Option<String>,
+    /// Only grows: a new holder always gets a larger one.
+    pub fencing: i64,
+    /// `None`: no active lease.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What asking for the lease did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    Granted(Lease),
+    /// Another computer is the sync computer.
+    Held(Lease),
+}
+
+/// The lease a sync write claims: it must be the current one.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    pub computer_id: String,
+    pub fencing: i64,
+    pub now: DateTime<Utc>,
+}
+
+/// A sync write that may be refused for a stale fencing number.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fenced<T> {
+    Done(T),
+    Stale,
+}
+
+/// What a push did.
+#[derive(Clone, Debug)]
+pub enum PushOutcome {
+    Applied(PushAnswer),
+    /// The idempotency key was used before: its stored answer, nothing applied.
+    Replayed(PushAnswer),
+    StaleFencing,
+}
+
+/// One page of changes after a cursor.
+#[derive(Clone, Debug)]
+pub struct ChangesPage {
+    /// Without the device's own echoes.
+    pub records: Vec<StoredRecord>,
+    /// The last sequence number looked at (echoes included).
+    pub cursor: i64,
+}
+
+/// Counts for `GET /sync/status`.
+#[derive(Clone, Debug)]
+pub struct SyncCounts {
+    pub sequence: i64,
+    pub acknowledged: i64,
+    pub has_schema: bool,
+    pub lease: Lease,
+    /// (entity, live records, tombstones), by entity name.
+    pub entities: Vec<(String, i64, i64)>,
+}
+
+/// A web edit.
+#[derive(Clone, Debug)]
+pub enum WebWrite {
+    Create(serde_json::Map<String, serde_json::Value>),
+    Patch {
+        fields: serde_json::Map<String, serde_json::Value>,
+        base_version: Option<i64>,
+    },
+    Delete,
+}
+
+/// What a web edit did.
+#[derive(Clone, Debug)]
+pub enum WebOutcome {
+    /// Written (or unchanged: nothing differed).
+    Written(StoredRecord),
+    NotFound,
+    /// Create with a global id that is taken.
+    Exists,
+    /// `base_version` is not the record's version (the current one).
+    VersionMismatch(i64),
 }
 
 #[async_trait]
@@ -162,6 +251,97 @@ pub trait Store: Send + Sync + 'static {
     async fn device_by_id(&self, id: Uuid) -> StoreResult<Option<Device>>;
     /// Revokes the device; false when it was revoked already or is unknown.
     async fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    // --- Synchronisation (docs/SYNC_PROTOCOL.md §4) -------------------------
+    //
+    // Rules every backend follows: a company's sequence number only grows,
+    // each change gets the next one; the fencing number only grows; a push
+    // checks the fence, applies every change, records its conflicts and
+    // stores its idempotency key with the answer in ONE transaction.
+
+    /// The schema the plugin sent (JSON text).
+    async fn sync_schema(&self, company_id: Uuid) -> StoreResult<Option<String>>;
+    async fn put_sync_schema(
+        &self,
+        company_id: Uuid,
+        fence: Fence,
+        schema: String,
+    ) -> StoreResult<Fenced<()>>;
+    async fn sync_lease(&self, company_id: Uuid) -> StoreResult<Lease>;
+    /// Grants or renews the lease for `computer_id` until `until`: granted
+    /// when no computer is designated (it becomes the sync computer) or it
+    /// is the designated one; renewing an unexpired lease keeps the fencing
+    /// number, otherwise it grows.
+    async fn acquire_lease(
+        &self,
+        company_id: Uuid,
+        computer_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<LeaseOutcome>;
+    /// Designates another sync computer (`None`: whichever asks next): the
+    /// lease ends at once and the fencing number grows, so the old holder
+    /// can no longer write.
+    async fn move_sync_computer(
+        &self,
+        company_id: Uuid,
+        computer_id: Option<String>,
+    ) -> StoreResult<Lease>;
+    async fn push(
+        &self,
+        company_id: Uuid,
+        device_id: Uuid,
+        fence: Fence,
+        idempotency_key: String,
+        request: PushRequest,
+    ) -> StoreResult<PushOutcome>;
+    async fn changes(
+        &self,
+        company_id: Uuid,
+        device_id: Uuid,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<ChangesPage>;
+    /// Stores the device's acknowledged cursor (it never goes back).
+    async fn ack(
+        &self,
+        company_id: Uuid,
+        device_id: Uuid,
+        fence: Fence,
+        cursor: i64,
+    ) -> StoreResult<Fenced<i64>>;
+    async fn sync_counts(&self, company_id: Uuid, device_id: Uuid) -> StoreResult<SyncCounts>;
+    /// (entity, live records, SHA-256) of the canonical checksum
+    /// (docs/SYNC_PROTOCOL.md §7), by entity name.
+    async fn checksums(&self, company_id: Uuid) -> StoreResult<Vec<(String, u64, String)>>;
+    /// Live records of an entity by global id, after `after`.
+    async fn records(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRecord>>;
+    async fn record(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        global_id: Uuid,
+    ) -> StoreResult<Option<StoredRecord>>;
+    /// A web edit (validated by the caller), with the next sequence number.
+    async fn write_record(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        global_id: Uuid,
+        write: WebWrite,
+        now: DateTime<Utc>,
+    ) -> StoreResult<WebOutcome>;
+    /// Conflicts recorded at or after `since`, newest first.
+    async fn conflicts(&self, company_id: Uuid, since: DateTime<Utc>)
+        -> StoreResult<Vec<Conflict>>;
+    /// Deletes conflicts and idempotency keys older than `before`.
+    async fn prune_sync(&self, before: DateTime<Utc>) -> StoreResult<()>;
 
     // --- Housekeeping --------------------------------------------------------
 

@@ -11,12 +11,17 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
 use super::migrations::{migrate, MigrationError};
-use super::{EventWindow, Membership, Rotation, Store, StoreError, StoreResult};
+use super::sqlite_sync;
+use super::{
+    ChangesPage, EventWindow, Fence, Fenced, Lease, LeaseOutcome, Membership, PushOutcome,
+    Rotation, Store, StoreError, StoreResult, SyncCounts, WebOutcome, WebWrite,
+};
 use crate::model::{
     Account, AccountLogin, Company, CompanyDetails, Device, DeviceToken, DeviceTokenKind,
     EmailLink, LinkPurpose, Role, Session,
 };
 use crate::secret::SecretString;
+use crate::sync::{Conflict, PushRequest, StoredRecord};
 use crate::tokens::TokenHash;
 
 /// The SQLite [`Store`].
@@ -834,6 +839,164 @@ impl Store for SqliteStore {
             Ok(changed > 0)
         })
         .await
+    }
+
+    async fn sync_schema(&self, company_id: Uuid) -> StoreResult<Option<String>> {
+        self.call(move |connection| sqlite_sync::schema(connection, company_id))
+            .await
+    }
+
+    async fn put_sync_schema(
+        &self,
+        company_id: Uuid,
+        fence: Fence,
+        schema: String,
+    ) -> StoreResult<Fenced<()>> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::put_schema(transaction, company_id, &fence, &schema)
+        })
+        .await
+    }
+
+    async fn sync_lease(&self, company_id: Uuid) -> StoreResult<Lease> {
+        self.call(move |connection| sqlite_sync::lease(connection, company_id))
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        company_id: Uuid,
+        computer_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<LeaseOutcome> {
+        let computer_id = computer_id.to_owned();
+        self.in_transaction(move |transaction| {
+            sqlite_sync::acquire_lease(transaction, company_id, &computer_id, now, until)
+        })
+        .await
+    }
+
+    async fn move_sync_computer(
+        &self,
+        company_id: Uuid,
+        computer_id: Option<String>,
+    ) -> StoreResult<Lease> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::move_sync_computer(transaction, company_id, computer_id)
+        })
+        .await
+    }
+
+    async fn push(
+        &self,
+        company_id: Uuid,
+        device_id: Uuid,
+        fence: Fence,
+        idempotency_key: String,
+        request: PushRequest,
+    ) -> StoreResult<PushOutcome> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::push(
+                transaction,
+                company_id,
+                device_id,
+                &fence,
+                &idempotency_key,
+                &request,
+            )
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        company_id: Uuid,
+        device_id: Uuid,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<ChangesPage> {
+        self.call(move |connection| {
+            sqlite_sync::changes(connection, company_id, device_id, after, limit)
+        })
+        .await
+    }
+
+    async fn ack(
+        &self,
+        company_id: Uuid,
+        device_id: Uuid,
+        fence: Fence,
+        cursor: i64,
+    ) -> StoreResult<Fenced<i64>> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::ack(transaction, company_id, device_id, &fence, cursor)
+        })
+        .await
+    }
+
+    async fn sync_counts(&self, company_id: Uuid, device_id: Uuid) -> StoreResult<SyncCounts> {
+        self.call(move |connection| sqlite_sync::counts(connection, company_id, device_id))
+            .await
+    }
+
+    async fn checksums(&self, company_id: Uuid) -> StoreResult<Vec<(String, u64, String)>> {
+        self.call(move |connection| sqlite_sync::checksums(connection, company_id))
+            .await
+    }
+
+    async fn records(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        let entity = entity.to_owned();
+        self.call(move |connection| {
+            sqlite_sync::records(connection, company_id, &entity, after, limit)
+        })
+        .await
+    }
+
+    async fn record(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        global_id: Uuid,
+    ) -> StoreResult<Option<StoredRecord>> {
+        let entity = entity.to_owned();
+        self.call(move |connection| sqlite_sync::record(connection, company_id, &entity, global_id))
+            .await
+    }
+
+    async fn write_record(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        global_id: Uuid,
+        write: WebWrite,
+        now: DateTime<Utc>,
+    ) -> StoreResult<WebOutcome> {
+        let entity = entity.to_owned();
+        self.in_transaction(move |transaction| {
+            sqlite_sync::write_record(transaction, company_id, &entity, global_id, &write, now)
+        })
+        .await
+    }
+
+    async fn conflicts(
+        &self,
+        company_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<Conflict>> {
+        self.call(move |connection| sqlite_sync::conflicts(connection, company_id, since))
+            .await
+    }
+
+    async fn prune_sync(&self, before: DateTime<Utc>) -> StoreResult<()> {
+        self.in_transaction(move |transaction| sqlite_sync::prune(transaction, before))
+            .await
     }
 
     async fn prune(

@@ -8,6 +8,7 @@ mod mail;
 mod openapi;
 mod secrets;
 mod sessions;
+mod sync;
 
 use od_online::testing::{TestResponse, TestServer, TEST_PASSWORD};
 use serde_json::{json, Value};

@@ -51,6 +51,26 @@ fn the_description_covers_every_endpoint_of_the_contract() {
         ("delete", "/api/v1/devices/current"),
         ("get", "/api/v1/companies/{id}/devices"),
         ("delete", "/api/v1/companies/{id}/devices/{device_id}"),
+        ("put", "/api/v1/sync/schema"),
+        ("post", "/api/v1/sync/lease"),
+        ("post", "/api/v1/sync/push"),
+        ("get", "/api/v1/sync/changes"),
+        ("post", "/api/v1/sync/ack"),
+        ("get", "/api/v1/sync/status"),
+        ("get", "/api/v1/sync/checksum"),
+        ("post", "/api/v1/companies/{id}/sync-computer"),
+        ("get", "/api/v1/companies/{id}/sync/conflicts"),
+        ("get", "/api/v1/companies/{id}/records/{entity}"),
+        ("post", "/api/v1/companies/{id}/records/{entity}"),
+        ("get", "/api/v1/companies/{id}/records/{entity}/{global_id}"),
+        (
+            "patch",
+            "/api/v1/companies/{id}/records/{entity}/{global_id}",
+        ),
+        (
+            "delete",
+            "/api/v1/companies/{id}/records/{entity}/{global_id}",
+        ),
     ];
     for (method, path) in expected {
         assert!(

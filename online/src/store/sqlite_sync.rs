@@ -1,0 +1,572 @@
+//! The SQLite side of synchronisation: functions over one transaction,
+//! called by `SqliteStore`'s `Store` methods. Statements are prepared once
+//! per connection (`prepare_cached`), so a 1,000-record batch runs the same
+//! two statements per record inside one transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{
+    ChangesPage, Fence, Fenced, Lease, LeaseOutcome, PushOutcome, SyncCounts, WebOutcome, WebWrite,
+};
+use crate::sync::{
+    apply_web, merge_push, Checksum, Conflict, FieldMeta, PushAnswer, PushRequest, PushResult,
+    StoredRecord,
+};
+
+fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+fn to_sql_error(error: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
+}
+
+fn from_sql_error(
+    index: usize,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
+}
+
+/// Makes sure the company's `sync_state` row exists.
+fn ensure_state(connection: &Connection, company: &str) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached("INSERT OR IGNORE INTO sync_state (company_id) VALUES (?1)")?
+        .execute([company])?;
+    Ok(())
+}
+
+pub(super) fn lease(connection: &Connection, company: Uuid) -> rusqlite::Result<Lease> {
+    let lease = connection
+        .query_row(
+            "SELECT computer_id, fencing, lease_expires_at FROM sync_state WHERE company_id = ?1",
+            [company.to_string()],
+            |row| {
+                let expires: Option<i64> = row.get(2)?;
+                Ok(Lease {
+                    computer_id: row.get(0)?,
+                    fencing: row.get(1)?,
+                    expires_at: expires.and_then(DateTime::from_timestamp_micros),
+                })
+            },
+        )
+        .optional()?;
+    Ok(lease.unwrap_or(Lease {
+        computer_id: None,
+        fencing: 0,
+        expires_at: None,
+    }))
+}
+
+/// Whether `fence` is the company's current, unexpired lease.
+fn fence_holds(connection: &Connection, company: Uuid, fence: &Fence) -> rusqlite::Result<bool> {
+    let lease = lease(connection, company)?;
+    Ok(
+        lease.computer_id.as_deref() == Some(fence.computer_id.as_str())
+            && lease.fencing == fence.fencing
+            && lease.expires_at.is_some_and(|expires| expires > fence.now),
+    )
+}
+
+pub(super) fn acquire_lease(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    computer_id: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> rusqlite::Result<LeaseOutcome> {
+    let company_text = company.to_string();
+    ensure_state(transaction, &company_text)?;
+    let current = lease(transaction, company)?;
+    match current.computer_id.as_deref() {
+        Some(other) if other != computer_id => return Ok(LeaseOutcome::Held(current)),
+        _ => {}
+    }
+    let renewing =
+        current.computer_id.is_some() && current.expires_at.is_some_and(|expires| expires > now);
+    let fencing = if renewing {
+        current.fencing
+    } else {
+        current.fencing + 1
+    };
+    transaction.execute(
+        "UPDATE sync_state SET computer_id = ?2, fencing = ?3, lease_expires_at = ?4
+         WHERE company_id = ?1",
+        params![company_text, computer_id, fencing, micros(until)],
+    )?;
+    Ok(LeaseOutcome::Granted(Lease {
+        computer_id: Some(computer_id.to_owned()),
+        fencing,
+        expires_at: Some(until),
+    }))
+}
+
+pub(super) fn move_sync_computer(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    computer_id: Option<String>,
+) -> rusqlite::Result<Lease> {
+    let company_text = company.to_string();
+    ensure_state(transaction, &company_text)?;
+    transaction.execute(
+        "UPDATE sync_state SET computer_id = ?2, fencing = fencing + 1, lease_expires_at = NULL
+         WHERE company_id = ?1",
+        params![company_text, computer_id],
+    )?;
+    lease(transaction, company)
+}
+
+pub(super) fn put_schema(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    fence: &Fence,
+    schema: &str,
+) -> rusqlite::Result<Fenced<()>> {
+    if !fence_holds(transaction, company, fence)? {
+        return Ok(Fenced::Stale);
+    }
+    transaction.execute(
+        "UPDATE sync_state SET schema = ?2, schema_at = ?3 WHERE company_id = ?1",
+        params![company.to_string(), schema, micros(fence.now)],
+    )?;
+    Ok(Fenced::Done(()))
+}
+
+pub(super) fn schema(connection: &Connection, company: Uuid) -> rusqlite::Result<Option<String>> {
+    Ok(connection
+        .query_row(
+            "SELECT schema FROM sync_state WHERE company_id = ?1",
+            [company.to_string()],
+            |row| row.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+const RECORD_COLUMNS: &str =
+    "entity, global_id, version, deleted, fields, meta, seq, origin_device";
+
+fn record_from(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let global_id: String = row.get(1)?;
+    let fields: String = row.get(4)?;
+    let meta: String = row.get(5)?;
+    let origin: Option<String> = row.get(7)?;
+    Ok(StoredRecord {
+        entity: row.get(0)?,
+        global_id: Uuid::parse_str(&global_id).map_err(|error| from_sql_error(1, error))?,
+        version: row.get(2)?,
+        deleted: row.get(3)?,
+        fields: serde_json::from_str(&fields).map_err(|error| from_sql_error(4, error))?,
+        meta: serde_json::from_str::<BTreeMap<String, FieldMeta>>(&meta)
+            .map_err(|error| from_sql_error(5, error))?,
+        seq: row.get(6)?,
+        origin_device: origin
+            .map(|text| Uuid::parse_str(&text).map_err(|error| from_sql_error(7, error)))
+            .transpose()?,
+    })
+}
+
+fn find_record(
+    connection: &Connection,
+    company: &str,
+    entity: &str,
+    global_id: &str,
+) -> rusqlite::Result<Option<StoredRecord>> {
+    connection
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM sync_records
+             WHERE company_id = ?1 AND entity = ?2 AND global_id = ?3"
+        ))?
+        .query_row(params![company, entity, global_id], record_from)
+        .optional()
+}
+
+fn save_record(
+    connection: &Connection,
+    company: &str,
+    record: &StoredRecord,
+    now: i64,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO sync_records
+               (company_id, entity, global_id, version, deleted, fields, meta, seq, origin_device,
+                updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (company_id, entity, global_id) DO UPDATE SET
+               version = excluded.version, deleted = excluded.deleted, fields = excluded.fields,
+               meta = excluded.meta, seq = excluded.seq, origin_device = excluded.origin_device,
+               updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            company,
+            record.entity,
+            record.global_id.to_string(),
+            record.version,
+            record.deleted,
+            serde_json::to_string(&record.fields).map_err(to_sql_error)?,
+            serde_json::to_string(&record.meta).map_err(to_sql_error)?,
+            record.seq,
+            record.origin_device.map(|id| id.to_string()),
+            now,
+        ])?;
+    Ok(())
+}
+
+fn sequence(connection: &Connection, company: &str) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached("SELECT seq FROM sync_state WHERE company_id = ?1")?
+        .query_row([company], |row| row.get(0))
+}
+
+fn set_sequence(connection: &Connection, company: &str, seq: i64) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached("UPDATE sync_state SET seq = ?2 WHERE company_id = ?1")?
+        .execute(params![company, seq])?;
+    Ok(())
+}
+
+fn record_conflicts(
+    connection: &Connection,
+    company: &str,
+    conflicts: &[Conflict],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO sync_conflicts
+           (company_id, entity, global_id, field, host_value, online_value, outcome, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for conflict in conflicts {
+        statement.execute(params![
+            company,
+            conflict.entity,
+            conflict.global_id.to_string(),
+            conflict.field,
+            conflict.host_value.to_string(),
+            conflict.online_value.to_string(),
+            conflict.outcome,
+            now,
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn push(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    device: Uuid,
+    fence: &Fence,
+    key: &str,
+    request: &PushRequest,
+) -> rusqlite::Result<PushOutcome> {
+    let company_text = company.to_string();
+    ensure_state(transaction, &company_text)?;
+    if !fence_holds(transaction, company, fence)? {
+        return Ok(PushOutcome::StaleFencing);
+    }
+    let stored: Option<String> = transaction
+        .prepare_cached("SELECT answer FROM sync_idempotency WHERE company_id = ?1 AND key = ?2")?
+        .query_row(params![company_text, key], |row| row.get(0))
+        .optional()?;
+    if let Some(answer) = stored {
+        let answer: PushAnswer =
+            serde_json::from_str(&answer).map_err(|error| from_sql_error(0, error))?;
+        return Ok(PushOutcome::Replayed(answer));
+    }
+    let now = micros(fence.now);
+    let mut seq = sequence(transaction, &company_text)?;
+    let mut results = Vec::with_capacity(request.changes.len());
+    let mut conflicts = Vec::new();
+    for change in &request.changes {
+        let global_id = change.global_id.to_string();
+        let existing = find_record(transaction, &company_text, &change.entity, &global_id)?;
+        let (new, found) = merge_push(request.mode, existing.as_ref(), change, seq + 1, device);
+        conflicts.extend(found);
+        let result = match new {
+            Some(record) => {
+                seq += 1;
+                save_record(transaction, &company_text, &record, now)?;
+                PushResult {
+                    global_id: change.global_id,
+                    version: record.version,
+                    deleted: record.deleted,
+                }
+            }
+            None => PushResult {
+                global_id: change.global_id,
+                version: existing.as_ref().map_or(0, |record| record.version),
+                deleted: existing.as_ref().is_none_or(|record| record.deleted),
+            },
+        };
+        results.push(result);
+    }
+    set_sequence(transaction, &company_text, seq)?;
+    record_conflicts(transaction, &company_text, &conflicts, now)?;
+    let answer = PushAnswer {
+        results,
+        conflicts,
+        cursor: seq,
+    };
+    transaction
+        .prepare_cached(
+            "INSERT INTO sync_idempotency (company_id, key, answer, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            company_text,
+            key,
+            serde_json::to_string(&answer).map_err(to_sql_error)?,
+            now
+        ])?;
+    Ok(PushOutcome::Applied(answer))
+}
+
+pub(super) fn changes(
+    connection: &Connection,
+    company: Uuid,
+    device: Uuid,
+    after: i64,
+    limit: usize,
+) -> rusqlite::Result<ChangesPage> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM sync_records
+         WHERE company_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    ))?;
+    let rows = statement.query_map(
+        params![company.to_string(), after, limit as i64],
+        record_from,
+    )?;
+    let mut cursor = after;
+    let mut records = Vec::new();
+    for row in rows {
+        let record = row?;
+        cursor = record.seq;
+        if record.origin_device != Some(device) {
+            records.push(record);
+        }
+    }
+    Ok(ChangesPage { records, cursor })
+}
+
+pub(super) fn ack(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    device: Uuid,
+    fence: &Fence,
+    cursor: i64,
+) -> rusqlite::Result<Fenced<i64>> {
+    if !fence_holds(transaction, company, fence)? {
+        return Ok(Fenced::Stale);
+    }
+    transaction.execute(
+        "INSERT INTO sync_cursors (device_id, company_id, cursor, acked_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (device_id) DO UPDATE SET cursor = MAX(cursor, excluded.cursor),
+           acked_at = excluded.acked_at",
+        params![
+            device.to_string(),
+            company.to_string(),
+            cursor,
+            micros(fence.now)
+        ],
+    )?;
+    let stored = transaction.query_row(
+        "SELECT cursor FROM sync_cursors WHERE device_id = ?1",
+        [device.to_string()],
+        |row| row.get(0),
+    )?;
+    Ok(Fenced::Done(stored))
+}
+
+pub(super) fn counts(
+    connection: &Connection,
+    company: Uuid,
+    device: Uuid,
+) -> rusqlite::Result<SyncCounts> {
+    let company_text = company.to_string();
+    let (sequence, has_schema) = connection
+        .query_row(
+            "SELECT seq, schema IS NOT NULL FROM sync_state WHERE company_id = ?1",
+            [&company_text],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, false));
+    let acknowledged = connection
+        .query_row(
+            "SELECT cursor FROM sync_cursors WHERE device_id = ?1",
+            [device.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let mut statement = connection.prepare(
+        "SELECT entity, SUM(deleted = 0), SUM(deleted = 1) FROM sync_records
+         WHERE company_id = ?1 GROUP BY entity ORDER BY entity",
+    )?;
+    let entities = statement
+        .query_map([&company_text], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(SyncCounts {
+        sequence,
+        acknowledged,
+        has_schema,
+        lease: lease(connection, company)?,
+        entities,
+    })
+}
+
+pub(super) fn checksums(
+    connection: &Connection,
+    company: Uuid,
+) -> rusqlite::Result<Vec<(String, u64, String)>> {
+    let mut statement = connection.prepare(
+        "SELECT entity, global_id, fields FROM sync_records
+         WHERE company_id = ?1 AND deleted = 0 ORDER BY entity, global_id",
+    )?;
+    let mut rows = statement.query([company.to_string()])?;
+    let mut sums: Vec<(String, u64, String)> = Vec::new();
+    let mut current: Option<(String, Checksum)> = None;
+    while let Some(row) = rows.next()? {
+        let entity: String = row.get(0)?;
+        let global_id: String = row.get(1)?;
+        let fields: String = row.get(2)?;
+        let global_id = Uuid::parse_str(&global_id).map_err(|error| from_sql_error(1, error))?;
+        let fields: Map<String, Value> =
+            serde_json::from_str(&fields).map_err(|error| from_sql_error(2, error))?;
+        if current.as_ref().is_none_or(|(name, _)| *name != entity) {
+            if let Some((name, sum)) = current.take() {
+                sums.push((name, sum.count, sum.finish()));
+            }
+            current = Some((entity, Checksum::default()));
+        }
+        if let Some((_, sum)) = current.as_mut() {
+            sum.add(&global_id, &fields, false);
+        }
+    }
+    if let Some((name, sum)) = current.take() {
+        sums.push((name, sum.count, sum.finish()));
+    }
+    Ok(sums)
+}
+
+pub(super) fn records(
+    connection: &Connection,
+    company: Uuid,
+    entity: &str,
+    after: Option<Uuid>,
+    limit: usize,
+) -> rusqlite::Result<Vec<StoredRecord>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM sync_records
+         WHERE company_id = ?1 AND entity = ?2 AND deleted = 0 AND global_id > ?3
+         ORDER BY global_id LIMIT ?4"
+    ))?;
+    let rows = statement.query_map(
+        params![
+            company.to_string(),
+            entity,
+            after.map(|id| id.to_string()).unwrap_or_default(),
+            limit as i64
+        ],
+        record_from,
+    )?;
+    rows.collect()
+}
+
+pub(super) fn record(
+    connection: &Connection,
+    company: Uuid,
+    entity: &str,
+    global_id: Uuid,
+) -> rusqlite::Result<Option<StoredRecord>> {
+    find_record(
+        connection,
+        &company.to_string(),
+        entity,
+        &global_id.to_string(),
+    )
+}
+
+pub(super) fn write_record(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    entity: &str,
+    global_id: Uuid,
+    write: &WebWrite,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<WebOutcome> {
+    let company_text = company.to_string();
+    ensure_state(transaction, &company_text)?;
+    let existing = find_record(transaction, &company_text, entity, &global_id.to_string())?;
+    let live = existing.as_ref().filter(|record| !record.deleted);
+    let fields = match (write, live) {
+        (WebWrite::Create(_), Some(_)) => return Ok(WebOutcome::Exists),
+        (WebWrite::Create(_), None) if existing.is_some() => return Ok(WebOutcome::Exists),
+        (WebWrite::Create(fields), None) => Some(fields),
+        (_, None) => return Ok(WebOutcome::NotFound),
+        (WebWrite::Patch { base_version, .. }, Some(record))
+            if base_version.is_some_and(|base| base != record.version) =>
+        {
+            return Ok(WebOutcome::VersionMismatch(record.version))
+        }
+        (WebWrite::Patch { fields, .. }, Some(_)) => Some(fields),
+        (WebWrite::Delete, Some(_)) => None,
+    };
+    let seq = sequence(transaction, &company_text)? + 1;
+    match apply_web(live, entity, global_id, fields, seq) {
+        Some(record) => {
+            save_record(transaction, &company_text, &record, micros(now))?;
+            set_sequence(transaction, &company_text, seq)?;
+            Ok(WebOutcome::Written(record))
+        }
+        None => Ok(WebOutcome::Written(
+            live.cloned()
+                .expect("only an existing record can be unchanged"),
+        )),
+    }
+}
+
+pub(super) fn conflicts(
+    connection: &Connection,
+    company: Uuid,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<Conflict>> {
+    let mut statement = connection.prepare(
+        "SELECT entity, global_id, field, host_value, online_value, outcome, at
+         FROM sync_conflicts WHERE company_id = ?1 AND at >= ?2 ORDER BY at DESC, id DESC",
+    )?;
+    let rows = statement.query_map(params![company.to_string(), micros(since)], |row| {
+        let global_id: String = row.get(1)?;
+        let host: String = row.get(3)?;
+        let online: String = row.get(4)?;
+        let at: i64 = row.get(6)?;
+        Ok(Conflict {
+            entity: row.get(0)?,
+            global_id: Uuid::parse_str(&global_id).map_err(|error| from_sql_error(1, error))?,
+            field: row.get(2)?,
+            host_value: serde_json::from_str(&host).map_err(|error| from_sql_error(3, error))?,
+            online_value: serde_json::from_str(&online)
+                .map_err(|error| from_sql_error(4, error))?,
+            outcome: row.get(5)?,
+            at: DateTime::from_timestamp_micros(at).map(crate::api::types::time_text),
+        })
+    })?;
+    rows.collect()
+}
+
+pub(super) fn prune(transaction: &Transaction<'_>, before: DateTime<Utc>) -> rusqlite::Result<()> {
+    transaction.execute("DELETE FROM sync_conflicts WHERE at < ?1", [micros(before)])?;
+    transaction.execute(
+        "DELETE FROM sync_idempotency WHERE created_at < ?1",
+        [micros(before)],
+    )?;
+    Ok(())
+}

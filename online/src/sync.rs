@@ -1,0 +1,749 @@
+//! Synchronisation data and rules (docs/SYNC_PROTOCOL.md §4–§5), free of any
+//! storage backend: the schema the plugin declares, the records the service
+//! keeps, how a pushed change merges into a stored record (field-level
+//! conflicts, host wins), validation of web edits, and the canonical
+//! checksum of the test oracle.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// How long a lease lasts unless renewed.
+pub const LEASE_SECONDS: i64 = 60;
+/// Largest push body after decompression.
+pub const SYNC_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Longest long-poll wait.
+pub const MAX_WAIT_SECONDS: u64 = 30;
+pub const DEFAULT_PAGE: usize = 1000;
+pub const MAX_PAGE: usize = 5000;
+/// How long conflicts and idempotency keys are kept (at least 7 days).
+pub const HISTORY_DAYS: i64 = 30;
+
+// --- Schema -------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Text,
+    Integer,
+    /// Integer minor units (cents).
+    Decimal,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339.
+    Datetime,
+    Boolean,
+    /// The referenced record's global id.
+    Reference,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineAccess {
+    #[default]
+    ReadWrite,
+    ReadOnly,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    TwoWay,
+    HostToOnline,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub online: OnlineAccess,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub assigned_by_host: bool,
+    /// For `reference` fields: the referenced entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+}
+
+impl FieldDef {
+    /// Whether a web user may set this field.
+    pub fn writable_online(&self) -> bool {
+        self.online == OnlineAccess::ReadWrite
+            && self.direction == Direction::TwoWay
+            && !self.assigned_by_host
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EntityDef {
+    pub name: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// `false`: records are created (and deleted) in the host only.
+    #[serde(default = "yes")]
+    pub online_create: bool,
+    pub fields: Vec<FieldDef>,
+}
+
+impl EntityDef {
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|field| field.name == name)
+    }
+}
+
+/// What `PUT /api/v1/sync/schema` takes (docs/SYNC_PROTOCOL.md §1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Schema {
+    pub version: u32,
+    pub entities: Vec<EntityDef>,
+}
+
+impl Schema {
+    pub fn entity(&self, name: &str) -> Option<&EntityDef> {
+        self.entities.iter().find(|entity| entity.name == name)
+    }
+
+    /// Names are non-empty and unique, references name declared entities.
+    pub fn check(&self) -> Result<(), String> {
+        let mut entities = HashSet::new();
+        for entity in &self.entities {
+            if !valid_name(&entity.name) {
+                return Err(format!("The entity name {:?} is not valid.", entity.name));
+            }
+            if !entities.insert(entity.name.as_str()) {
+                return Err(format!("The entity {:?} is declared twice.", entity.name));
+            }
+            let mut fields = HashSet::new();
+            for field in &entity.fields {
+                if !valid_name(&field.name) {
+                    return Err(format!(
+                        "The field name {:?} of {:?} is not valid.",
+                        field.name, entity.name
+                    ));
+                }
+                if !fields.insert(field.name.as_str()) {
+                    return Err(format!(
+                        "The field {:?} of {:?} is declared twice.",
+                        field.name, entity.name
+                    ));
+                }
+            }
+        }
+        for entity in &self.entities {
+            if let Some(parent) = &entity.parent {
+                if !entities.contains(parent.as_str()) {
+                    return Err(format!("The parent {parent:?} is not declared."));
+                }
+            }
+            for field in &entity.fields {
+                if field.kind == FieldType::Reference {
+                    match &field.entity {
+                        Some(target) if entities.contains(target.as_str()) => {}
+                        _ => {
+                            return Err(format!(
+                                "The reference field {:?} of {:?} names no declared entity.",
+                                field.name, entity.name
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1 to 64 characters of `[A-Za-z0-9_-]` (they appear in paths).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+// --- Stored records -------------------------------------------------------------------
+
+/// Who made a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    #[serde(rename = "h")]
+    Host,
+    #[serde(rename = "o")]
+    Online,
+}
+
+/// When a field (or, under the key `*`, the deleted flag) last changed:
+/// the record version and company sequence number of that change and who
+/// made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldMeta(pub i64, pub i64, pub Origin);
+
+impl FieldMeta {
+    pub fn version(&self) -> i64 {
+        self.0
+    }
+    pub fn origin(&self) -> Origin {
+        self.2
+    }
+}
+
+/// The key of the deleted flag in [`StoredRecord::meta`].
+pub const DELETED_META: &str = "*";
+
+/// A record as the service keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecord {
+    pub entity: String,
+    pub global_id: Uuid,
+    pub version: i64,
+    pub deleted: bool,
+    pub fields: Map<String, Value>,
+    pub seq: i64,
+    pub meta: BTreeMap<String, FieldMeta>,
+    /// The device whose push made the newest change, when that device has
+    /// everything of the record already (its pull leaves it out).
+    pub origin_device: Option<Uuid>,
+}
+
+// --- Push ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PushMode {
+    /// First sync: the host's snapshot replaces what is online.
+    Initial,
+    /// Changes, with field-level conflict detection.
+    Incremental,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct PushChange {
+    pub entity: String,
+    #[schema(value_type = String)]
+    pub global_id: Uuid,
+    pub op: ChangeOp,
+    /// The record version the host last saw (from a push answer or a pull);
+    /// none or 0 for a record new to the host.
+    #[serde(default)]
+    pub base_version: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    /// The fields the host changed; absent: every field in `fields`.
+    #[serde(default)]
+    pub changed: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct PushRequest {
+    pub mode: PushMode,
+    pub changes: Vec<PushChange>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PushResult {
+    #[schema(value_type = String)]
+    pub global_id: Uuid,
+    pub version: i64,
+    pub deleted: bool,
+}
+
+/// A conflict as recorded and answered (G7).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Conflict {
+    pub entity: String,
+    #[schema(value_type = String)]
+    pub global_id: Uuid,
+    /// The field, or `*` for a delete against an edit.
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub host_value: Value,
+    #[schema(value_type = Object)]
+    pub online_value: Value,
+    /// `host_wins` (same field changed on both sides), `host_delete_wins`
+    /// (the host deleted a record edited online), `online_delete_undone`
+    /// (the host edited a record deleted online: it is restored).
+    pub outcome: String,
+    /// RFC 3339, set when read from the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PushAnswer {
+    pub results: Vec<PushResult>,
+    pub conflicts: Vec<Conflict>,
+    /// The company's sequence number after this push (not a pull cursor).
+    pub cursor: i64,
+}
+
+/// Applies one pushed change to the stored record (if any). `seq` is the
+/// sequence number this change gets if it changes anything. Returns the new
+/// record (None: nothing changed) and the conflicts found.
+pub fn merge_push(
+    mode: PushMode,
+    existing: Option<&StoredRecord>,
+    change: &PushChange,
+    seq: i64,
+    device: Uuid,
+) -> (Option<StoredRecord>, Vec<Conflict>) {
+    let mut conflicts = Vec::new();
+    let base = change.base_version.unwrap_or(0);
+    let unseen_online = |meta: &FieldMeta| meta.origin() == Origin::Online && meta.version() > base;
+    let conflict = |field: &str, host: Value, online: Value, outcome: &str| Conflict {
+        entity: change.entity.clone(),
+        global_id: change.global_id,
+        field: field.to_owned(),
+        host_value: host,
+        online_value: online,
+        outcome: outcome.to_owned(),
+        at: None,
+    };
+    match (change.op, existing) {
+        (ChangeOp::Delete, None) => (None, conflicts),
+        (ChangeOp::Delete, Some(record)) if record.deleted => (None, conflicts),
+        (ChangeOp::Delete, Some(record)) => {
+            let version = record.version + 1;
+            if mode == PushMode::Incremental {
+                let edited: Map<String, Value> = record
+                    .meta
+                    .iter()
+                    .filter(|(field, meta)| field.as_str() != DELETED_META && unseen_online(meta))
+                    .map(|(field, _)| {
+                        (
+                            field.clone(),
+                            record.fields.get(field).cloned().unwrap_or(Value::Null),
+                        )
+                    })
+                    .collect();
+                if !edited.is_empty() {
+                    conflicts.push(conflict(
+                        DELETED_META,
+                        Value::String("deleted".to_owned()),
+                        Value::Object(edited),
+                        "host_delete_wins",
+                    ));
+                }
+            }
+            let mut new = record.clone();
+            new.version = version;
+            new.deleted = true;
+            new.seq = seq;
+            new.meta.insert(
+                DELETED_META.to_owned(),
+                FieldMeta(version, seq, Origin::Host),
+            );
+            new.origin_device = Some(device);
+            (Some(new), conflicts)
+        }
+        (ChangeOp::Upsert, None) => {
+            let fields: Map<String, Value> = change
+                .fields
+                .iter()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            let meta = fields
+                .keys()
+                .map(|name| (name.clone(), FieldMeta(1, seq, Origin::Host)))
+                .collect();
+            let record = StoredRecord {
+                entity: change.entity.clone(),
+                global_id: change.global_id,
+                version: 1,
+                deleted: false,
+                fields,
+                seq,
+                meta,
+                origin_device: Some(device),
+            };
+            (Some(record), conflicts)
+        }
+        (ChangeOp::Upsert, Some(record)) => {
+            let version = record.version + 1;
+            let mut new = record.clone();
+            let mut changed_any = false;
+            if record.deleted {
+                changed_any = true;
+                new.deleted = false;
+                let online_delete = record.meta.get(DELETED_META).is_some_and(&unseen_online);
+                if mode == PushMode::Incremental && online_delete {
+                    conflicts.push(conflict(
+                        DELETED_META,
+                        Value::Object(change.fields.clone()),
+                        Value::String("deleted".to_owned()),
+                        "online_delete_undone",
+                    ));
+                }
+                new.meta.insert(
+                    DELETED_META.to_owned(),
+                    FieldMeta(version, seq, Origin::Host),
+                );
+            }
+            let names: Vec<&String> = match (&change.changed, mode) {
+                (_, PushMode::Initial) | (None, _) => change.fields.keys().collect(),
+                (Some(changed), PushMode::Incremental) => changed.iter().collect(),
+            };
+            if mode == PushMode::Initial {
+                // The host's snapshot is the whole record.
+                let stale: Vec<String> = new
+                    .fields
+                    .keys()
+                    .filter(|name| !change.fields.contains_key(*name))
+                    .cloned()
+                    .collect();
+                for name in stale {
+                    new.fields.remove(&name);
+                    new.meta.insert(name, FieldMeta(version, seq, Origin::Host));
+                    changed_any = true;
+                }
+            }
+            for name in names {
+                let value = change.fields.get(name).cloned().unwrap_or(Value::Null);
+                let current = record.fields.get(name).cloned().unwrap_or(Value::Null);
+                if value == current {
+                    continue;
+                }
+                if mode == PushMode::Incremental
+                    && !record.deleted
+                    && record.meta.get(name).is_some_and(&unseen_online)
+                {
+                    conflicts.push(conflict(name, value.clone(), current, "host_wins"));
+                }
+                if value.is_null() {
+                    new.fields.remove(name);
+                } else {
+                    new.fields.insert(name.clone(), value);
+                }
+                new.meta
+                    .insert(name.clone(), FieldMeta(version, seq, Origin::Host));
+                changed_any = true;
+            }
+            if !changed_any {
+                return (None, conflicts);
+            }
+            new.version = version;
+            new.seq = seq;
+            // Online changes the host has not seen stay in the record: then
+            // the device must get it back in its pull.
+            let keeps_online = mode == PushMode::Incremental
+                && new.meta.values().any(|meta| {
+                    meta.origin() == Origin::Online
+                        && meta.version() > base
+                        && meta.version() < version
+                });
+            new.origin_device = if keeps_online { None } else { Some(device) };
+            (Some(new), conflicts)
+        }
+    }
+}
+
+// --- Web edits ------------------------------------------------------------------------
+
+/// A field that failed validation, with the reason.
+pub type FieldProblem = (String, String);
+
+/// Checks values a web user sends for `entity`: known, writable online, of
+/// the right type; for a create also every required writable field.
+pub fn validate_web_fields(
+    entity: &EntityDef,
+    fields: &Map<String, Value>,
+    creating: bool,
+) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    for (name, value) in fields {
+        let Some(field) = entity.field(name) else {
+            problems.push((name.clone(), "is not a field of this record".to_owned()));
+            continue;
+        };
+        if !field.writable_online() {
+            problems.push((name.clone(), "cannot be changed online".to_owned()));
+            continue;
+        }
+        if value.is_null() {
+            if field.required {
+                problems.push((name.clone(), "is required".to_owned()));
+            }
+            continue;
+        }
+        if let Err(reason) = check_type(field, value) {
+            problems.push((name.clone(), reason));
+        }
+    }
+    if creating {
+        for field in &entity.fields {
+            if field.required && field.writable_online() && !fields.contains_key(&field.name) {
+                problems.push((field.name.clone(), "is required".to_owned()));
+            }
+        }
+    }
+    problems
+}
+
+fn check_type(field: &FieldDef, value: &Value) -> Result<(), String> {
+    let ok = match field.kind {
+        FieldType::Text => value.is_string(),
+        FieldType::Integer | FieldType::Decimal => value.is_i64(),
+        FieldType::Boolean => value.is_boolean(),
+        FieldType::Date => value
+            .as_str()
+            .is_some_and(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()),
+        FieldType::Datetime => value
+            .as_str()
+            .is_some_and(|text| chrono::DateTime::parse_from_rfc3339(text).is_ok()),
+        FieldType::Reference => value
+            .as_str()
+            .is_some_and(|text| Uuid::parse_str(text).is_ok()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(match field.kind {
+            FieldType::Text => "must be text",
+            FieldType::Integer => "must be a whole number",
+            FieldType::Decimal => "must be a whole number of minor units (cents)",
+            FieldType::Boolean => "must be true or false",
+            FieldType::Date => "must be a date (YYYY-MM-DD)",
+            FieldType::Datetime => "must be a time (RFC 3339)",
+            FieldType::Reference => "must be the global id of a record",
+        }
+        .to_owned())
+    }
+}
+
+/// Applies a web edit (create, patch or delete) made at `seq`.
+pub fn apply_web(
+    existing: Option<&StoredRecord>,
+    entity: &str,
+    global_id: Uuid,
+    fields: Option<&Map<String, Value>>,
+    seq: i64,
+) -> Option<StoredRecord> {
+    let mut record = existing.cloned().unwrap_or(StoredRecord {
+        entity: entity.to_owned(),
+        global_id,
+        version: 0,
+        deleted: false,
+        fields: Map::new(),
+        seq,
+        meta: BTreeMap::new(),
+        origin_device: None,
+    });
+    let version = record.version + 1;
+    let mut changed = existing.is_none();
+    match fields {
+        None => {
+            if record.deleted {
+                return None;
+            }
+            record.deleted = true;
+            record.meta.insert(
+                DELETED_META.to_owned(),
+                FieldMeta(version, seq, Origin::Online),
+            );
+            changed = true;
+        }
+        Some(fields) => {
+            for (name, value) in fields {
+                if record.fields.get(name).unwrap_or(&Value::Null) == value {
+                    continue;
+                }
+                if value.is_null() {
+                    record.fields.remove(name);
+                } else {
+                    record.fields.insert(name.clone(), value.clone());
+                }
+                record
+                    .meta
+                    .insert(name.clone(), FieldMeta(version, seq, Origin::Online));
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return None;
+    }
+    record.version = version;
+    record.seq = seq;
+    record.origin_device = None;
+    Some(record)
+}
+
+// --- Checksum (the test oracle) ---------------------------------------------------------
+
+/// Writes `value` canonically: object keys sorted, no whitespace, strings
+/// and numbers as serde_json writes them.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// One record's line of the checksum (docs/SYNC_PROTOCOL.md §7):
+/// `["<global id>",{fields without nulls, keys sorted},<deleted>]\n`.
+pub fn canonical_line(global_id: &Uuid, fields: &Map<String, Value>, deleted: bool) -> String {
+    let normalised: Map<String, Value> = fields
+        .iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let mut line = String::with_capacity(64 + fields.len() * 16);
+    line.push_str("[\"");
+    line.push_str(&global_id.hyphenated().to_string());
+    line.push_str("\",");
+    write_canonical(&Value::Object(normalised), &mut line);
+    line.push_str(if deleted { ",true]\n" } else { ",false]\n" });
+    line
+}
+
+/// A running checksum of one entity; feed it records sorted by global id.
+#[derive(Default)]
+pub struct Checksum {
+    hasher: Sha256,
+    pub count: u64,
+}
+
+impl Checksum {
+    pub fn add(&mut self, global_id: &Uuid, fields: &Map<String, Value>, deleted: bool) {
+        self.hasher
+            .update(canonical_line(global_id, fields, deleted).as_bytes());
+        self.count += 1;
+    }
+
+    pub fn finish(self) -> String {
+        self.hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(
+        op: ChangeOp,
+        base: Option<i64>,
+        fields: Value,
+        changed: Option<&[&str]>,
+    ) -> PushChange {
+        PushChange {
+            entity: "contacts".to_owned(),
+            global_id: Uuid::nil(),
+            op,
+            base_version: base,
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            changed: changed.map(|names| names.iter().map(|name| name.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn same_field_both_sides_host_wins_and_different_fields_merge() {
+        let device = Uuid::new_v4();
+        let (first, _) = merge_push(
+            PushMode::Initial,
+            None,
+            &change(
+                ChangeOp::Upsert,
+                None,
+                json!({"name": "A", "city": "Oslo"}),
+                None,
+            ),
+            1,
+            device,
+        );
+        let first = first.expect("created");
+        let web = apply_web(
+            Some(&first),
+            "contacts",
+            Uuid::nil(),
+            Some(json!({"name": "B", "phone": "1"}).as_object().unwrap()),
+            2,
+        )
+        .expect("edited");
+        assert_eq!(web.version, 2);
+        let (merged, conflicts) = merge_push(
+            PushMode::Incremental,
+            Some(&web),
+            &change(
+                ChangeOp::Upsert,
+                Some(1),
+                json!({"name": "C", "city": "Bergen"}),
+                Some(&["name", "city"]),
+            ),
+            3,
+            device,
+        );
+        let merged = merged.expect("merged");
+        assert_eq!(merged.fields["name"], "C");
+        assert_eq!(merged.fields["city"], "Bergen");
+        assert_eq!(merged.fields["phone"], "1");
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].field, "name");
+        assert_eq!(conflicts[0].online_value, "B");
+        assert_eq!(
+            merged.origin_device, None,
+            "the phone must go back to the host"
+        );
+    }
+
+    #[test]
+    fn canonical_lines_sort_keys_and_drop_nulls() {
+        let fields = json!({"b": 1, "a": "x\"y", "n": null});
+        assert_eq!(
+            canonical_line(&Uuid::nil(), fields.as_object().unwrap(), false),
+            "[\"00000000-0000-0000-0000-000000000000\",{\"a\":\"x\\\"y\",\"b\":1},false]\n"
+        );
+    }
+}

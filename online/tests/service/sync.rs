@@ -1,0 +1,765 @@
+//! Synchronisation (docs/SYNC_PROTOCOL.md §4–§7) against the real service:
+//! schema, lease and fencing, push (initial, incremental, idempotent),
+//! conflicts, deletes, pull with echo suppression and long-poll, web edits
+//! and their validation, restarts, company isolation, the checksum.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use od_online::testing::{TestCompany, TestDevice, TestResponse, TestServer};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::assert_error;
+
+fn schema() -> Value {
+    json!({"version": 1, "entities": [
+        {"name": "contacts", "title": "Contacts", "parent": null, "fields": [
+            {"name": "number", "type": "integer", "required": true, "online": "read_only",
+             "direction": "host_to_online", "assigned_by_host": true},
+            {"name": "name", "type": "text", "required": true, "online": "read_write", "direction": "two_way"},
+            {"name": "city", "type": "text", "online": "read_write", "direction": "two_way"},
+            {"name": "phone", "type": "text", "online": "read_write", "direction": "two_way"},
+            {"name": "balance", "type": "decimal", "online": "read_only", "direction": "two_way"},
+            {"name": "since", "type": "date"},
+            {"name": "active", "type": "boolean"},
+            {"name": "parent_id", "type": "reference", "entity": "contacts"}
+        ]},
+        {"name": "products", "title": "Products", "online_create": false, "fields": [
+            {"name": "name", "type": "text", "required": true, "online": "read_only", "direction": "host_to_online"}
+        ]}
+    ]})
+}
+
+/// A connected company with a device holding the lease and the schema sent.
+struct Sync {
+    company: TestCompany,
+    device: TestDevice,
+    fencing: i64,
+}
+
+fn lease(server: &TestServer, device: &TestDevice, computer: &str) -> TestResponse {
+    server
+        .post("/api/v1/sync/lease")
+        .bearer(&device.access_token)
+        .json(&json!({ "computer_id": computer }))
+        .send()
+}
+
+fn setup(server: &TestServer, email: &str, licence: &str) -> Sync {
+    let company = server.connected_company(email, licence);
+    let device = server.create_device(&company.session.token, &company.company_id, "pc-1");
+    let answer = lease(server, &device, "pc-1");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let fencing = answer.json()["fencing"].as_i64().expect("fencing");
+    let answer = server
+        .request("PUT", "/api/v1/sync/schema")
+        .bearer(&device.access_token)
+        .header("X-Fencing", &fencing.to_string())
+        .json(&schema())
+        .send();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    Sync {
+        company,
+        device,
+        fencing,
+    }
+}
+
+fn push_as(
+    server: &TestServer,
+    device: &TestDevice,
+    fencing: i64,
+    key: &str,
+    body: &Value,
+) -> TestResponse {
+    server
+        .post("/api/v1/sync/push")
+        .bearer(&device.access_token)
+        .header("X-Fencing", &fencing.to_string())
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+}
+
+impl Sync {
+    fn push(&self, server: &TestServer, key: &str, body: &Value) -> TestResponse {
+        push_as(server, &self.device, self.fencing, key, body)
+    }
+
+    fn push_ok(&self, server: &TestServer, key: &str, body: &Value) -> Value {
+        let answer = self.push(server, key, body);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()
+    }
+
+    fn pull(&self, server: &TestServer, after: i64) -> Value {
+        let answer = server
+            .get(&format!("/api/v1/sync/changes?after={after}&limit=1000"))
+            .bearer(&self.device.access_token)
+            .send();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()
+    }
+
+    fn records_path(&self, entity: &str) -> String {
+        format!(
+            "/api/v1/companies/{}/records/{entity}",
+            self.company.company_id
+        )
+    }
+
+    fn web_patch(&self, server: &TestServer, id: &str, fields: Value) -> TestResponse {
+        server
+            .patch(&format!("{}/{id}", self.records_path("contacts")))
+            .bearer(&self.company.session.token)
+            .json(&json!({ "fields": fields }))
+            .send()
+    }
+
+    fn web_get(&self, server: &TestServer, id: &str) -> TestResponse {
+        server
+            .get(&format!("{}/{id}", self.records_path("contacts")))
+            .bearer(&self.company.session.token)
+            .send()
+    }
+
+    fn conflicts(&self, server: &TestServer) -> Vec<Value> {
+        let answer = server
+            .get(&format!(
+                "/api/v1/companies/{}/sync/conflicts?days=7",
+                self.company.company_id
+            ))
+            .bearer(&self.company.session.token)
+            .send();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()["conflicts"]
+            .as_array()
+            .expect("conflicts")
+            .clone()
+    }
+
+    fn status(&self, server: &TestServer) -> Value {
+        let answer = server
+            .get("/api/v1/sync/status")
+            .bearer(&self.device.access_token)
+            .send();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()
+    }
+}
+
+fn contact(id: Uuid, n: usize) -> Value {
+    json!({"entity": "contacts", "global_id": id, "op": "upsert",
+           "fields": {"number": 10000 + n, "name": format!("Contact {n}"), "city": "Oslo"}})
+}
+
+fn ids(count: usize) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_lease_is_held_by_one_computer_and_fencing_only_grows() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    // Renewing keeps the number.
+    let renewed = lease(&server, &sync.device, "pc-1");
+    assert_eq!(renewed.status, 200);
+    assert_eq!(renewed.json()["fencing"], sync.fencing);
+    // A device of another computer is refused, also after the lease expired.
+    let other = server.create_device(
+        &sync.company.session.token,
+        &sync.company.company_id,
+        "pc-2",
+    );
+    assert_error(&lease(&server, &other, "pc-2"), 409, "lease_held");
+    // A computer id that is not the device's own is refused.
+    assert_error(&lease(&server, &other, "pc-1"), 400, "invalid_request");
+    server.clock().advance(chrono::Duration::seconds(61));
+    assert_error(&lease(&server, &other, "pc-2"), 409, "lease_held");
+    // The expired lease cannot write; asking again gives a larger number.
+    let body = json!({"mode": "incremental", "changes": []});
+    assert_error(
+        &sync.push(&server, "k-expired", &body),
+        409,
+        "stale_fencing",
+    );
+    let again = lease(&server, &sync.device, "pc-1").json();
+    let second = again["fencing"].as_i64().expect("fencing");
+    assert!(second > sync.fencing);
+    assert_eq!(
+        push_as(&server, &sync.device, second, "k-1", &body).status,
+        200
+    );
+    assert_error(&sync.push(&server, "k-old", &body), 409, "stale_fencing");
+    // No fencing header at all.
+    let answer = server
+        .post("/api/v1/sync/push")
+        .bearer(&sync.device.access_token)
+        .header("Idempotency-Key", "k-none")
+        .json(&body)
+        .send();
+    assert_error(&answer, 400, "invalid_request");
+
+    // Only a super user moves synchronisation, and the move takes effect at
+    // once: the old holder's number is stale, the new computer gets a larger one.
+    let move_path = format!(
+        "/api/v1/companies/{}/sync-computer",
+        sync.company.company_id
+    );
+    let by_device = server
+        .post(&move_path)
+        .bearer(&other.access_token)
+        .json(&json!({"computer_id": "pc-2"}))
+        .send();
+    assert_error(&by_device, 403, "forbidden");
+    let moved = server
+        .post(&move_path)
+        .bearer(&sync.company.session.token)
+        .json(&json!({"computer_id": "pc-2"}))
+        .send();
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_eq!(moved.json()["computer_id"], "pc-2");
+    assert_error(
+        &push_as(&server, &sync.device, second, "k-2", &body),
+        409,
+        "stale_fencing",
+    );
+    assert_error(&lease(&server, &sync.device, "pc-1"), 409, "lease_held");
+    let third = lease(&server, &other, "pc-2").json()["fencing"]
+        .as_i64()
+        .expect("fencing");
+    assert!(third > second, "{third} > {second}");
+    assert_eq!(push_as(&server, &other, third, "k-3", &body).status, 200);
+}
+
+#[test]
+fn initial_batches_apply_once_in_any_order() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let ids = ids(150);
+    let batch = |range: std::ops::Range<usize>| {
+        json!({"mode": "initial",
+               "changes": range.map(|n| contact(ids[n], n)).collect::<Vec<_>>()})
+    };
+    // Out of order: the second batch first.
+    let second = sync.push_ok(&server, "contacts:50-99", &batch(50..100));
+    let first = sync.push_ok(&server, "contacts:0-49", &batch(0..50));
+    assert_eq!(first["results"].as_array().map(Vec::len), Some(50));
+    assert_eq!(first["results"][0]["version"], 1);
+    // The same batch again: the stored answer, nothing applied twice.
+    let repeated = sync.push_ok(&server, "contacts:0-49", &batch(0..50));
+    assert_eq!(repeated, first);
+    let repeated = sync.push_ok(&server, "contacts:50-99", &batch(50..100));
+    assert_eq!(repeated, second);
+    sync.push_ok(&server, "contacts:100-149", &batch(100..150));
+    let status = sync.status(&server);
+    assert_eq!(status["sequence"], 150, "{status}");
+    assert_eq!(status["entities"][0]["records"], 150, "{status}");
+    // Even the same batch under another key changes nothing (same values).
+    sync.push_ok(&server, "contacts:0-49:again", &batch(0..50));
+    assert_eq!(sync.status(&server)["sequence"], 150);
+    // The web sees them.
+    let list = server
+        .get(&format!("{}?limit=100", sync.records_path("contacts")))
+        .bearer(&sync.company.session.token)
+        .send()
+        .json();
+    assert_eq!(list["records"].as_array().map(Vec::len), Some(100));
+    assert_eq!(list["next"], ids[99].to_string());
+    // An entity the schema does not have.
+    let unknown = json!({"mode": "initial", "changes": [
+        {"entity": "invoices", "global_id": Uuid::new_v4(), "op": "upsert", "fields": {}}]});
+    assert_error(
+        &sync.push(&server, "k-unknown", &unknown),
+        400,
+        "invalid_request",
+    );
+}
+
+#[test]
+fn gzip_bodies_are_accepted() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let ids = ids(200);
+    let body = json!({"mode": "initial",
+                      "changes": (0..200).map(|n| contact(ids[n], n)).collect::<Vec<_>>()});
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(body.to_string().as_bytes())
+        .expect("compress");
+    let compressed = encoder.finish().expect("compress");
+    let answer = server
+        .post("/api/v1/sync/push")
+        .bearer(&sync.device.access_token)
+        .header("X-Fencing", &sync.fencing.to_string())
+        .header("Idempotency-Key", "gz-1")
+        .header("Content-Encoding", "gzip")
+        .body("application/json", compressed)
+        .send();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["results"].as_array().map(Vec::len), Some(200));
+    // Larger than the general 64 KiB limit, fine for sync.
+    let big = json!({"mode": "initial",
+                     "changes": (0..200).map(|n| contact(ids[n], n + 1)).collect::<Vec<_>>(),
+                     "padding": "x".repeat(200_000)});
+    assert_eq!(sync.push(&server, "big", &big).status, 200);
+    let garbage = server
+        .post("/api/v1/sync/push")
+        .bearer(&sync.device.access_token)
+        .header("X-Fencing", &sync.fencing.to_string())
+        .header("Idempotency-Key", "gz-2")
+        .header("Content-Encoding", "gzip")
+        .body("application/json", b"not gzip".to_vec())
+        .send();
+    assert_error(&garbage, 400, "invalid_request");
+}
+
+#[test]
+fn the_same_field_on_both_sides_the_host_wins_and_both_values_are_recorded() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let id = Uuid::new_v4();
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(id, 1)]}),
+    );
+    // A web user changes the name and the phone.
+    let edited = sync.web_patch(
+        &server,
+        &id.to_string(),
+        json!({"name": "Web name", "phone": "555"}),
+    );
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    assert_eq!(edited.json()["version"], 2);
+    // The host changed the name and the city since version 1.
+    let answer = sync.push_ok(
+        &server,
+        "inc-1",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": 1,
+             "fields": {"number": 10001, "name": "Host name", "city": "Bergen"},
+             "changed": ["name", "city"]}]}),
+    );
+    assert_eq!(
+        answer["conflicts"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    assert_eq!(answer["conflicts"][0]["field"], "name");
+    assert_eq!(answer["conflicts"][0]["host_value"], "Host name");
+    assert_eq!(answer["conflicts"][0]["online_value"], "Web name");
+    assert_eq!(answer["conflicts"][0]["outcome"], "host_wins");
+    let record = sync.web_get(&server, &id.to_string()).json();
+    assert_eq!(
+        record["fields"],
+        json!({"number": 10001, "name": "Host name", "city": "Bergen", "phone": "555"})
+    );
+    // Recorded in the history with both values.
+    let history = sync.conflicts(&server);
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["online_value"], "Web name");
+    assert!(history[0]["at"].is_string());
+    // The merged record goes back to the host (the phone is new to it).
+    let pulled = sync.pull(&server, 0);
+    let changes = pulled["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{pulled}");
+    assert_eq!(changes[0]["fields"]["phone"], "555");
+    assert_eq!(changes[0]["version"], 3);
+
+    // Different fields on both sides merge without a conflict.
+    sync.web_patch(&server, &id.to_string(), json!({"phone": "777"}));
+    let answer = sync.push_ok(
+        &server,
+        "inc-2",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": 3,
+             "fields": {"city": "Trondheim"}, "changed": ["city"]}]}),
+    );
+    assert_eq!(answer["conflicts"], json!([]));
+    let record = sync.web_get(&server, &id.to_string()).json();
+    assert_eq!(record["fields"]["phone"], "777");
+    assert_eq!(record["fields"]["city"], "Trondheim");
+    assert_eq!(sync.conflicts(&server).len(), 1);
+}
+
+#[test]
+fn deletes_leave_tombstones_and_delete_against_edit_follows_the_rule() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let [a, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(a, 1), contact(b, 2), contact(c, 3)]}),
+    );
+    let cursor = sync.pull(&server, 0)["cursor"].as_i64().expect("cursor");
+    // The host deletes a: gone online.
+    sync.push_ok(
+        &server,
+        "del-a",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": a, "op": "delete", "base_version": 1}]}),
+    );
+    assert_error(&sync.web_get(&server, &a.to_string()), 404, "not_found");
+    // A web user deletes b: a tombstone goes to the host.
+    let deleted = server
+        .delete(&format!("{}/{b}", sync.records_path("contacts")))
+        .bearer(&sync.company.session.token)
+        .send();
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    let pulled = sync.pull(&server, cursor);
+    let changes = pulled["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{pulled}");
+    assert_eq!(changes[0]["global_id"], b.to_string());
+    assert_eq!(changes[0]["deleted"], true);
+    // The host edited b before it heard of the delete: b is restored.
+    let answer = sync.push_ok(
+        &server,
+        "edit-b",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": b, "op": "upsert", "base_version": 1,
+             "fields": {"city": "Tromsø"}, "changed": ["city"]}]}),
+    );
+    assert_eq!(
+        answer["conflicts"][0]["outcome"], "online_delete_undone",
+        "{answer}"
+    );
+    assert_eq!(
+        sync.web_get(&server, &b.to_string()).json()["fields"]["city"],
+        "Tromsø"
+    );
+    // A web user edits c while the host deletes it: the host's delete wins.
+    sync.web_patch(&server, &c.to_string(), json!({"phone": "1"}));
+    let answer = sync.push_ok(
+        &server,
+        "del-c",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": c, "op": "delete", "base_version": 1}]}),
+    );
+    assert_eq!(
+        answer["conflicts"][0]["outcome"], "host_delete_wins",
+        "{answer}"
+    );
+    assert_eq!(
+        answer["conflicts"][0]["online_value"],
+        json!({"phone": "1"})
+    );
+    assert_error(&sync.web_get(&server, &c.to_string()), 404, "not_found");
+    assert_eq!(sync.conflicts(&server).len(), 2);
+    let status = sync.status(&server);
+    assert_eq!(status["entities"][0]["records"], 1, "{status}");
+    assert_eq!(status["entities"][0]["deleted"], 2, "{status}");
+}
+
+#[test]
+fn pulls_leave_out_the_devices_own_pushes_but_pass_them() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let ids = ids(3);
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": ids.iter().enumerate()
+            .map(|(n, id)| contact(*id, n)).collect::<Vec<_>>()}),
+    );
+    let pulled = sync.pull(&server, 0);
+    assert_eq!(pulled["changes"], json!([]));
+    assert_eq!(pulled["cursor"], 3);
+    // A web create comes through with its values, markup as it was typed.
+    let created = server
+        .post(&sync.records_path("contacts"))
+        .bearer(&sync.company.session.token)
+        .json(
+            &json!({"fields": {"name": "<script>alert(1)</script>", "active": true,
+                                 "since": "2025-01-31"}}),
+        )
+        .send();
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json();
+    let pulled = sync.pull(&server, 3);
+    assert_eq!(pulled["cursor"], 4);
+    assert_eq!(pulled["changes"][0]["global_id"], created["global_id"]);
+    assert_eq!(
+        pulled["changes"][0]["fields"]["name"],
+        "<script>alert(1)</script>"
+    );
+    // Acknowledge; the cursor never goes back.
+    let ack = |cursor: i64| {
+        server
+            .post("/api/v1/sync/ack")
+            .bearer(&sync.device.access_token)
+            .header("X-Fencing", &sync.fencing.to_string())
+            .json(&json!({ "cursor": cursor }))
+            .send()
+    };
+    assert_eq!(ack(4).json()["cursor"], 4);
+    assert_eq!(ack(2).json()["cursor"], 4);
+    assert_error(&ack(99), 400, "invalid_request");
+    assert_eq!(sync.status(&server)["acknowledged"], 4);
+}
+
+#[test]
+fn a_waiting_pull_returns_when_a_web_edit_commits() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let id = Uuid::new_v4();
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(id, 1)]}),
+    );
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            server
+                .get("/api/v1/sync/changes?after=1&wait=25")
+                .bearer(&sync.device.access_token)
+                .send()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!waiting.is_finished(), "the pull should wait for news");
+        let edited = sync.web_patch(&server, &id.to_string(), json!({"city": "Bodø"}));
+        assert_eq!(edited.status, 200);
+        let answer = waiting.join().expect("the pull");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let body = answer.json();
+        assert_eq!(body["changes"][0]["fields"]["city"], "Bodø", "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "woken by the edit, not by the 25 s timeout"
+        );
+    });
+    // Nothing new: the wait ends with the same cursor.
+    let answer = server
+        .get("/api/v1/sync/changes?after=2&wait=1")
+        .bearer(&sync.device.access_token)
+        .send()
+        .json();
+    assert_eq!(answer, json!({"changes": [], "cursor": 2}));
+}
+
+#[test]
+fn web_edits_are_validated_against_the_schema() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let path = sync.records_path("contacts");
+    let create = |fields: Value| {
+        server
+            .post(&path)
+            .bearer(&sync.company.session.token)
+            .json(&json!({ "fields": fields }))
+            .send()
+    };
+    let refused = create(json!({"name": "A", "number": 5}));
+    assert_error(&refused, 400, "validation_failed");
+    assert_eq!(refused.json()["error"]["fields"], json!(["number"]));
+    assert_error(
+        &create(json!({"name": "A", "balance": 5})),
+        400,
+        "validation_failed",
+    );
+    assert_error(&create(json!({"city": "Oslo"})), 400, "validation_failed");
+    assert_error(&create(json!({"name": 5})), 400, "validation_failed");
+    assert_error(
+        &create(json!({"name": "A", "since": "31.01.2025"})),
+        400,
+        "validation_failed",
+    );
+    assert_error(
+        &create(json!({"name": "A", "parent_id": "x"})),
+        400,
+        "validation_failed",
+    );
+    assert_error(
+        &create(json!({"name": "A", "nope": 1})),
+        400,
+        "validation_failed",
+    );
+    let ok = create(json!({"name": "A"}));
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    let id = ok.json()["global_id"].as_str().expect("id").to_owned();
+    assert_error(
+        &sync.web_patch(&server, &id, json!({"name": null})),
+        400,
+        "validation_failed",
+    );
+    assert_error(
+        &sync.web_patch(&server, &id, json!({"number": 1})),
+        400,
+        "validation_failed",
+    );
+    let stale = server
+        .patch(&format!("{path}/{id}"))
+        .bearer(&sync.company.session.token)
+        .json(&json!({"fields": {"city": "Oslo"}, "base_version": 7}))
+        .send();
+    assert_error(&stale, 409, "version_conflict");
+    // Host-only entities.
+    let products = sync.records_path("products");
+    let answer = server
+        .post(&products)
+        .bearer(&sync.company.session.token)
+        .json(&json!({"fields": {"name": "Chair"}}))
+        .send();
+    assert_error(&answer, 409, "entity_read_only");
+    assert_error(
+        &server
+            .get(&sync.records_path("invoices"))
+            .bearer(&sync.company.session.token)
+            .send(),
+        404,
+        "not_found",
+    );
+    // Device tokens are not web users.
+    assert_error(
+        &server.get(&path).bearer(&sync.device.access_token).send(),
+        403,
+        "forbidden",
+    );
+}
+
+#[test]
+fn a_restarted_service_keeps_records_idempotency_and_lease() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let id = Uuid::new_v4();
+    let body = json!({"mode": "initial", "changes": [contact(id, 1)]});
+    let (sync, first) = {
+        let server = TestServer::builder().data_dir(folder.path()).start();
+        let sync = setup(&server, "ann@example.com", "L-1");
+        let first = sync.push_ok(&server, "batch-1", &body);
+        (sync, first)
+    };
+    let server = TestServer::builder().data_dir(folder.path()).start();
+    let renewed = lease(&server, &sync.device, "pc-1");
+    assert_eq!(renewed.status, 200, "{}", renewed.text());
+    let fencing = renewed.json()["fencing"].as_i64().expect("fencing");
+    assert!(fencing >= sync.fencing);
+    let again = push_as(&server, &sync.device, fencing, "batch-1", &body);
+    assert_eq!(again.json(), first);
+    assert_eq!(sync.status(&server)["sequence"], 1);
+    assert_eq!(
+        sync.web_get(&server, &id.to_string()).json()["fields"]["name"],
+        "Contact 1"
+    );
+}
+
+#[test]
+fn one_companys_device_and_users_cannot_reach_another_companys_sync_data() {
+    let server = TestServer::start();
+    let a = setup(&server, "ann@example.com", "L-1");
+    let b = setup(&server, "bob@example.com", "L-2");
+    let id = Uuid::new_v4();
+    a.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(id, 1)]}),
+    );
+    // b's device sees only b's company.
+    assert_eq!(b.pull(&server, 0), json!({"changes": [], "cursor": 0}));
+    assert_eq!(b.status(&server)["sequence"], 0);
+    // b's user cannot reach a's records, by any path.
+    for path in [
+        a.records_path("contacts"),
+        format!("{}/{id}", a.records_path("contacts")),
+        format!("/api/v1/companies/{}/sync/conflicts", a.company.company_id),
+        format!("/api/v1/companies/{}/sync/schema", a.company.company_id),
+    ] {
+        let answer = server.get(&path).bearer(&b.company.session.token).send();
+        assert_error(&answer, 404, "not_found");
+    }
+    let answer = server
+        .post(&format!(
+            "/api/v1/companies/{}/sync-computer",
+            a.company.company_id
+        ))
+        .bearer(&b.company.session.token)
+        .json(&json!({"computer_id": "pc-x"}))
+        .send();
+    assert_error(&answer, 404, "not_found");
+    // The same idempotency key in another company is another batch.
+    let answer = b.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(id, 2)]}),
+    );
+    assert_eq!(answer["results"][0]["version"], 1);
+    assert_eq!(
+        a.web_get(&server, &id.to_string()).json()["fields"]["name"],
+        "Contact 1"
+    );
+    // And b's fencing number is not a's.
+    let empty = json!({"mode": "incremental", "changes": []});
+    assert_eq!(
+        push_as(&server, &a.device, a.fencing, "x", &empty).status,
+        200
+    );
+}
+
+#[test]
+fn the_checksum_follows_the_documented_canonical_form() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let ids = ids(20);
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": ids.iter().enumerate()
+            .map(|(n, id)| contact(*id, n)).collect::<Vec<_>>()}),
+    );
+    let answer = server
+        .get("/api/v1/sync/checksum")
+        .bearer(&sync.device.access_token)
+        .send();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let body = answer.json();
+    // Computed here as a host would: sorted ids, canonical lines, SHA-256.
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for (n, id) in ids.iter().enumerate() {
+        hasher.update(format!(
+            "[\"{id}\",{{\"city\":\"Oslo\",\"name\":\"Contact {n}\",\"number\":{}}},false]\n",
+            10000 + n
+        ));
+    }
+    let expected: String = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(
+        body,
+        json!({"entities": [{"entity": "contacts", "count": 20, "sha256": expected}]})
+    );
+}
+
+/// Rough timing of a 1,000-record initial batch (and its repeat). Run in
+/// release for a figure: `cargo test --release -p od-online --test service
+/// thousand -- --nocapture`.
+#[test]
+fn a_thousand_record_batch_is_one_quick_transaction() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let ids = ids(3000);
+    let mut timings = Vec::new();
+    for batch in 0..3 {
+        let body = json!({"mode": "initial", "changes": (batch * 1000..(batch + 1) * 1000)
+            .map(|n| contact(ids[n], n)).collect::<Vec<_>>()});
+        let started = Instant::now();
+        sync.push_ok(&server, &format!("perf-{batch}"), &body);
+        timings.push(started.elapsed());
+    }
+    let started = Instant::now();
+    sync.push_ok(
+        &server,
+        "perf-0",
+        &json!({"mode": "initial", "changes": []}),
+    );
+    let replay = started.elapsed();
+    println!("1,000-record initial batches: {timings:?}; a repeated key: {replay:?}");
+    assert!(timings.iter().all(|time| *time < Duration::from_secs(20)));
+    assert_eq!(sync.status(&server)["sequence"], 3000);
+}
