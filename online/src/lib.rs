@@ -176,6 +176,11 @@ impl Service {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServiceError> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.sync_events.close_all();
+        };
         let app = self
             .router
             .into_make_service_with_connect_info::<ClientAddr>();

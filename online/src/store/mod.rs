@@ -302,14 +302,16 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> StoreResult<ChangesPage>;
-    /// Stores the device's acknowledged cursor (it never goes back).
+    /// Stores the device's acknowledged cursor (it never goes back) and
+    /// answers it; `None` (nothing stored) when `cursor` is beyond the
+    /// company's newest sequence number.
     async fn ack(
         &self,
         company_id: Uuid,
         device_id: Uuid,
         fence: Fence,
         cursor: i64,
-    ) -> StoreResult<Fenced<i64>>;
+    ) -> StoreResult<Fenced<Option<i64>>>;
     async fn sync_counts(&self, company_id: Uuid, device_id: Uuid) -> StoreResult<SyncCounts>;
     /// (entity, live records, SHA-256) of the canonical checksum
     /// (docs/SYNC_PROTOCOL.md §7), by entity name.

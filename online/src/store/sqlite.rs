@@ -928,7 +928,7 @@ impl Store for SqliteStore {
         device_id: Uuid,
         fence: Fence,
         cursor: i64,
-    ) -> StoreResult<Fenced<i64>> {
+    ) -> StoreResult<Fenced<Option<i64>>> {
         self.in_transaction(move |transaction| {
             sqlite_sync::ack(transaction, company_id, device_id, &fence, cursor)
         })

@@ -360,9 +360,12 @@ pub(super) fn ack(
     device: Uuid,
     fence: &Fence,
     cursor: i64,
-) -> rusqlite::Result<Fenced<i64>> {
+) -> rusqlite::Result<Fenced<Option<i64>>> {
     if !fence_holds(transaction, company, fence)? {
         return Ok(Fenced::Stale);
+    }
+    if cursor > sequence(transaction, &company.to_string())? {
+        return Ok(Fenced::Done(None));
     }
     transaction.execute(
         "INSERT INTO sync_cursors (device_id, company_id, cursor, acked_at) VALUES (?1, ?2, ?3, ?4)
@@ -380,7 +383,7 @@ pub(super) fn ack(
         [device.to_string()],
         |row| row.get(0),
     )?;
-    Ok(Fenced::Done(stored))
+    Ok(Fenced::Done(Some(stored)))
 }
 
 pub(super) fn counts(
