@@ -1,4 +1,8 @@
-//! Synchronisation (issue 4, in progress): the plugin's state database.
-//! The engine that uses it follows; see docs/SYNC_PROTOCOL.md.
+//! Synchronisation (issue 4, in progress; docs/SYNC_PROTOCOL.md): the
+//! host's schema and the order entities travel in, records between the
+//! host's and the online form, and the plugin's state database. The engine
+//! that drives them follows.
 
+pub mod convert;
+pub mod schema;
 pub mod state;
