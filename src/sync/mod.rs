@@ -4,5 +4,6 @@
 //! that drives them follows.
 
 pub mod convert;
+pub mod first_sync;
 pub mod schema;
 pub mod state;

@@ -27,6 +27,8 @@ pub enum StateError {
     },
     #[error("{entity} record {local_id} is already linked to another online record")]
     AlreadyMapped { entity: String, local_id: String },
+    #[error("a record could not be prepared for sending: {0}")]
+    Convert(String),
     #[error("the add-on's state file was written by a newer version of the add-on (format {found}, this one knows {known})")]
     TooNew { found: i64, known: i64 },
 }
@@ -154,6 +156,26 @@ impl Batch<'_> {
             });
         }
         Ok(())
+    }
+
+    /// The global id of a host record, made now (UUID v4) when it has none:
+    /// the side that creates a record, or first sends it, names it.
+    pub fn global_id_or_mint(
+        &mut self,
+        entity: &str,
+        local_id: &str,
+    ) -> Result<String, StateError> {
+        let known: Option<String> = self
+            .tx
+            .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
+            .query_row(params![entity, local_id], |row| row.get(0))
+            .optional()?;
+        if let Some(global_id) = known {
+            return Ok(global_id);
+        }
+        let global_id = uuid::Uuid::new_v4().to_string();
+        self.map(entity, local_id, &global_id)?;
+        Ok(global_id)
     }
 
     /// Forgets the mapping of a record deleted on both sides.
