@@ -13,7 +13,7 @@ use crate::secret::Secret;
 use crate::service_url::ServiceUrl;
 use crate::Account;
 use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, RETRY_AFTER,
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, RETRY_AFTER,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -27,7 +27,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 /// Answers larger than this are refused as protocol errors: no endpoint
-/// the client uses sends anywhere near as much.
+/// the client uses sends anywhere near as much (sync pulls have their own,
+/// larger bound: [`Call::max_answer`]).
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// How the client connects and retries.
@@ -92,29 +93,40 @@ pub struct Client {
     service: ServiceUrl,
     retry: RetryPolicy,
     timer: Arc<dyn Timer>,
+    /// The configured time for one attempt (long polls add their wait).
+    pub(crate) request_timeout: Duration,
 }
 
 /// One request, as often as the policy allows.
-struct Call {
+pub(crate) struct Call {
     method: Method,
     path: String,
     bearer: Option<Secret>,
     body: Option<Zeroizing<Vec<u8>>>,
+    /// Further headers (`X-Fencing`, `Idempotency-Key`, `Content-Encoding`).
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Replaces the client's total time for one attempt (long polls).
+    timeout: Option<Duration>,
+    /// The largest answer accepted.
+    max_answer: usize,
     idempotency: Idempotency,
 }
 
 impl Call {
-    fn new(method: Method, path: impl Into<String>, idempotency: Idempotency) -> Call {
+    pub(crate) fn new(method: Method, path: impl Into<String>, idempotency: Idempotency) -> Call {
         Call {
             method,
             path: path.into(),
             bearer: None,
             body: None,
+            headers: Vec::new(),
+            timeout: None,
+            max_answer: MAX_ANSWER_BYTES,
             idempotency,
         }
     }
 
-    fn get(path: impl Into<String>) -> Call {
+    pub(crate) fn get(path: impl Into<String>) -> Call {
         Call::new(Method::GET, path, Idempotency::Idempotent)
     }
 
@@ -123,16 +135,38 @@ impl Call {
         self
     }
 
-    fn json(mut self, body: &impl Serialize) -> Call {
+    pub(crate) fn json(mut self, body: &impl Serialize) -> Call {
         // Serialising these plain structs of strings cannot fail; an empty
         // body would be refused by the service as a protocol matter.
         self.body = Some(Zeroizing::new(serde_json::to_vec(body).unwrap_or_default()));
         self
     }
+
+    /// A JSON body already serialised (and possibly compressed: then with
+    /// its `Content-Encoding` among the headers).
+    pub(crate) fn body(mut self, body: Vec<u8>) -> Call {
+        self.body = Some(Zeroizing::new(body));
+        self
+    }
+
+    pub(crate) fn header(mut self, name: HeaderName, value: HeaderValue) -> Call {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub(crate) fn timeout(mut self, timeout: Duration) -> Call {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub(crate) fn max_answer(mut self, bytes: usize) -> Call {
+        self.max_answer = bytes;
+        self
+    }
 }
 
 /// A complete answer.
-struct Answer {
+pub(crate) struct Answer {
     status: StatusCode,
     retry_after: Option<Duration>,
     date: Option<SystemTime>,
@@ -185,6 +219,7 @@ impl Client {
             service,
             retry: config.retry,
             timer: config.timer,
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -370,7 +405,7 @@ impl Client {
     /// token is known to have expired, and once more when the service says
     /// `token_invalid`. A failed refresh is `Auth`: the user must log in
     /// again (Update connection).
-    async fn send_as_device(
+    pub(crate) async fn send_as_device(
         &self,
         device: &DeviceSession,
         call: &mut Call,
@@ -435,7 +470,7 @@ impl Client {
         Ok(())
     }
 
-    fn json_of<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, ClientError> {
+    pub(crate) fn json_of<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, ClientError> {
         serde_json::from_slice(&answer.body)
             .map_err(|e| ClientError::protocol(self.service.as_str(), body_problem(&e)))
     }
@@ -511,6 +546,12 @@ impl Client {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
+        for (name, value) in &call.headers {
+            request = request.header(name, value);
+        }
+        if let Some(timeout) = call.timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(body) = &call.body {
             request = request
                 .header(CONTENT_TYPE, "application/json")
@@ -529,7 +570,7 @@ impl Client {
             .await
             .map_err(|e| self.transport(&e, false))?
         {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            if body.len() + chunk.len() > call.max_answer {
                 return Err(Failure::Final(ClientError::protocol(
                     self.service.as_str(),
                     "the answer is far too large",

@@ -10,6 +10,10 @@
 //!   that may be repeated ([`Idempotency`], [`RetryPolicy`]).
 //! - [`DeviceSession`]: a device's tokens, refreshed once when expired or
 //!   refused.
+//! - Synchronisation as the sync computer ([`Client::lease`],
+//!   [`Client::push`], [`Client::changes`], …): typed bodies, gzip for
+//!   large pushes, long-poll pulls, pushes retried under their idempotency
+//!   key.
 //! - [`Secret`]: passwords and tokens print as `[REDACTED]` and are zeroed
 //!   when dropped.
 //!
@@ -23,6 +27,7 @@ mod error;
 mod retry;
 mod secret;
 mod service_url;
+mod sync;
 
 pub use api::{
     Accepted, Account, Company, CompanyRegistration, CompanySummary, ConnectedBy,
@@ -35,4 +40,10 @@ pub use error::{ClientError, UnreachableCause, AUTH_CODES};
 pub use retry::{parse_retry_after, Idempotency, RetryPolicy, Timer, TokioTimer};
 pub use secret::Secret;
 pub use service_url::{ServiceUrl, ServiceUrlError};
+pub use sync::{
+    Change, ChangeOp, ChangesPage, Conflict, Direction, EntityChecksum, EntityCounts, EntityDef,
+    FieldDef, FieldType, Fields, Lease, LeaseState, OnlineAccess, PushAnswer, PushMode,
+    PushRequest, PushResult, RemoteChange, Schema, SchemaStored, SyncStatus, GZIP_THRESHOLD,
+    MAX_WAIT,
+};
 pub use uuid::Uuid;

@@ -1,0 +1,612 @@
+//! The sync computer's endpoints (docs/SYNC_PROTOCOL.md §4–§7,
+//! docs/ONLINE_API.md "Synchronisation"): lease, schema, push, pull
+//! (long-poll), ack, status and checksum, all as the device.
+
+use crate::client::{Call, Client};
+use crate::device::DeviceSession;
+use crate::error::ClientError;
+use crate::retry::Idempotency;
+use chrono::{DateTime, Utc};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A record's fields by name, as they travel (docs/SYNC_PROTOCOL.md §1
+/// types: text, integers, minor units, dates as text, references as global
+/// ids). `null` means "no value".
+pub type Fields = BTreeMap<String, serde_json::Value>;
+
+/// Push bodies larger than this go gzip-compressed
+/// (`Content-Encoding: gzip`); smaller ones are not worth the CPU.
+pub const GZIP_THRESHOLD: usize = 8 * 1024;
+
+/// The longest long-poll wait the service grants (`wait` ≤ 30 s).
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// A page of changes may be far larger than any other answer (5,000 whole
+/// records at most); still bounded.
+const MAX_CHANGES_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+const X_FENCING: HeaderName = HeaderName::from_static("x-fencing");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+// --- Lease --------------------------------------------------------------------------
+
+/// `POST /api/v1/sync/lease`: this computer is the company's sync computer
+/// until `expires_at` (60 s; renew by asking again). Every sync write
+/// carries `fencing`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Lease {
+    pub computer_id: String,
+    pub fencing: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The company's lease as `GET /api/v1/sync/status` reports it: there may
+/// be no sync computer (`computer_id` null) or no active lease
+/// (`expires_at` null).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LeaseState {
+    pub computer_id: Option<String>,
+    pub fencing: u64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct LeaseBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    computer_id: Option<&'a str>,
+}
+
+// --- Schema -------------------------------------------------------------------------
+
+/// The host's declared schema (docs/SYNC_PROTOCOL.md §1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub version: u32,
+    pub entities: Vec<EntityDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityDef {
+    pub name: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// `false`: records are created and deleted in the host only.
+    #[serde(default = "yes")]
+    pub online_create: bool,
+    pub fields: Vec<FieldDef>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub online: OnlineAccess,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub assigned_by_host: bool,
+    /// For `reference` fields: the referenced entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// For `decimal` fields: minor units are 10^-scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// For text fields with a fixed set of values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Text,
+    Integer,
+    /// Integer minor units (cents).
+    Decimal,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339 UTC.
+    Datetime,
+    Boolean,
+    /// The referenced record's global id.
+    Reference,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineAccess {
+    #[default]
+    ReadWrite,
+    ReadOnly,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    TwoWay,
+    HostToOnline,
+}
+
+/// `PUT /api/v1/sync/schema`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SchemaStored {
+    pub version: u32,
+    /// How many entities were stored.
+    pub entities: usize,
+}
+
+// --- Push ---------------------------------------------------------------------------
+
+/// `POST /api/v1/sync/push`'s body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushRequest {
+    pub mode: PushMode,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushMode {
+    /// First sync: each record is the host's whole record and replaces what
+    /// is online; no conflict detection.
+    Initial,
+    /// Changes since the last exchange, with field-level conflict detection
+    /// against `base_version`.
+    Incremental,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+/// One record's change from the host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub entity: String,
+    pub global_id: Uuid,
+    pub op: ChangeOp,
+    /// The record version the host last saw (from a push answer or a pull);
+    /// `None` (= 0) for a record new to the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_version: Option<u64>,
+    pub fields: Fields,
+    /// The fields the host changed (incremental). `None` means every field
+    /// in `fields` — deliberately not an empty list, which would mean
+    /// "nothing changed".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/sync/push`'s answer (the same again for a repeated key).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PushAnswer {
+    /// One per change, in order.
+    pub results: Vec<PushResult>,
+    pub conflicts: Vec<Conflict>,
+    /// The company's sequence number after the push — not a pull cursor
+    /// (web edits before it may not have been pulled yet).
+    pub cursor: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PushResult {
+    pub global_id: Uuid,
+    pub version: u64,
+    pub deleted: bool,
+}
+
+/// A conflict found at push (docs/SYNC_PROTOCOL.md §5).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Conflict {
+    pub entity: String,
+    pub global_id: Uuid,
+    /// The field, or `*` for a delete against an edit.
+    pub field: String,
+    pub host_value: serde_json::Value,
+    pub online_value: serde_json::Value,
+    /// `host_wins`, `host_delete_wins` or `online_delete_undone`. Text, not
+    /// an enum: an outcome added later must not turn a committed push's
+    /// answer into a protocol error.
+    pub outcome: String,
+    /// Set in the conflict history, not in push answers.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+// --- Pull, ack, status, checksum -----------------------------------------------------
+
+/// `GET /api/v1/sync/changes`' answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChangesPage {
+    pub changes: Vec<RemoteChange>,
+    /// Pass it as `after` next time; it also passes this device's own
+    /// pushes, which are left out (no echo).
+    pub cursor: u64,
+}
+
+/// A record changed online, in its whole current state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RemoteChange {
+    pub seq: u64,
+    pub entity: String,
+    pub global_id: Uuid,
+    pub version: u64,
+    pub deleted: bool,
+    pub fields: Fields,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorBody {
+    cursor: u64,
+}
+
+/// `GET /api/v1/sync/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SyncStatus {
+    /// The company's newest sequence number.
+    pub sequence: u64,
+    /// This device's acknowledged cursor.
+    pub acknowledged: u64,
+    /// Whether a schema has been stored.
+    pub schema: bool,
+    pub lease: LeaseState,
+    pub entities: Vec<EntityCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EntityCounts {
+    pub entity: String,
+    pub records: u64,
+    pub deleted: u64,
+}
+
+/// The canonical checksum of one entity's live records online
+/// (docs/SYNC_PROTOCOL.md §7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EntityChecksum {
+    pub entity: String,
+    pub count: u64,
+    /// Lower-case hex SHA-256 of the canonical lines.
+    pub sha256: String,
+}
+
+#[derive(Deserialize)]
+struct ChecksumAnswer {
+    entities: Vec<EntityChecksum>,
+}
+
+// --- Wire helpers -------------------------------------------------------------------
+
+/// The body as sent: gzip-compressed when it is larger than
+/// [`GZIP_THRESHOLD`] (then `true`), otherwise as it is.
+pub(crate) fn encode_body(json: Vec<u8>) -> (Vec<u8>, bool) {
+    if json.len() <= GZIP_THRESHOLD {
+        return (json, false);
+    }
+    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+    // Writing into a Vec cannot fail.
+    match encoder.write_all(&json).and_then(|()| encoder.finish()) {
+        Ok(compressed) => (compressed, true),
+        Err(_) => (json, false),
+    }
+}
+
+/// The long-poll wait asked of the service (whole seconds, at most
+/// [`MAX_WAIT`]) and the time allowed for the whole attempt: that wait
+/// plus the client's normal time for a request, so that a long poll is not
+/// cut off by the timeout meant for ordinary requests.
+pub(crate) fn long_poll_timing(wait: Duration, request_timeout: Duration) -> (u64, Duration) {
+    let seconds = wait.min(MAX_WAIT).as_secs();
+    (
+        seconds,
+        Duration::from_secs(seconds).saturating_add(request_timeout),
+    )
+}
+
+fn fencing_header(fencing: u64) -> HeaderValue {
+    HeaderValue::from(fencing)
+}
+
+/// A key the service accepts: 1 to 200 visible ASCII characters.
+fn idempotency_header(key: &str) -> Result<HeaderValue, ClientError> {
+    let valid =
+        !key.is_empty() && key.len() <= 200 && key.bytes().all(|byte| byte.is_ascii_graphic());
+    valid
+        .then(|| HeaderValue::from_str(key).ok())
+        .flatten()
+        .ok_or_else(|| ClientError::Refused {
+            code: "invalid_request".to_owned(),
+            message: "The idempotency key of a push must be 1 to 200 visible ASCII characters."
+                .to_owned(),
+        })
+}
+
+impl ClientError {
+    /// The service refused the lease: another computer is the company's
+    /// sync computer (until a super user moves synchronisation).
+    pub fn is_lease_held(&self) -> bool {
+        self.is_refused_with("lease_held")
+    }
+
+    /// The service refused a sync write: the fencing number is not the
+    /// current lease's (expired, or synchronisation was moved). Ask for the
+    /// lease again before writing.
+    pub fn is_stale_fencing(&self) -> bool {
+        self.is_refused_with("stale_fencing")
+    }
+
+    /// No schema has been stored yet (push or `GET` schema).
+    pub fn is_schema_missing(&self) -> bool {
+        self.is_refused_with("schema_missing")
+    }
+
+    fn is_refused_with(&self, wanted: &str) -> bool {
+        matches!(self, ClientError::Refused { code, .. } if code == wanted)
+    }
+}
+
+impl Client {
+    /// `POST /api/v1/sync/lease`: acquires or renews the company's sync
+    /// lease for this device's computer (`computer_id`, if given, must be
+    /// the device's own). Another computer holding it: `is_lease_held()`.
+    pub async fn lease(
+        &self,
+        device: &DeviceSession,
+        computer_id: Option<&str>,
+    ) -> Result<Lease, ClientError> {
+        // Asking twice renews the same lease (same fencing number).
+        let mut call = Call::new(Method::POST, "api/v1/sync/lease", Idempotency::Idempotent)
+            .json(&LeaseBody { computer_id });
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
+    /// `PUT /api/v1/sync/schema` under the lease `fencing`.
+    pub async fn put_schema(
+        &self,
+        device: &DeviceSession,
+        fencing: u64,
+        schema: &Schema,
+    ) -> Result<SchemaStored, ClientError> {
+        let mut call = Call::new(Method::PUT, "api/v1/sync/schema", Idempotency::Idempotent)
+            .header(X_FENCING, fencing_header(fencing))
+            .json(schema);
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
+    /// `GET /api/v1/sync/schema`; none stored yet: `is_schema_missing()`.
+    pub async fn schema(&self, device: &DeviceSession) -> Result<Schema, ClientError> {
+        let mut call = Call::get("api/v1/sync/schema");
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
+    /// `POST /api/v1/sync/push` under the lease `fencing`, once per
+    /// `idempotency_key` (1–200 visible ASCII characters). Bodies above
+    /// [`GZIP_THRESHOLD`] are sent gzip-compressed.
+    pub async fn push(
+        &self,
+        device: &DeviceSession,
+        fencing: u64,
+        idempotency_key: &str,
+        request: &PushRequest,
+    ) -> Result<PushAnswer, ClientError> {
+        let key = idempotency_header(idempotency_key)?;
+        // Straight from the typed request; it has only strings, numbers and
+        // JSON values, so serialising cannot fail.
+        let json = serde_json::to_vec(request).unwrap_or_default();
+        let (body, gzip) = encode_body(json);
+        // Safe to send again after a lost answer (connection broken, timeout,
+        // 5xx): the service stores the idempotency key and its answer in the
+        // same transaction as the data, so a repeat either finds the key and
+        // returns the stored answer, applying nothing, or finds no key
+        // because nothing was committed — and applies the batch once.
+        let mut call = Call::new(Method::POST, "api/v1/sync/push", Idempotency::Idempotent)
+            .header(X_FENCING, fencing_header(fencing))
+            .header(IDEMPOTENCY_KEY, key)
+            .body(body);
+        if gzip {
+            call = call.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
+    /// `GET /api/v1/sync/changes`: at most `limit` records changed after
+    /// the cursor `after` (other devices' pushes and web edits; this
+    /// device's own pushes are left out). With a non-zero `wait` (at most
+    /// 30 s) the service holds the request until something changes or the
+    /// wait is over (then no changes, `cursor` = `after`); this attempt's
+    /// time limit is the wait plus the client's normal request time.
+    ///
+    /// Cancellation-safe: it only reads, so dropping the future (e.g. at
+    /// shutdown) loses nothing; ask again with the same cursor.
+    pub async fn changes(
+        &self,
+        device: &DeviceSession,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<ChangesPage, ClientError> {
+        let (seconds, timeout) = long_poll_timing(wait, self.request_timeout);
+        let mut call = Call::get(format!(
+            "api/v1/sync/changes?after={after}&limit={limit}&wait={seconds}"
+        ))
+        .timeout(timeout)
+        .max_answer(MAX_CHANGES_ANSWER_BYTES);
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
+    /// `POST /api/v1/sync/ack` under the lease `fencing`: everything up to
+    /// `cursor` is applied durably on the host. Answers the stored cursor
+    /// (it never goes back).
+    pub async fn ack(
+        &self,
+        device: &DeviceSession,
+        fencing: u64,
+        cursor: u64,
+    ) -> Result<u64, ClientError> {
+        // The stored cursor only moves forward: repeating is harmless.
+        let mut call = Call::new(Method::POST, "api/v1/sync/ack", Idempotency::Idempotent)
+            .header(X_FENCING, fencing_header(fencing))
+            .json(&CursorBody { cursor });
+        Ok(self
+            .json_of::<CursorBody>(&self.send_as_device(device, &mut call).await?)?
+            .cursor)
+    }
+
+    /// `GET /api/v1/sync/status`.
+    pub async fn sync_status(&self, device: &DeviceSession) -> Result<SyncStatus, ClientError> {
+        let mut call = Call::get("api/v1/sync/status");
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
+    /// `GET /api/v1/sync/checksum`: per entity with live records online.
+    pub async fn checksum(
+        &self,
+        device: &DeviceSession,
+    ) -> Result<Vec<EntityChecksum>, ClientError> {
+        let mut call = Call::get("api/v1/sync/checksum");
+        Ok(self
+            .json_of::<ChecksumAnswer>(&self.send_as_device(device, &mut call).await?)?
+            .entities)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn small_bodies_go_plain_large_ones_gzip() {
+        let small = vec![b'x'; GZIP_THRESHOLD];
+        assert_eq!(encode_body(small.clone()), (small, false));
+        let request = PushRequest {
+            mode: PushMode::Initial,
+            changes: (0..200)
+                .map(|n| Change {
+                    entity: "contacts".into(),
+                    global_id: Uuid::new_v4(),
+                    op: ChangeOp::Upsert,
+                    base_version: None,
+                    fields: Fields::from([("name".into(), format!("Contact {n}").into())]),
+                    changed: None,
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec(&request).unwrap();
+        assert!(json.len() > GZIP_THRESHOLD);
+        let (sent, gzip) = encode_body(json.clone());
+        assert!(gzip);
+        assert!(
+            sent.len() < json.len() / 2,
+            "{} of {}",
+            sent.len(),
+            json.len()
+        );
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&sent[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, json);
+    }
+
+    #[test]
+    fn a_long_poll_gets_its_wait_on_top_of_the_request_time() {
+        let normal = Duration::from_secs(10);
+        assert_eq!(
+            long_poll_timing(Duration::from_secs(25), normal),
+            (25, Duration::from_secs(35))
+        );
+        assert_eq!(long_poll_timing(Duration::ZERO, normal), (0, normal));
+        // The service waits at most 30 s; so does the client.
+        assert_eq!(
+            long_poll_timing(Duration::from_secs(600), normal),
+            (30, Duration::from_secs(40))
+        );
+        assert_eq!(
+            long_poll_timing(Duration::from_millis(2900), normal),
+            (2, Duration::from_secs(12))
+        );
+    }
+
+    #[test]
+    fn changes_serialise_as_the_protocol_says() {
+        let id = Uuid::nil();
+        let change = Change {
+            entity: "contacts".into(),
+            global_id: id,
+            op: ChangeOp::Upsert,
+            base_version: Some(3),
+            fields: Fields::from([("name".into(), "Ann".into())]),
+            changed: Some(vec!["name".into()]),
+        };
+        let request = PushRequest {
+            mode: PushMode::Incremental,
+            changes: vec![
+                change.clone(),
+                Change {
+                    base_version: None,
+                    changed: None,
+                    op: ChangeOp::Delete,
+                    fields: Fields::new(),
+                    ..change
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"mode": "incremental", "changes": [
+                {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": 3,
+                 "fields": {"name": "Ann"}, "changed": ["name"]},
+                {"entity": "contacts", "global_id": id, "op": "delete", "fields": {}}
+            ]})
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_checked_before_sending() {
+        assert!(idempotency_header("contacts:1-1000").is_ok());
+        for bad in ["", "with space", "ä", &"k".repeat(201)] {
+            let error = idempotency_header(bad).unwrap_err();
+            assert_eq!(error.code(), Some("invalid_request"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sync_refusals_are_recognised_by_code() {
+        let refused = |code: &str| ClientError::Refused {
+            code: code.into(),
+            message: "x".into(),
+        };
+        assert!(refused("lease_held").is_lease_held());
+        assert!(!refused("lease_held").is_stale_fencing());
+        assert!(refused("stale_fencing").is_stale_fencing());
+        assert!(refused("schema_missing").is_schema_missing());
+        assert!(!ClientError::Auth {
+            code: "stale_fencing".into(),
+            message: "x".into()
+        }
+        .is_stale_fencing());
+    }
+}
