@@ -3,119 +3,12 @@
 //! thread behind and does not grow memory (docs/ARCHITECTURE.md,
 //! "Lifecycle").
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-/// `online-desktop serve` on a free loopback port, built into the same
-/// folder as `host-sim`; stopped when dropped.
-struct Service {
-    child: Child,
-    url: String,
-    /// Removed after the service is stopped (fields drop after `drop`).
-    _dir: tempfile::TempDir,
-}
-
-impl Service {
-    fn start() -> Service {
-        let exe = Path::new(env!("CARGO_BIN_EXE_host-sim"))
-            .with_file_name(format!("online-desktop{}", std::env::consts::EXE_SUFFIX));
-        assert!(
-            exe.is_file(),
-            "The online service {} is not built. Run `cargo build --workspace` (or `cargo test \
-             --workspace`) first: `cargo test -p host-sim` alone does not build it.",
-            exe.display()
-        );
-        // Its database and mails stay in a folder of its own.
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let mut child = Command::new(&exe)
-            .args(["serve", "--addr", "127.0.0.1:0", "--database"])
-            .arg(dir.path().join("online.db"))
-            .arg("--outbox")
-            .arg(dir.path().join("outbox"))
-            .current_dir(dir.path())
-            .env_remove("OD_ONLINE_ADDR")
-            .env_remove("OD_ONLINE_PUBLIC_URL")
-            .env_remove("OD_SMTP_URL")
-            .env_remove("OD_TLS_CERT")
-            .env_remove("OD_TLS_KEY")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let stdout = child.stdout.take().expect("the service's stdout");
-        let stderr = child.stderr.take().expect("the service's stderr");
-        let mut service = Service {
-            child,
-            url: String::new(),
-            _dir: dir,
-        };
-        let (first_line, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first_line.send(lines.next().and_then(Result::ok));
-            // Keep reading so the service never blocks on a full pipe.
-            for _ in lines {}
-        });
-        // What the service says on standard error, for the message below.
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut text);
-            text
-        });
-        let line = match lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(line)) => line,
-            other => {
-                let status = service.child.kill().and_then(|_| service.child.wait());
-                let errors = errors.join().unwrap_or_default();
-                panic!(
-                    "the online service {} did not say where it listens ({other:?}; {status:?}).\n\
-                     Its standard error:\n{errors}\nRebuild it with `cargo build --workspace`.",
-                    exe.display()
-                )
-            }
-        };
-        let url = line
-            .strip_prefix("Online Desktop service listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the service: {line:?}"));
-        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-        service.url = url.to_owned();
-        service
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The plugin cargo built for this test run: `deps/` first, where the
-/// dev-dependency puts it (the copy beside host-sim may be older).
-fn plugin_library() -> PathBuf {
-    let file = format!(
-        "{}online_desktop{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let profile = Path::new(env!("CARGO_BIN_EXE_host-sim")).parent().unwrap();
-    let candidates = [profile.join("deps").join(&file), profile.join(&file)];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "The Online Desktop add-on is not built (looked for {candidates:?}). Run \
-                 `cargo build --workspace` or `cargo test --workspace`."
-            )
-        })
-        .clone()
-}
+mod programs;
+use programs::{plugin_library, Service};
 
 fn host_sim(data_dir: &Path, service: &Service, args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_host-sim"))
