@@ -101,6 +101,8 @@ pub struct Client {
 pub(crate) struct Call {
     method: Method,
     path: String,
+    /// The query string, without `?`.
+    query: Option<String>,
     bearer: Option<Secret>,
     body: Option<Zeroizing<Vec<u8>>>,
     /// Further headers (`X-Fencing`, `Idempotency-Key`, `Content-Encoding`).
@@ -117,6 +119,7 @@ impl Call {
         Call {
             method,
             path: path.into(),
+            query: None,
             bearer: None,
             body: None,
             headers: Vec::new(),
@@ -151,6 +154,11 @@ impl Call {
 
     pub(crate) fn header(mut self, name: HeaderName, value: HeaderValue) -> Call {
         self.headers.push((name, value));
+        self
+    }
+
+    pub(crate) fn query(mut self, query: String) -> Call {
+        self.query = Some(query);
         self
     }
 
@@ -529,9 +537,11 @@ impl Client {
     }
 
     async fn attempt(&self, call: &Call) -> Result<Answer, Failure> {
+        let mut url = self.service.join(&call.path);
+        url.set_query(call.query.as_deref());
         let mut request = self
             .http
-            .request(call.method.clone(), self.service.join(&call.path))
+            .request(call.method.clone(), url)
             .header(ACCEPT, "application/json");
         if let Some(token) = &call.bearer {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))

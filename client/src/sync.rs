@@ -448,11 +448,10 @@ impl Client {
         wait: Duration,
     ) -> Result<ChangesPage, ClientError> {
         let (seconds, timeout) = long_poll_timing(wait, self.request_timeout);
-        let mut call = Call::get(format!(
-            "api/v1/sync/changes?after={after}&limit={limit}&wait={seconds}"
-        ))
-        .timeout(timeout)
-        .max_answer(MAX_CHANGES_ANSWER_BYTES);
+        let mut call = Call::get("api/v1/sync/changes")
+            .query(format!("after={after}&limit={limit}&wait={seconds}"))
+            .timeout(timeout)
+            .max_answer(MAX_CHANGES_ANSWER_BYTES);
         self.json_of(&self.send_as_device(device, &mut call).await?)
     }
 
