@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn host_records_go_online_with_global_references() {
         let schema = sample();
-        let contacts = schema.entity("contacts").unwrap();
+        let contacts = crate::sync::schema::entity(&schema, "contacts").unwrap();
         let mut minted = HashMap::new();
         let online = to_online::<ConvertError>(
             contacts,
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn only_two_way_fields_go_to_the_host() {
         let schema = sample();
-        let contacts = schema.entity("contacts").unwrap();
+        let contacts = crate::sync::schema::entity(&schema, "contacts").unwrap();
         let host = to_host(
             contacts,
             &fields(json!({"number": 5, "name": "Fjord <b>AS</b>", "balance": 1, "salesperson_id": "g-e3"})),

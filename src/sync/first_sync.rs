@@ -123,7 +123,7 @@ pub async fn run<H: HostRecords, R: Remote>(
             position
         }
     };
-    for entity in schema.travel_order()? {
+    for entity in super::schema::travel_order(schema)? {
         if state.checkpoint(&done_key(&entity.name))?.is_some() {
             continue;
         }

@@ -3,76 +3,9 @@
 //!
 //! The plugin knows no ERP table: everything here comes from the host.
 
-use serde::{Deserialize, Serialize};
+pub use od_client::{Direction, EntityDef as Entity, FieldType, Schema};
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Schema {
-    pub version: u32,
-    pub entities: Vec<Entity>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entity {
-    pub name: String,
-    pub title: String,
-    #[serde(default)]
-    pub parent: Option<String>,
-    #[serde(default = "yes")]
-    pub online_create: bool,
-    pub fields: Vec<Field>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Field {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: FieldType,
-    #[serde(default)]
-    pub required: bool,
-    pub online: Online,
-    pub direction: Direction,
-    /// The referenced entity of a `reference` field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<u32>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub assigned_by_host: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub choices: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    Text,
-    Integer,
-    Decimal,
-    Date,
-    Datetime,
-    Boolean,
-    Reference,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Online {
-    ReadWrite,
-    ReadOnly,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    TwoWay,
-    HostToOnline,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SchemaError {
@@ -94,90 +27,90 @@ pub enum SchemaError {
     Cycle(String),
 }
 
-impl Schema {
-    pub fn entity(&self, name: &str) -> Option<&Entity> {
-        self.entities.iter().find(|e| e.name == name)
-    }
+/// The declaration of `name`.
+pub fn entity<'a>(schema: &'a Schema, name: &str) -> Option<&'a Entity> {
+    schema.entities.iter().find(|e| e.name == name)
+}
 
-    /// Checks the declaration and returns the entities in the order records
-    /// must travel: every entity after the ones its parent and its required
-    /// references point to, so a record never arrives before what it needs.
-    /// Optional references may point forward (they are filled in when the
-    /// target arrives). Ties keep the host's order.
-    pub fn travel_order(&self) -> Result<Vec<&Entity>, SchemaError> {
-        let mut names = BTreeSet::new();
-        for entity in &self.entities {
-            if !names.insert(entity.name.as_str()) {
-                return Err(SchemaError::DuplicateEntity(entity.name.clone()));
-            }
+/// Checks the declaration and returns the entities in the order records
+/// must travel: every entity after the ones its parent and its required
+/// references point to, so a record never arrives before what it needs.
+/// Optional references may point forward (they are filled in when the
+/// target arrives). Ties keep the host's order.
+pub fn travel_order(schema: &Schema) -> Result<Vec<&Entity>, SchemaError> {
+    let mut names = BTreeSet::new();
+    for entity in &schema.entities {
+        if !names.insert(entity.name.as_str()) {
+            return Err(SchemaError::DuplicateEntity(entity.name.clone()));
         }
-        let mut needs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for entity in &self.entities {
-            let entry = needs.entry(entity.name.as_str()).or_default();
-            if let Some(parent) = &entity.parent {
-                if !names.contains(parent.as_str()) {
-                    return Err(SchemaError::UnknownParent {
-                        entity: entity.name.clone(),
-                        parent: parent.clone(),
-                    });
-                }
-                if parent != &entity.name {
-                    entry.insert(parent.as_str());
-                }
-            }
-            for field in entity
-                .fields
-                .iter()
-                .filter(|f| f.kind == FieldType::Reference)
-            {
-                let Some(target) = &field.entity else {
-                    return Err(SchemaError::ReferenceWithoutEntity {
-                        entity: entity.name.clone(),
-                        field: field.name.clone(),
-                    });
-                };
-                if !names.contains(target.as_str()) {
-                    return Err(SchemaError::UnknownReference {
-                        entity: entity.name.clone(),
-                        field: field.name.clone(),
-                        target: target.clone(),
-                    });
-                }
-                if field.required && target != &entity.name {
-                    entry.insert(target.as_str());
-                }
-            }
-        }
-        let mut order: Vec<&Entity> = Vec::with_capacity(self.entities.len());
-        let mut placed: BTreeSet<&str> = BTreeSet::new();
-        while order.len() < self.entities.len() {
-            let next = self.entities.iter().find(|e| {
-                !placed.contains(e.name.as_str())
-                    && needs[e.name.as_str()].iter().all(|n| placed.contains(n))
-            });
-            match next {
-                Some(entity) => {
-                    placed.insert(entity.name.as_str());
-                    order.push(entity);
-                }
-                None => {
-                    let left: Vec<&str> = self
-                        .entities
-                        .iter()
-                        .map(|e| e.name.as_str())
-                        .filter(|n| !placed.contains(n))
-                        .collect();
-                    return Err(SchemaError::Cycle(left.join(", ")));
-                }
-            }
-        }
-        Ok(order)
     }
+    let mut needs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for entity in &schema.entities {
+        let entry = needs.entry(entity.name.as_str()).or_default();
+        if let Some(parent) = &entity.parent {
+            if !names.contains(parent.as_str()) {
+                return Err(SchemaError::UnknownParent {
+                    entity: entity.name.clone(),
+                    parent: parent.clone(),
+                });
+            }
+            if parent != &entity.name {
+                entry.insert(parent.as_str());
+            }
+        }
+        for field in entity
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldType::Reference)
+        {
+            let Some(target) = &field.entity else {
+                return Err(SchemaError::ReferenceWithoutEntity {
+                    entity: entity.name.clone(),
+                    field: field.name.clone(),
+                });
+            };
+            if !names.contains(target.as_str()) {
+                return Err(SchemaError::UnknownReference {
+                    entity: entity.name.clone(),
+                    field: field.name.clone(),
+                    target: target.clone(),
+                });
+            }
+            if field.required && target != &entity.name {
+                entry.insert(target.as_str());
+            }
+        }
+    }
+    let mut order: Vec<&Entity> = Vec::with_capacity(schema.entities.len());
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    while order.len() < schema.entities.len() {
+        let next = schema.entities.iter().find(|e| {
+            !placed.contains(e.name.as_str())
+                && needs[e.name.as_str()].iter().all(|n| placed.contains(n))
+        });
+        match next {
+            Some(entity) => {
+                placed.insert(entity.name.as_str());
+                order.push(entity);
+            }
+            None => {
+                let left: Vec<&str> = schema
+                    .entities
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .filter(|n| !placed.contains(n))
+                    .collect();
+                return Err(SchemaError::Cycle(left.join(", ")));
+            }
+        }
+    }
+    Ok(order)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use od_client::{FieldDef as Field, OnlineAccess as Online};
     use serde_json::json;
 
     /// A schema shaped like the host simulator's, small.
@@ -200,8 +133,7 @@ pub(crate) mod tests {
     #[test]
     fn parents_and_required_references_travel_first() {
         let schema = sample();
-        let order: Vec<&str> = schema
-            .travel_order()
+        let order: Vec<&str> = travel_order(&schema)
             .unwrap()
             .iter()
             .map(|e| e.name.as_str())
@@ -209,8 +141,8 @@ pub(crate) mod tests {
         // contacts' reference to employees is optional, so the host's order
         // stands there; contact persons need their contact first.
         assert_eq!(order, ["contacts", "contact_persons", "employees"]);
-        assert!(schema.entity("employees").is_some_and(|e| !e.online_create));
-        assert!(schema.entity("contacts").is_some_and(|e| e.online_create));
+        assert!(entity(&schema, "employees").is_some_and(|e| !e.online_create));
+        assert!(entity(&schema, "contacts").is_some_and(|e| e.online_create));
     }
 
     #[test]
@@ -218,7 +150,7 @@ pub(crate) mod tests {
         let mut schema = sample();
         schema.entities[0].fields[0].entity = Some("people".into());
         assert_eq!(
-            schema.travel_order().unwrap_err().to_string(),
+            travel_order(&schema).unwrap_err().to_string(),
             "the field contact_persons.contact_id refers to \"people\", which the program does not declare"
         );
         let mut schema = sample();
@@ -234,11 +166,11 @@ pub(crate) mod tests {
             assigned_by_host: false,
             choices: None,
         });
-        assert!(matches!(schema.travel_order(), Err(SchemaError::Cycle(_))));
+        assert!(matches!(travel_order(&schema), Err(SchemaError::Cycle(_))));
         let mut schema = sample();
         schema.entities.push(schema.entities[2].clone());
         assert_eq!(
-            schema.travel_order().unwrap_err(),
+            travel_order(&schema).unwrap_err(),
             SchemaError::DuplicateEntity("employees".into())
         );
     }
