@@ -3,6 +3,7 @@
 //! host's and the online form, and the plugin's state database. The engine
 //! that drives them follows.
 
+pub mod adapters;
 pub mod convert;
 pub mod first_sync;
 pub mod schema;
