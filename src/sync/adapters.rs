@@ -303,12 +303,24 @@ mod tests {
                 ]),
                 "every record exactly once"
             );
-            let checksums = client.checksum(&device).await.unwrap();
-            let checksum_counts: BTreeMap<String, u64> = checksums
-                .iter()
-                .map(|c| (c.entity.clone(), c.count))
+            // The oracle (G3): the host's records, as they should be online,
+            // hash to the same per-entity digests as the service's copy.
+            let online: BTreeMap<String, (u64, String)> = client
+                .checksum(&device)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.entity, (c.count, c.sha256)))
                 .collect();
-            assert_eq!(checksum_counts, counts);
+            let local: BTreeMap<String, (u64, String)> =
+                crate::sync::checksum::host_checksums(&sample(), &host, &state)
+                    .into_iter()
+                    .map(|(entity, d)| {
+                        assert!(d.unsent.is_empty(), "{entity}: never sent: {:?}", d.unsent);
+                        (entity, (d.count, d.sha256))
+                    })
+                    .collect();
+            assert_eq!(local, online, "host and online copies differ");
         });
     }
 }

@@ -4,6 +4,8 @@
 //! that drives them follows.
 
 pub mod adapters;
+#[cfg(test)]
+pub mod checksum;
 pub mod convert;
 pub mod first_sync;
 pub mod schema;
