@@ -1,14 +1,17 @@
 //! The first sync's two sides, real: the host through the data channel and
 //! the online service through `od-client`.
 
+use super::continuous::{Applied, HostApply, HostChanges, LogPage, Op, OutChange, SyncRemote};
 use super::convert::Fields;
 use super::first_sync::{HostRecords, OnlineRecord, Page, Remote};
 use crate::host::{Host, HostError};
 use od_client::{
-    Change, ChangeOp, Client, ClientError, DeviceSession, PushMode, PushRequest, Uuid,
+    Change, ChangeOp, ChangesPage, Client, ClientError, DeviceSession, PushAnswer, PushMode,
+    PushRequest, Uuid,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 #[derive(Deserialize)]
 struct Position {
@@ -106,6 +109,78 @@ impl Remote for ServiceRemote<'_> {
             .push(self.device, self.fencing, key, &request)
             .await?;
         Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct ApplyAnswer {
+    results: Vec<Applied>,
+}
+
+impl HostChanges for Host {
+    type Error = HostError;
+
+    fn read_changes(&self, after: u64, limit: usize) -> Result<LogPage, HostError> {
+        self.call("changes.read", &json!({ "after": after, "limit": limit }))
+    }
+
+    fn apply(&self, changes: &[HostApply]) -> Result<Vec<Applied>, HostError> {
+        Ok(self
+            .call::<_, ApplyAnswer>("records.apply", &json!({ "changes": changes }))?
+            .results)
+    }
+}
+
+impl SyncRemote for ServiceRemote<'_> {
+    type Error = PushError;
+
+    async fn push_changes(
+        &self,
+        key: &str,
+        changes: &[OutChange],
+    ) -> Result<PushAnswer, PushError> {
+        let changes = changes
+            .iter()
+            .map(|c| {
+                let global_id = Uuid::parse_str(&c.global_id)
+                    .map_err(|_| PushError::BadId(c.global_id.clone()))?;
+                Ok(Change {
+                    entity: c.entity.clone(),
+                    global_id,
+                    op: match c.op {
+                        Op::Upsert => ChangeOp::Upsert,
+                        Op::Delete => ChangeOp::Delete,
+                    },
+                    base_version: c.base_version,
+                    fields: c.fields.clone(),
+                    changed: match c.op {
+                        Op::Upsert => Some(c.changed.clone()),
+                        Op::Delete => None,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, PushError>>()?;
+        let request = PushRequest {
+            mode: PushMode::Incremental,
+            changes,
+        };
+        Ok(self
+            .client
+            .push(self.device, self.fencing, key, &request)
+            .await?)
+    }
+
+    async fn changes(
+        &self,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<ChangesPage, PushError> {
+        Ok(self.client.changes(self.device, after, limit, wait).await?)
+    }
+
+    async fn ack(&self, cursor: u64) -> Result<u64, PushError> {
+        Ok(self.client.ack(self.device, self.fencing, cursor).await?)
     }
 }
 

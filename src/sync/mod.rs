@@ -6,6 +6,7 @@
 pub mod adapters;
 #[cfg(test)]
 pub mod checksum;
+pub mod continuous;
 pub mod convert;
 pub mod first_sync;
 pub mod schema;

@@ -33,8 +33,9 @@ pub enum StateError {
     TooNew { found: i64, known: i64 },
 }
 
-/// Current format of `state.db`.
-const FORMAT: i64 = 1;
+/// Current format of `state.db`. 1: ids and checkpoints; 2 (additive):
+/// shadows, the local conflict history and rows waiting to go online.
+const FORMAT: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ids (
@@ -48,7 +49,54 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shadows (
+    entity    TEXT NOT NULL,
+    global_id TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    fields    TEXT NOT NULL,
+    PRIMARY KEY (entity, global_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conflicts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity       TEXT NOT NULL,
+    global_id    TEXT NOT NULL,
+    field        TEXT NOT NULL,
+    host_value   TEXT NOT NULL,
+    online_value TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    recorded_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    entity   TEXT NOT NULL,
+    local_id TEXT NOT NULL,
+    PRIMARY KEY (entity, local_id)
+) WITHOUT ROWID;
 ";
+
+/// A record as last exchanged with the service (docs/SYNC_PROTOCOL.md §6):
+/// the version the service gave it and its fields in the online form
+/// (references as global ids). Continuous sync sends the fields that differ
+/// from it, with its version as `base_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shadow {
+    pub version: u64,
+    pub fields: super::convert::Fields,
+}
+
+/// A conflict the service resolved (G7), kept for the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConflict {
+    pub entity: String,
+    pub global_id: String,
+    /// The field, or `*` for a delete against an edit.
+    pub field: String,
+    pub host_value: serde_json::Value,
+    pub online_value: serde_json::Value,
+    pub outcome: String,
+    /// When this computer learnt of it (RFC 3339; for display only, never
+    /// for ordering).
+    pub recorded_at: String,
+}
 
 /// The state database of one company.
 pub struct State {
@@ -108,6 +156,60 @@ impl State {
             .prepare_cached("SELECT local_id FROM ids WHERE entity = ?1 AND global_id = ?2")?
             .query_row(params![entity, global_id], |row| row.get(0))
             .optional()?)
+    }
+
+    /// The shadow of a record, if it was exchanged since shadows exist.
+    pub fn shadow(&self, entity: &str, global_id: &str) -> Result<Option<Shadow>, StateError> {
+        let row: Option<(i64, String)> = self
+            .connection
+            .prepare_cached(
+                "SELECT version, fields FROM shadows WHERE entity = ?1 AND global_id = ?2",
+            )?
+            .query_row(params![entity, global_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        row.map(|(version, fields)| {
+            Ok(Shadow {
+                version: version.max(0) as u64,
+                fields: serde_json::from_str(&fields)
+                    .map_err(|e| StateError::Convert(format!("a stored shadow is damaged: {e}")))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The conflicts recorded, oldest first.
+    pub fn conflicts(&self) -> Result<Vec<LocalConflict>, StateError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT entity, global_id, field, host_value, online_value, outcome, recorded_at FROM conflicts ORDER BY id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            let value = |text: String| {
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+            };
+            Ok(LocalConflict {
+                entity: row.get(0)?,
+                global_id: row.get(1)?,
+                field: row.get(2)?,
+                host_value: value(row.get(3)?),
+                online_value: value(row.get(4)?),
+                outcome: row.get(5)?,
+                recorded_at: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Host rows that must go online at the next push although their
+    /// change-log entries came from an apply (values the host assigned to
+    /// a record created online).
+    pub fn outbox(&self) -> Result<Vec<(String, String)>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT entity, local_id FROM outbox ORDER BY entity, local_id")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A checkpoint's value.
@@ -190,6 +292,74 @@ impl Batch<'_> {
         self.tx
             .prepare_cached("INSERT INTO checkpoints (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")?
             .execute(params![name, value])?;
+        Ok(())
+    }
+
+    pub fn clear_checkpoint(&mut self, name: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("DELETE FROM checkpoints WHERE name = ?1")?
+            .execute(params![name])?;
+        Ok(())
+    }
+
+    /// Records a record as exchanged: `version` from the service, `fields`
+    /// in the online form. The first sync calls this for each record of a
+    /// batch, with the version from the push answer, in the transaction
+    /// that stores the batch's checkpoint; a record without a shadow is
+    /// treated by continuous sync as "every field changed, no base version".
+    pub fn set_shadow(
+        &mut self,
+        entity: &str,
+        global_id: &str,
+        version: u64,
+        fields: &super::convert::Fields,
+    ) -> Result<(), StateError> {
+        let fields =
+            serde_json::to_string(fields).map_err(|e| StateError::Convert(e.to_string()))?;
+        self.tx
+            .prepare_cached("INSERT INTO shadows (entity, global_id, version, fields) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (entity, global_id) DO UPDATE SET version = excluded.version, fields = excluded.fields")?
+            .execute(params![entity, global_id, version as i64, fields])?;
+        Ok(())
+    }
+
+    /// Forgets the shadow of a record deleted on both sides.
+    pub fn remove_shadow(&mut self, entity: &str, global_id: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("DELETE FROM shadows WHERE entity = ?1 AND global_id = ?2")?
+            .execute(params![entity, global_id])?;
+        Ok(())
+    }
+
+    /// Keeps a conflict for the history.
+    pub fn record_conflict(&mut self, conflict: &LocalConflict) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("INSERT INTO conflicts (entity, global_id, field, host_value, online_value, outcome, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![
+                conflict.entity,
+                conflict.global_id,
+                conflict.field,
+                conflict.host_value.to_string(),
+                conflict.online_value.to_string(),
+                conflict.outcome,
+                conflict.recorded_at
+            ])?;
+        Ok(())
+    }
+
+    /// Marks a host row to be sent at the next push (see [`State::outbox`]).
+    pub fn add_to_outbox(&mut self, entity: &str, local_id: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO outbox (entity, local_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![entity, local_id])?;
+        Ok(())
+    }
+
+    pub fn remove_from_outbox(&mut self, entity: &str, local_id: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("DELETE FROM outbox WHERE entity = ?1 AND local_id = ?2")?
+            .execute(params![entity, local_id])?;
         Ok(())
     }
 }
@@ -286,6 +456,65 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_format_1_file_gains_shadows_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let connection = Connection::open(dir.path().join("state.db")).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE ids (entity TEXT NOT NULL, local_id TEXT NOT NULL, global_id TEXT NOT NULL, PRIMARY KEY (entity, local_id)) WITHOUT ROWID;
+                     CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                     INSERT INTO ids VALUES ('contacts', '1', 'g1');
+                     INSERT INTO checkpoints VALUES ('first_sync.finished', '7');
+                     PRAGMA user_version = 1;",
+                )
+                .unwrap();
+        }
+        let mut state = State::open(dir.path()).unwrap();
+        assert_eq!(
+            state.global_id("contacts", "1").unwrap().as_deref(),
+            Some("g1")
+        );
+        assert_eq!(
+            state.checkpoint("first_sync.finished").unwrap().as_deref(),
+            Some("7")
+        );
+        let fields: super::super::convert::Fields =
+            serde_json::from_value(serde_json::json!({"name": "A", "number": 3})).unwrap();
+        state
+            .commit(|b| {
+                b.set_shadow("contacts", "g1", 4, &fields)?;
+                b.record_conflict(&LocalConflict {
+                    entity: "contacts".into(),
+                    global_id: "g1".into(),
+                    field: "name".into(),
+                    host_value: serde_json::json!("A"),
+                    online_value: serde_json::json!("B"),
+                    outcome: "host_wins".into(),
+                    recorded_at: "2026-01-01T00:00:00Z".into(),
+                })
+            })
+            .unwrap();
+        drop(state);
+        let mut state = State::open(dir.path()).unwrap();
+        assert_eq!(
+            state.shadow("contacts", "g1").unwrap(),
+            Some(Shadow { version: 4, fields })
+        );
+        assert_eq!(
+            state.conflicts().unwrap()[0].online_value,
+            serde_json::json!("B")
+        );
+        let version: i64 = state
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        state.commit(|b| b.remove_shadow("contacts", "g1")).unwrap();
+        assert_eq!(state.shadow("contacts", "g1").unwrap(), None);
     }
 
     #[test]

@@ -1,0 +1,1198 @@
+//! Continuous two-way synchronisation (docs/SYNC_PROTOCOL.md §6 "Continuous"),
+//! as plain Rust over two traits; not yet driven by the ABI.
+//!
+//! One round is [`push_local`] until the host's change log is read to the
+//! end, then [`pull_remote`] ([`sync_once`] does both).
+//!
+//! **Shadows.** For every record the state database keeps its version and
+//! fields (online form) as last exchanged. A push sends the fields that
+//! differ from the shadow (`changed`) with the shadow's version as
+//! `base_version`; a pull applies to the host only the two-way fields that
+//! differ from it. A record without a shadow (sent by a first sync that did
+//! not record shadows yet) counts as "every field changed, no base
+//! version": the host's values win over anything edited online before.
+//!
+//! **Host → online** ([`push_local`]). The change log after the stored
+//! position is read in batches of [`BATCH`] and coalesced per row. A row
+//! whose entries in the window all have origin `online` is the echo of an
+//! apply and is skipped (the position still passes it) — unless it is in
+//! the outbox (values the host assigned to a record created online, e.g. a
+//! number, which must go online). Before the push, the batch itself (ids
+//! minted for it, fields, key) is committed as the pending push: a retry
+//! after a crash sends exactly the same batch under the same key
+//! (`inc:<state id>:<after>:<last seq>`), so the service applies it once
+//! and the shadows record what the service has. After the answer, one
+//! transaction stores the shadows (versions from the answer), the conflicts
+//! the service resolved (history, G7), and the new position.
+//!
+//! **Online → host** ([`pull_remote`]). Changes after the stored cursor
+//! (long-poll). If the host has unpushed changes of its own, nothing is
+//! applied (the host's edits are pushed first, so conflicts are resolved by
+//! the service and recorded). Upserts travel parents first; a change that
+//! refers to a record not in the host yet waits for a later round of the
+//! same page (the round that creates it), or, when its target is not in
+//! the page at all, holds the cursor before it. Each round is one
+//! `records.apply` followed by one state transaction (id map, shadows,
+//! outbox); deletes go last, children first. Then the cursor is stored and
+//! acknowledged.
+
+use super::convert::{self, ConvertError, Fields};
+use super::schema::{self, Direction, Schema, SchemaError};
+use super::state::{LocalConflict, Shadow, State, StateError};
+use od_client::{ChangesPage, PushAnswer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Change-log entries read per push (issue 4 item 8: about 1,000).
+pub const BATCH: usize = 1_000;
+
+/// Checkpoint names.
+const POSITION: &str = "continuous.host_position";
+const CURSOR: &str = "continuous.cursor";
+const PENDING: &str = "continuous.pending_push";
+const STATE_ID: &str = "continuous.state_id";
+/// Written by the first sync: the position continuous sync starts after.
+const FIRST_SYNC_FINISHED: &str = "first_sync.finished";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Upsert,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Host,
+    Online,
+}
+
+/// One entry of the host's change log (`changes.read`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub entity: String,
+    pub local_id: Value,
+    pub op: Op,
+    pub origin: Origin,
+    /// The row now; null for deletes and rows deleted since.
+    #[serde(default)]
+    pub record: Option<Fields>,
+}
+
+/// One read of the change log.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LogPage {
+    pub changes: Vec<LogEntry>,
+    pub last_seq: u64,
+}
+
+/// One change for `records.apply`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostApply {
+    pub entity: String,
+    /// `None` creates the record.
+    pub local_id: Option<Value>,
+    pub op: Op,
+    pub fields: Fields,
+}
+
+/// `records.apply`'s answer for one change.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Applied {
+    pub local_id: Value,
+    #[serde(default)]
+    pub assigned: Fields,
+}
+
+/// The host's side of continuous sync.
+pub trait HostChanges {
+    type Error: std::fmt::Display;
+    /// `changes.read`: entries after `after`, oldest first.
+    fn read_changes(&self, after: u64, limit: usize) -> Result<LogPage, Self::Error>;
+    /// `records.apply`: one transaction, origin `online`; one result per
+    /// change, in order.
+    fn apply(&self, changes: &[HostApply]) -> Result<Vec<Applied>, Self::Error>;
+}
+
+/// One record's change as it is pushed (incremental).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutChange {
+    pub entity: String,
+    pub global_id: String,
+    /// The host row it came from (to unmap it after a delete).
+    pub local_key: String,
+    pub op: Op,
+    pub base_version: Option<u64>,
+    /// The whole record in the online form (empty for deletes).
+    pub fields: Fields,
+    /// The fields that differ from the shadow.
+    pub changed: Vec<String>,
+}
+
+/// The service's side of continuous sync.
+pub trait SyncRemote {
+    type Error: std::fmt::Display;
+    /// `POST /sync/push`, mode incremental, once per `key`.
+    fn push_changes(
+        &self,
+        key: &str,
+        changes: &[OutChange],
+    ) -> impl Future<Output = Result<PushAnswer, Self::Error>>;
+    /// `GET /sync/changes` (long-poll up to `wait`).
+    fn changes(
+        &self,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> impl Future<Output = Result<ChangesPage, Self::Error>>;
+    /// `POST /sync/ack`.
+    fn ack(&self, cursor: u64) -> impl Future<Output = Result<u64, Self::Error>>;
+}
+
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error("the program could not read or apply changes: {0}")]
+    Host(String),
+    #[error("the online service did not accept the exchange: {0}")]
+    Remote(String),
+    #[error("the online service answered in an unexpected way: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+}
+
+/// A batch committed before it is pushed, so that a retry sends the same.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingPush {
+    after: u64,
+    last_seq: u64,
+    key: String,
+    changes: Vec<OutChange>,
+    /// Outbox rows this push sends.
+    outbox: Vec<(String, String)>,
+}
+
+/// What one [`push_local`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Change-log entries passed.
+    pub read: usize,
+    /// Records pushed.
+    pub pushed: usize,
+    /// Conflicts the service resolved (and that were recorded).
+    pub conflicts: usize,
+    /// The position moved: there may be more to read.
+    pub more: bool,
+}
+
+/// What one [`pull_remote`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// The host had unpushed changes: nothing was applied; push first.
+    pub host_first: bool,
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    /// Changes waiting for a record they refer to (the cursor stays before
+    /// them).
+    pub waiting: usize,
+    pub cursor: u64,
+}
+
+/// The host change-log position pushed up to.
+pub fn host_position(state: &State) -> Result<u64, StateError> {
+    let stored = match state.checkpoint(POSITION)? {
+        Some(p) => Some(p),
+        None => state.checkpoint(FIRST_SYNC_FINISHED)?,
+    };
+    Ok(stored.and_then(|p| p.parse().ok()).unwrap_or(0))
+}
+
+/// The service cursor pulled up to.
+pub fn cursor(state: &State) -> Result<u64, StateError> {
+    Ok(state
+        .checkpoint(CURSOR)?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// A host row's entries in one window, coalesced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub entity: String,
+    pub local_id: Value,
+    pub key: String,
+    /// The row is gone (its last entry is a delete, or it was deleted since).
+    pub deleted: bool,
+    pub record: Option<Fields>,
+    /// Any entry came from the host (not only applies from online).
+    pub from_host: bool,
+}
+
+/// Coalesces change-log entries per row, in the order rows first appear;
+/// the row's last entry gives its state.
+pub fn coalesce(entries: &[LogEntry]) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for entry in entries {
+        let key = convert::local_key(&entry.local_id).unwrap_or_default();
+        let deleted = entry.op == Op::Delete || entry.record.is_none();
+        let at = *index
+            .entry((entry.entity.clone(), key.clone()))
+            .or_insert_with(|| {
+                rows.push(Row {
+                    entity: entry.entity.clone(),
+                    local_id: entry.local_id.clone(),
+                    key,
+                    deleted,
+                    record: None,
+                    from_host: false,
+                });
+                rows.len() - 1
+            });
+        let row = &mut rows[at];
+        row.deleted = deleted;
+        row.record = if deleted { None } else { entry.record.clone() };
+        row.from_host |= entry.origin == Origin::Host;
+    }
+    rows
+}
+
+/// The fields of `current` that differ from the shadow (absent = null);
+/// every field when there is no shadow.
+pub fn changed_fields(shadow: Option<&Shadow>, current: &Fields) -> Vec<String> {
+    current
+        .iter()
+        .filter(|(name, value)| match shadow {
+            None => true,
+            Some(shadow) => shadow.fields.get(*name).unwrap_or(&Value::Null) != *value,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Sends the host's changes after the stored position (one batch of at
+/// most [`BATCH`] entries); see the module documentation.
+pub async fn push_local<H: HostChanges, R: SyncRemote>(
+    schema: &Schema,
+    host: &H,
+    remote: &R,
+    state: &mut State,
+) -> Result<PushReport, SyncError> {
+    let position = host_position(state)?;
+    let pending = state
+        .checkpoint(PENDING)?
+        .and_then(|p| serde_json::from_str::<PendingPush>(&p).ok())
+        .filter(|p| p.after == position);
+    let (pending, read) = match pending {
+        Some(pending) => (pending, 0),
+        None => {
+            let page = host
+                .read_changes(position, BATCH)
+                .map_err(|e| SyncError::Host(e.to_string()))?;
+            if page.changes.is_empty() {
+                if page.last_seq > position {
+                    state.commit(|b| b.set_checkpoint(POSITION, &page.last_seq.to_string()))?;
+                }
+                return Ok(PushReport {
+                    more: page.last_seq > position,
+                    ..PushReport::default()
+                });
+            }
+            let read = page.changes.len();
+            (prepare(schema, state, position, page)?, read)
+        }
+    };
+    let answer = if pending.changes.is_empty() {
+        None
+    } else {
+        let answer = remote
+            .push_changes(&pending.key, &pending.changes)
+            .await
+            .map_err(|e| SyncError::Remote(e.to_string()))?;
+        if answer.results.len() != pending.changes.len() {
+            return Err(SyncError::Protocol(format!(
+                "{} results for {} changes",
+                answer.results.len(),
+                pending.changes.len()
+            )));
+        }
+        Some(answer)
+    };
+    let recorded_at = now();
+    state.commit(|b| {
+        if let Some(answer) = &answer {
+            for (change, result) in pending.changes.iter().zip(&answer.results) {
+                match change.op {
+                    Op::Delete => {
+                        b.remove_shadow(&change.entity, &change.global_id)?;
+                        b.unmap(&change.entity, &change.local_key)?;
+                    }
+                    Op::Upsert => b.set_shadow(
+                        &change.entity,
+                        &change.global_id,
+                        result.version,
+                        &change.fields,
+                    )?,
+                }
+            }
+            for c in &answer.conflicts {
+                b.record_conflict(&LocalConflict {
+                    entity: c.entity.clone(),
+                    global_id: c.global_id.to_string(),
+                    field: c.field.clone(),
+                    host_value: c.host_value.clone(),
+                    online_value: c.online_value.clone(),
+                    outcome: c.outcome.clone(),
+                    recorded_at: recorded_at.clone(),
+                })?;
+            }
+        }
+        for (entity, local) in &pending.outbox {
+            b.remove_from_outbox(entity, local)?;
+        }
+        b.set_checkpoint(POSITION, &pending.last_seq.to_string())?;
+        b.clear_checkpoint(PENDING)
+    })?;
+    Ok(PushReport {
+        read,
+        pushed: pending.changes.len(),
+        conflicts: answer.map_or(0, |a| a.conflicts.len()),
+        more: pending.last_seq > position,
+    })
+}
+
+/// Builds the batch for one window and commits it (with the ids it mints)
+/// as the pending push.
+fn prepare(
+    schema: &Schema,
+    state: &mut State,
+    after: u64,
+    page: LogPage,
+) -> Result<PendingPush, SyncError> {
+    let outbox: BTreeSet<(String, String)> = state.outbox()?.into_iter().collect();
+    let rows: Vec<Row> = coalesce(&page.changes)
+        .into_iter()
+        .filter(|r| r.from_host || outbox.contains(&(r.entity.clone(), r.key.clone())))
+        .collect();
+    // What is known before the transaction: ids and shadows.
+    let mut known = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let global = state.global_id(&row.entity, &row.key)?;
+        let shadow = match &global {
+            Some(g) => state.shadow(&row.entity, g)?,
+            None => None,
+        };
+        known.push((global, shadow));
+    }
+    let state_id = match state.checkpoint(STATE_ID)? {
+        Some(id) => id,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let key = format!("inc:{state_id}:{after}:{}", page.last_seq);
+    let mut changes = Vec::new();
+    let mut sent_outbox = Vec::new();
+    let mut pending = None;
+    state.commit(|b| {
+        b.set_checkpoint(STATE_ID, &state_id)?;
+        for (row, (global, shadow)) in rows.iter().zip(known) {
+            if outbox.contains(&(row.entity.clone(), row.key.clone())) {
+                sent_outbox.push((row.entity.clone(), row.key.clone()));
+            }
+            let Some(entity) = schema::entity(schema, &row.entity) else {
+                tracing::warn!(
+                    "the change log names {}, which the program does not declare",
+                    row.entity
+                );
+                continue;
+            };
+            if row.deleted {
+                // A row never sent has nothing online to delete.
+                if let Some(global_id) = global {
+                    changes.push(OutChange {
+                        entity: row.entity.clone(),
+                        global_id,
+                        local_key: row.key.clone(),
+                        op: Op::Delete,
+                        base_version: shadow.map(|s| s.version),
+                        fields: Fields::new(),
+                        changed: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            let record = row.record.clone().unwrap_or_default();
+            let global_id = match global {
+                Some(g) => g,
+                None => b.global_id_or_mint(&row.entity, &row.key)?,
+            };
+            let fields = convert::to_online::<SyncError>(entity, &record, |target, key| {
+                Ok(b.global_id_or_mint(target, key)?)
+            })
+            .map_err(|e| StateError::Convert(e.to_string()))?;
+            let changed = changed_fields(shadow.as_ref(), &fields);
+            if changed.is_empty() {
+                continue;
+            }
+            changes.push(OutChange {
+                entity: row.entity.clone(),
+                global_id,
+                local_key: row.key.clone(),
+                op: Op::Upsert,
+                base_version: shadow.map(|s| s.version),
+                fields,
+                changed,
+            });
+        }
+        let batch = PendingPush {
+            after,
+            last_seq: page.last_seq,
+            key: key.clone(),
+            changes: std::mem::take(&mut changes),
+            outbox: std::mem::take(&mut sent_outbox),
+        };
+        let text = serde_json::to_string(&batch).map_err(|e| StateError::Convert(e.to_string()))?;
+        b.set_checkpoint(PENDING, &text)?;
+        pending = Some(batch);
+        Ok(())
+    })?;
+    pending.ok_or_else(|| SyncError::Protocol("no batch was prepared".into()))
+}
+
+/// Whether the host has changes of its own not pushed yet.
+fn host_has_unpushed<H: HostChanges>(host: &H, state: &State) -> Result<bool, SyncError> {
+    if state.checkpoint(PENDING)?.is_some() {
+        return Ok(true);
+    }
+    let page = host
+        .read_changes(host_position(state)?, BATCH)
+        .map_err(|e| SyncError::Host(e.to_string()))?;
+    Ok(page.changes.iter().any(|e| e.origin == Origin::Host))
+}
+
+/// Applies the service's changes after the stored cursor to the host; see
+/// the module documentation. `wait` is the long-poll time.
+pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
+    schema: &Schema,
+    host: &H,
+    remote: &R,
+    state: &mut State,
+    limit: u32,
+    wait: Duration,
+) -> Result<PullReport, SyncError> {
+    let after = cursor(state)?;
+    let page = remote
+        .changes(after, limit, wait)
+        .await
+        .map_err(|e| SyncError::Remote(e.to_string()))?;
+    let mut report = PullReport {
+        cursor: after,
+        ..PullReport::default()
+    };
+    // Checked after the (possibly long) wait: the host's own edits go
+    // first, so that the service resolves and records any conflict.
+    if host_has_unpushed(host, state)? {
+        report.host_first = true;
+        return Ok(report);
+    }
+    let order: BTreeMap<&str, usize> = schema::travel_order(schema)?
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    let rank = |entity: &str| order.get(entity).copied().unwrap_or(usize::MAX);
+    let (mut deletes, mut upserts): (Vec<_>, Vec<_>) =
+        page.changes.into_iter().partition(|c| c.deleted);
+    upserts.sort_by_key(|c| (rank(&c.entity), c.seq));
+    deletes.sort_by_key(|c| (std::cmp::Reverse(rank(&c.entity)), c.seq));
+
+    let mut pending = upserts;
+    while !pending.is_empty() {
+        let mut apply = Vec::new();
+        // (change, local key when known, index into the apply results)
+        let mut done = Vec::new();
+        let mut deferred = Vec::new();
+        for change in pending {
+            let Some(entity) = schema::entity(schema, &change.entity) else {
+                tracing::warn!(
+                    "the service sent {}, which the program does not declare",
+                    change.entity
+                );
+                continue;
+            };
+            let global_id = change.global_id.to_string();
+            let local = state.local_id(&change.entity, &global_id)?;
+            let wanted: Fields = match &local {
+                None if !entity.online_create => continue,
+                None => change.fields.clone(),
+                Some(_) => {
+                    let shadow = state.shadow(&change.entity, &global_id)?;
+                    entity
+                        .fields
+                        .iter()
+                        .filter(|f| f.direction == Direction::TwoWay && !f.assigned_by_host)
+                        .filter_map(|f| {
+                            let value = change.fields.get(&f.name).unwrap_or(&Value::Null);
+                            let before = shadow
+                                .as_ref()
+                                .map(|s| s.fields.get(&f.name).unwrap_or(&Value::Null));
+                            (before != Some(value)).then(|| (f.name.clone(), value.clone()))
+                        })
+                        .collect()
+                }
+            };
+            let host_fields = match convert::to_host(entity, &wanted, |target, global| {
+                state.local_id(target, global).ok().flatten()
+            }) {
+                Ok(fields) => fields,
+                Err(ConvertError::TargetNotHere { .. }) => {
+                    deferred.push(change);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let index = if local.is_none() || !host_fields.is_empty() {
+                apply.push(HostApply {
+                    entity: change.entity.clone(),
+                    local_id: local.as_deref().map(convert::local_id),
+                    op: Op::Upsert,
+                    fields: host_fields,
+                });
+                Some(apply.len() - 1)
+            } else {
+                None
+            };
+            done.push((change, local, index));
+        }
+        if done.is_empty() {
+            pending = deferred;
+            break;
+        }
+        let results = if apply.is_empty() {
+            Vec::new()
+        } else {
+            host.apply(&apply)
+                .map_err(|e| SyncError::Host(e.to_string()))?
+        };
+        if results.len() != apply.len() {
+            return Err(SyncError::Host(format!(
+                "records.apply answered {} results for {} changes",
+                results.len(),
+                apply.len()
+            )));
+        }
+        state.commit(|b| {
+            for (change, local, index) in &done {
+                let global_id = change.global_id.to_string();
+                match (local, index) {
+                    (None, Some(i)) => {
+                        let key = convert::local_key(&results[*i].local_id).ok_or_else(|| {
+                            StateError::Convert(format!(
+                                "the program answered the local id {} for a new record",
+                                results[*i].local_id
+                            ))
+                        })?;
+                        b.map(&change.entity, &key, &global_id)?;
+                        if !results[*i].assigned.is_empty() {
+                            b.add_to_outbox(&change.entity, &key)?;
+                        }
+                        report.created += 1;
+                    }
+                    (Some(_), Some(_)) => report.updated += 1,
+                    _ => {}
+                }
+                b.set_shadow(&change.entity, &global_id, change.version, &change.fields)?;
+            }
+            Ok(())
+        })?;
+        pending = deferred;
+    }
+    report.waiting = pending.len();
+    let held = pending.iter().map(|c| c.seq).min();
+
+    let mut apply = Vec::new();
+    let mut gone = Vec::new();
+    for change in &deletes {
+        let global_id = change.global_id.to_string();
+        if let Some(local) = state.local_id(&change.entity, &global_id)? {
+            apply.push(HostApply {
+                entity: change.entity.clone(),
+                local_id: Some(convert::local_id(&local)),
+                op: Op::Delete,
+                fields: Fields::new(),
+            });
+            gone.push((change.entity.clone(), local, global_id));
+        }
+    }
+    if !apply.is_empty() {
+        host.apply(&apply)
+            .map_err(|e| SyncError::Host(e.to_string()))?;
+    }
+    report.deleted = gone.len();
+    let new_cursor = match held {
+        Some(seq) => seq.saturating_sub(1).max(after),
+        None => page.cursor.max(after),
+    };
+    state.commit(|b| {
+        for (entity, local, global_id) in &gone {
+            b.unmap(entity, local)?;
+            b.remove_shadow(entity, global_id)?;
+        }
+        b.set_checkpoint(CURSOR, &new_cursor.to_string())
+    })?;
+    report.cursor = new_cursor;
+    if new_cursor > after {
+        remote
+            .ack(new_cursor)
+            .await
+            .map_err(|e| SyncError::Remote(e.to_string()))?;
+    }
+    Ok(report)
+}
+
+/// One round: the host's changes first (until the log is read to the end),
+/// then one pull.
+pub async fn sync_once<H: HostChanges, R: SyncRemote>(
+    schema: &Schema,
+    host: &H,
+    remote: &R,
+    state: &mut State,
+    wait: Duration,
+) -> Result<(Vec<PushReport>, PullReport), SyncError> {
+    let mut pushes = Vec::new();
+    loop {
+        let report = push_local(schema, host, remote, state).await?;
+        let more = report.more;
+        pushes.push(report);
+        if !more {
+            break;
+        }
+    }
+    let pull = pull_remote(schema, host, remote, state, 1_000, wait).await?;
+    Ok((pushes, pull))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::host::{Host, HostChannel, HostError};
+    use od_client::{PushResult, RemoteChange, Uuid};
+    use parking_lot::Mutex;
+    use serde_json::json;
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    pub(crate) fn fields(value: Value) -> Fields {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// Contacts with a two-way `city` too, so that two fields can be edited
+    /// on two sides.
+    pub(crate) fn schema() -> Schema {
+        serde_json::from_value(json!({"version": 1, "entities": [
+            {"name": "contact_persons", "title": "Contact persons", "parent": "contacts", "fields": [
+                {"name": "contact_id", "type": "reference", "entity": "contacts", "required": true, "online": "read_write", "direction": "two_way"},
+                {"name": "name", "type": "text", "required": true, "online": "read_write", "direction": "two_way"}]},
+            {"name": "contacts", "title": "Contacts", "fields": [
+                {"name": "number", "type": "integer", "required": true, "online": "read_only", "direction": "host_to_online", "assigned_by_host": true},
+                {"name": "name", "type": "text", "required": true, "online": "read_write", "direction": "two_way"},
+                {"name": "city", "type": "text", "online": "read_write", "direction": "two_way"},
+                {"name": "salesperson_id", "type": "reference", "entity": "employees", "online": "read_write", "direction": "two_way"}]},
+            {"name": "employees", "title": "Employees", "online_create": false, "fields": [
+                {"name": "name", "type": "text", "required": true, "online": "read_only", "direction": "host_to_online"}]}
+        ]}))
+        .unwrap()
+    }
+
+    #[derive(Default)]
+    struct Tables {
+        rows: BTreeMap<String, BTreeMap<i64, Fields>>,
+        /// (seq, entity, local id, op, origin)
+        log: Vec<(u64, String, i64, Op, Origin)>,
+        next_id: i64,
+        next_number: i64,
+    }
+
+    impl Tables {
+        fn log(&mut self, entity: &str, id: i64, op: Op, origin: Origin) {
+            let seq = self.log.len() as u64 + 1;
+            self.log.push((seq, entity.to_owned(), id, op, origin));
+        }
+
+        fn create(&mut self, entity: &str, mut fields: Fields, origin: Origin) -> (i64, Fields) {
+            self.next_id += 1;
+            let id = self.next_id;
+            let mut assigned = Fields::new();
+            if entity == "contacts" && fields.get("number").is_none_or(Value::is_null) {
+                self.next_number += 1;
+                assigned.insert("number".into(), json!(10_000 + self.next_number));
+                fields.extend(assigned.clone());
+            }
+            self.rows
+                .entry(entity.to_owned())
+                .or_default()
+                .insert(id, fields);
+            self.log(entity, id, Op::Upsert, origin);
+            (id, assigned)
+        }
+    }
+
+    /// A host with tables in memory and a real change log: every write is
+    /// logged with its origin (`online` for `records.apply`), answering
+    /// `changes.read` and `records.apply` as docs/HOST_CHANNEL.md says.
+    #[derive(Default)]
+    pub(crate) struct LogHost {
+        tables: Mutex<Tables>,
+    }
+
+    impl LogHost {
+        pub(crate) fn create(&self, entity: &str, values: Value) -> i64 {
+            self.tables
+                .lock()
+                .create(entity, fields(values), Origin::Host)
+                .0
+        }
+
+        pub(crate) fn edit(&self, entity: &str, id: i64, values: Value) {
+            let mut t = self.tables.lock();
+            t.rows
+                .get_mut(entity)
+                .and_then(|r| r.get_mut(&id))
+                .expect("row")
+                .extend(fields(values));
+            t.log(entity, id, Op::Upsert, Origin::Host);
+        }
+
+        pub(crate) fn delete(&self, entity: &str, id: i64) {
+            let mut t = self.tables.lock();
+            t.rows.get_mut(entity).and_then(|r| r.remove(&id));
+            t.log(entity, id, Op::Delete, Origin::Host);
+        }
+
+        pub(crate) fn row(&self, entity: &str, id: i64) -> Option<Fields> {
+            self.tables.lock().rows.get(entity)?.get(&id).cloned()
+        }
+
+        pub(crate) fn rows(&self, entity: &str) -> BTreeMap<i64, Fields> {
+            self.tables
+                .lock()
+                .rows
+                .get(entity)
+                .cloned()
+                .unwrap_or_default()
+        }
+
+        fn answer(&self, method: &str, params: &Value) -> Result<Value, String> {
+            let mut t = self.tables.lock();
+            match method {
+                "changes.read" => {
+                    let after = params["after"].as_u64().unwrap_or(0);
+                    let limit = params["limit"].as_u64().unwrap_or(1000) as usize;
+                    let entries: Vec<Value> = t
+                        .log
+                        .iter()
+                        .filter(|e| e.0 > after)
+                        .take(limit)
+                        .map(|(seq, entity, id, op, origin)| {
+                            let record = t.rows.get(entity).and_then(|r| r.get(id));
+                            json!({"seq": seq, "entity": entity, "local_id": id, "op": op,
+                                   "origin": origin, "record": if *op == Op::Delete { None } else { record }})
+                        })
+                        .collect();
+                    let last = entries.last().map_or(after, |e| e["seq"].as_u64().unwrap());
+                    Ok(json!({"changes": entries, "last_seq": last}))
+                }
+                "records.apply" => {
+                    // All or nothing: check references first.
+                    let changes = params["changes"].as_array().cloned().unwrap_or_default();
+                    for (i, c) in changes.iter().enumerate() {
+                        for (field, target) in
+                            [("contact_id", "contacts"), ("salesperson_id", "employees")]
+                        {
+                            if let Some(id) = c["fields"][field].as_i64() {
+                                if !t.rows.get(target).is_some_and(|r| r.contains_key(&id)) {
+                                    return Err(format!(
+                                        "Change {} refers to {target} {id}, which does not exist",
+                                        i + 1
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    let mut results = Vec::new();
+                    for c in changes {
+                        let entity = c["entity"].as_str().unwrap().to_owned();
+                        let values: Fields =
+                            serde_json::from_value(c["fields"].clone()).unwrap_or_default();
+                        match (c["op"].as_str(), c["local_id"].as_i64()) {
+                            (Some("upsert"), None) => {
+                                let (id, assigned) = t.create(&entity, values, Origin::Online);
+                                results.push(json!({"local_id": id, "assigned": assigned}));
+                            }
+                            (Some("upsert"), Some(id)) => {
+                                let Some(row) =
+                                    t.rows.get_mut(&entity).and_then(|r| r.get_mut(&id))
+                                else {
+                                    return Err(format!("{entity} {id} does not exist"));
+                                };
+                                row.extend(values);
+                                t.log(&entity, id, Op::Upsert, Origin::Online);
+                                results.push(json!({"local_id": id, "assigned": {}}));
+                            }
+                            (Some("delete"), Some(id)) => {
+                                if t.rows
+                                    .get_mut(&entity)
+                                    .and_then(|r| r.remove(&id))
+                                    .is_some()
+                                {
+                                    t.log(&entity, id, Op::Delete, Origin::Online);
+                                }
+                                results.push(json!({"local_id": id, "assigned": {}}));
+                            }
+                            _ => return Err(format!("bad change {c}")),
+                        }
+                    }
+                    Ok(json!({ "results": results }))
+                }
+                other => Err(format!("unexpected method {other}")),
+            }
+        }
+    }
+
+    impl HostChannel for LogHost {
+        fn request(&self, method: &str, params: &[u8]) -> Result<Vec<u8>, HostError> {
+            let params: Value = serde_json::from_slice(params).unwrap_or(Value::Null);
+            self.answer(method, &params)
+                .map(|v| v.to_string().into_bytes())
+                .map_err(|message| HostError::Failed {
+                    method: method.to_owned(),
+                    message,
+                })
+        }
+        fn request_pump(&self) {}
+    }
+
+    pub(crate) fn host() -> (Arc<LogHost>, Host) {
+        let log = Arc::new(LogHost::default());
+        (log.clone(), Host::new(log))
+    }
+
+    /// A service in memory: records pushes, answers one prepared page.
+    #[derive(Default)]
+    struct FakeRemote {
+        pushes: RefCell<Vec<(String, Vec<OutChange>)>>,
+        page: RefCell<Vec<RemoteChange>>,
+        acked: RefCell<Vec<u64>>,
+    }
+
+    impl SyncRemote for FakeRemote {
+        type Error = String;
+        async fn push_changes(
+            &self,
+            key: &str,
+            changes: &[OutChange],
+        ) -> Result<PushAnswer, String> {
+            self.pushes
+                .borrow_mut()
+                .push((key.to_owned(), changes.to_vec()));
+            Ok(PushAnswer {
+                results: changes
+                    .iter()
+                    .map(|c| PushResult {
+                        global_id: Uuid::parse_str(&c.global_id).unwrap(),
+                        version: c.base_version.unwrap_or(0) + 1,
+                        deleted: c.op == Op::Delete,
+                    })
+                    .collect(),
+                conflicts: Vec::new(),
+                cursor: 0,
+            })
+        }
+        async fn changes(&self, after: u64, _: u32, _: Duration) -> Result<ChangesPage, String> {
+            let changes: Vec<RemoteChange> = self
+                .page
+                .borrow()
+                .iter()
+                .filter(|c| c.seq > after)
+                .cloned()
+                .collect();
+            let cursor = changes.iter().map(|c| c.seq).max().unwrap_or(after);
+            Ok(ChangesPage { changes, cursor })
+        }
+        async fn ack(&self, cursor: u64) -> Result<u64, String> {
+            self.acked.borrow_mut().push(cursor);
+            Ok(cursor)
+        }
+    }
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn entry(seq: u64, id: i64, op: Op, origin: Origin, record: Option<Value>) -> LogEntry {
+        LogEntry {
+            seq,
+            entity: "contacts".into(),
+            local_id: json!(id),
+            op,
+            origin,
+            record: record.map(fields),
+        }
+    }
+
+    #[test]
+    fn entries_coalesce_per_row_and_echoes_are_told_apart() {
+        let rows = coalesce(&[
+            entry(1, 1, Op::Upsert, Origin::Host, Some(json!({"name": "A"}))),
+            entry(2, 2, Op::Upsert, Origin::Online, Some(json!({"name": "B"}))),
+            entry(
+                3,
+                1,
+                Op::Upsert,
+                Origin::Online,
+                Some(json!({"name": "A2"})),
+            ),
+            entry(4, 3, Op::Upsert, Origin::Host, None),
+            entry(5, 3, Op::Delete, Origin::Host, None),
+            entry(
+                6,
+                2,
+                Op::Upsert,
+                Origin::Online,
+                Some(json!({"name": "B2"})),
+            ),
+        ]);
+        let summary: Vec<(&str, bool, bool)> = rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.deleted, r.from_host))
+            .collect();
+        assert_eq!(
+            summary,
+            [("1", false, true), ("2", false, false), ("3", true, true)]
+        );
+        assert_eq!(rows[0].record, Some(fields(json!({"name": "A2"}))));
+        assert_eq!(rows[1].record, Some(fields(json!({"name": "B2"}))));
+    }
+
+    #[test]
+    fn changed_fields_are_the_ones_differing_from_the_shadow() {
+        let current = fields(json!({"name": "A", "city": null, "number": 5}));
+        let shadow = Shadow {
+            version: 3,
+            fields: fields(json!({"name": "A", "number": 4})),
+        };
+        assert_eq!(changed_fields(Some(&shadow), &current), ["number"]);
+        assert_eq!(
+            changed_fields(None, &current),
+            ["city", "name", "number"],
+            "no shadow: every field"
+        );
+    }
+
+    #[test]
+    fn a_push_sends_host_changes_only_with_their_base_and_skips_echoes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        let e = log.create("employees", json!({"name": "E"}));
+        let c = log.create(
+            "contacts",
+            json!({"name": "A", "city": "Oslo", "salesperson_id": e}),
+        );
+        let gone = log.create("contacts", json!({"name": "Short-lived"}));
+        log.delete("contacts", gone);
+        let report = block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        assert_eq!((report.read, report.pushed), (4, 2));
+        let (key, sent) = remote.pushes.borrow()[0].clone();
+        assert!(key.starts_with("inc:") && key.ends_with(":0:4"), "{key}");
+        assert_eq!(sent[1].entity, "contacts");
+        assert_eq!(sent[1].base_version, None);
+        let employee = state
+            .global_id("employees", &e.to_string())
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent[1].fields["salesperson_id"], json!(employee));
+        assert_eq!(host_position(&state).unwrap(), 4);
+
+        // An edit: only the changed field, against the shadow's version.
+        log.edit("contacts", c, json!({"city": "Bergen"}));
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        let (_, sent) = remote.pushes.borrow()[1].clone();
+        assert_eq!(sent[0].changed, ["city"]);
+        assert_eq!(sent[0].base_version, Some(1));
+
+        // An apply from online is an echo: passed, not pushed.
+        host.apply(&[HostApply {
+            entity: "contacts".into(),
+            local_id: Some(json!(c)),
+            op: Op::Upsert,
+            fields: fields(json!({"name": "From the web"})),
+        }])
+        .unwrap();
+        let report = block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        assert_eq!((report.read, report.pushed), (1, 0));
+        assert_eq!(remote.pushes.borrow().len(), 2);
+        assert_eq!(host_position(&state).unwrap(), 6);
+
+        // A delete of a sent row goes as a delete and forgets the row.
+        log.delete("contacts", c);
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        let (_, sent) = remote.pushes.borrow()[2].clone();
+        assert_eq!((sent[0].op, sent[0].base_version), (Op::Delete, Some(2)));
+        assert_eq!(state.global_id("contacts", &c.to_string()).unwrap(), None);
+        let nothing = block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        assert_eq!(nothing, PushReport::default());
+    }
+
+    fn remote_change(seq: u64, entity: &str, id: Uuid, values: Value) -> RemoteChange {
+        RemoteChange {
+            seq,
+            entity: entity.into(),
+            global_id: id,
+            version: 1,
+            deleted: false,
+            fields: fields(values),
+        }
+    }
+
+    #[test]
+    fn a_pull_creates_parents_before_the_children_that_refer_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        let (contact, person) = (Uuid::new_v4(), Uuid::new_v4());
+        *remote.page.borrow_mut() = vec![
+            remote_change(
+                5,
+                "contact_persons",
+                person,
+                json!({"contact_id": contact, "name": "P"}),
+            ),
+            remote_change(6, "contacts", contact, json!({"name": "C", "city": "Oslo"})),
+        ];
+        let report = block_on(pull_remote(
+            &schema(),
+            &host,
+            &remote,
+            &mut state,
+            1000,
+            Duration::ZERO,
+        ))
+        .unwrap();
+        assert_eq!((report.created, report.waiting, report.cursor), (2, 0, 6));
+        let contact_local = state
+            .local_id("contacts", &contact.to_string())
+            .unwrap()
+            .unwrap();
+        let person_local = state
+            .local_id("contact_persons", &person.to_string())
+            .unwrap()
+            .unwrap();
+        let row = log
+            .row("contact_persons", person_local.parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            row["contact_id"],
+            json!(contact_local.parse::<i64>().unwrap())
+        );
+        let contact_row = log.row("contacts", contact_local.parse().unwrap()).unwrap();
+        assert_eq!(contact_row["number"], json!(10_001), "the host assigned it");
+        assert_eq!(
+            state.outbox().unwrap(),
+            [("contacts".to_owned(), contact_local.clone())]
+        );
+        assert_eq!(*remote.acked.borrow(), [6]);
+
+        // The assigned number goes online with the next push, the rest of
+        // the applied record does not (echo).
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        let (_, sent) = remote.pushes.borrow()[0].clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].changed, ["number"]);
+        assert_eq!(sent[0].base_version, Some(1));
+        assert!(state.outbox().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reference_to_a_record_not_here_holds_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (_log, host) = host();
+        let remote = FakeRemote::default();
+        *remote.page.borrow_mut() = vec![
+            remote_change(3, "contacts", Uuid::new_v4(), json!({"name": "C"})),
+            remote_change(
+                4,
+                "contact_persons",
+                Uuid::new_v4(),
+                json!({"contact_id": Uuid::new_v4(), "name": "P"}),
+            ),
+            remote_change(5, "contacts", Uuid::new_v4(), json!({"name": "D"})),
+        ];
+        let report = block_on(pull_remote(
+            &schema(),
+            &host,
+            &remote,
+            &mut state,
+            1000,
+            Duration::ZERO,
+        ))
+        .unwrap();
+        assert_eq!((report.created, report.waiting, report.cursor), (2, 1, 3));
+    }
+
+    #[test]
+    fn a_pull_waits_while_the_host_has_unpushed_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        log.create("contacts", json!({"name": "A"}));
+        *remote.page.borrow_mut() = vec![remote_change(
+            3,
+            "contacts",
+            Uuid::new_v4(),
+            json!({"name": "C"}),
+        )];
+        let report = block_on(pull_remote(
+            &schema(),
+            &host,
+            &remote,
+            &mut state,
+            1000,
+            Duration::ZERO,
+        ))
+        .unwrap();
+        assert!(report.host_first);
+        assert_eq!(log.rows("contacts").len(), 1);
+        let (_, pull) = block_on(sync_once(
+            &schema(),
+            &host,
+            &remote,
+            &mut state,
+            Duration::ZERO,
+        ))
+        .unwrap();
+        assert_eq!(pull.created, 1);
+    }
+}
