@@ -1196,3 +1196,376 @@ pub(crate) mod tests {
         assert_eq!(pull.created, 1);
     }
 }
+
+#[cfg(test)]
+mod end_to_end {
+    //! Continuous sync against the real service (`TestServer`), with the
+    //! in-memory host and its change log answering through the channel.
+    use super::tests::{fields, host, schema};
+    use super::*;
+    use crate::sync::adapters::{PushError, ServiceRemote};
+    use od_client::{
+        Client, ClientConfig, DeviceSession, NewDevice, Secret, ServiceUrl, SessionToken, Uuid,
+    };
+    use od_online::testing::{TestCompany, TestServer};
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct Web<'a> {
+        server: &'a TestServer,
+        company: &'a TestCompany,
+    }
+
+    impl Web<'_> {
+        fn path(&self, entity: &str) -> String {
+            format!(
+                "/api/v1/companies/{}/records/{entity}",
+                self.company.company_id
+            )
+        }
+        fn get(&self, entity: &str, id: &str) -> Option<Value> {
+            let answer = self
+                .server
+                .get(&format!("{}/{id}", self.path(entity)))
+                .bearer(&self.company.session.token)
+                .send();
+            (answer.status == 200).then(|| answer.json()["fields"].clone())
+        }
+        fn create(&self, entity: &str, values: Value) -> String {
+            let answer = self
+                .server
+                .post(&self.path(entity))
+                .bearer(&self.company.session.token)
+                .json(&json!({ "fields": values }))
+                .send();
+            assert_eq!(answer.status, 201, "{}", answer.text());
+            answer.json()["global_id"].as_str().unwrap().to_owned()
+        }
+        fn patch(&self, entity: &str, id: &str, values: Value) {
+            let answer = self
+                .server
+                .patch(&format!("{}/{id}", self.path(entity)))
+                .bearer(&self.company.session.token)
+                .json(&json!({ "fields": values }))
+                .send();
+            assert_eq!(answer.status, 200, "{}", answer.text());
+        }
+        fn delete(&self, entity: &str, id: &str) {
+            let answer = self
+                .server
+                .delete(&format!("{}/{id}", self.path(entity)))
+                .bearer(&self.company.session.token)
+                .send();
+            assert_eq!(answer.status, 204, "{}", answer.text());
+        }
+        fn conflicts(&self) -> Vec<Value> {
+            let answer = self
+                .server
+                .get(&format!(
+                    "/api/v1/companies/{}/sync/conflicts?days=7",
+                    self.company.company_id
+                ))
+                .bearer(&self.company.session.token)
+                .send();
+            answer.json()["conflicts"].as_array().unwrap().clone()
+        }
+    }
+
+    async fn connect(server: &TestServer, company: &TestCompany) -> (Client, DeviceSession, u64) {
+        let client = Client::new(
+            ServiceUrl::parse(server.base_url()).unwrap(),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        let session = SessionToken(Secret::new(company.session.token.clone()));
+        let new = NewDevice {
+            computer_id: "pc-1".into(),
+            computer_name: "PC 1".into(),
+        };
+        let device = DeviceSession::new(
+            client
+                .create_device(
+                    &session,
+                    Uuid::parse_str(&company.company_id).unwrap(),
+                    &new,
+                )
+                .await
+                .unwrap(),
+        );
+        let lease = client.lease(&device, Some("pc-1")).await.unwrap();
+        client
+            .put_schema(&device, lease.fencing, &schema())
+            .await
+            .unwrap();
+        (client, device, lease.fencing)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn edits_creates_deletes_and_conflicts_travel_both_ways_without_echo() {
+        let server = TestServer::start();
+        let company = server.connected_company("kari@example.com", "L-1");
+        let web = Web {
+            server: &server,
+            company: &company,
+        };
+        runtime().block_on(async {
+            let (client, device, fencing) = connect(&server, &company).await;
+            let remote = ServiceRemote {
+                client: &client,
+                device: &device,
+                fencing,
+            };
+            let (log, host) = host();
+            let dir = tempfile::tempdir().unwrap();
+            let mut state = State::open(dir.path()).unwrap();
+            let s = schema();
+            let sequence = || async { client.sync_status(&device).await.unwrap().sequence };
+            macro_rules! round {
+                () => {
+                    sync_once(&s, &host, &remote, &mut state, Duration::ZERO)
+                        .await
+                        .unwrap()
+                };
+            }
+
+            // Host creates reach the service, references as global ids.
+            let e = log.create("employees", json!({"name": "Eva"}));
+            let c = log.create(
+                "contacts",
+                json!({"name": "Fjord", "city": "Oslo", "salesperson_id": e}),
+            );
+            let p = log.create("contact_persons", json!({"contact_id": c, "name": "Per"}));
+            round!();
+            let gc = state
+                .global_id("contacts", &c.to_string())
+                .unwrap()
+                .unwrap();
+            let ge = state
+                .global_id("employees", &e.to_string())
+                .unwrap()
+                .unwrap();
+            let gp = state
+                .global_id("contact_persons", &p.to_string())
+                .unwrap()
+                .unwrap();
+            let online = web.get("contacts", &gc).unwrap();
+            assert_eq!(
+                (online["name"].clone(), online["salesperson_id"].clone()),
+                (json!("Fjord"), json!(ge))
+            );
+            assert_eq!(online["number"], json!(10_001));
+
+            // A host edit reaches the service.
+            log.edit("contacts", c, json!({"city": "Bergen"}));
+            round!();
+            assert_eq!(web.get("contacts", &gc).unwrap()["city"], json!("Bergen"));
+
+            // A web edit reaches the host, and is not pushed back.
+            web.patch("contacts", &gc, json!({"name": "Fjord AS"}));
+            let before = sequence().await;
+            round!();
+            assert_eq!(log.row("contacts", c).unwrap()["name"], json!("Fjord AS"));
+            let (pushes, _) = round!();
+            assert_eq!(pushes.iter().map(|p| p.pushed).sum::<usize>(), 0, "no echo");
+            assert_eq!(
+                sequence().await,
+                before,
+                "the service's sequence did not grow from the pull"
+            );
+
+            // The same field on both sides: the host wins on both, recorded.
+            log.edit("contacts", c, json!({"name": "Host name"}));
+            web.patch("contacts", &gc, json!({"name": "Web name"}));
+            round!();
+            round!();
+            assert_eq!(log.row("contacts", c).unwrap()["name"], json!("Host name"));
+            assert_eq!(
+                web.get("contacts", &gc).unwrap()["name"],
+                json!("Host name")
+            );
+            let local = state.conflicts().unwrap();
+            assert_eq!(local.len(), 1, "{local:?}");
+            assert_eq!(
+                (local[0].host_value.clone(), local[0].online_value.clone()),
+                (json!("Host name"), json!("Web name"))
+            );
+            assert_eq!(local[0].outcome, "host_wins");
+            assert_eq!(web.conflicts().len(), 1);
+
+            // Different fields merge on both sides.
+            log.edit("contacts", c, json!({"city": "Tromsø"}));
+            web.patch("contacts", &gc, json!({"name": "Merged"}));
+            round!();
+            round!();
+            let row = log.row("contacts", c).unwrap();
+            assert_eq!(
+                (row["name"].clone(), row["city"].clone()),
+                (json!("Merged"), json!("Tromsø"))
+            );
+            let online = web.get("contacts", &gc).unwrap();
+            assert_eq!(
+                (online["name"].clone(), online["city"].clone()),
+                (json!("Merged"), json!("Tromsø"))
+            );
+            assert_eq!(state.conflicts().unwrap().len(), 1);
+
+            // A record created online gets a host id and its number.
+            let gw = web.create("contacts", json!({"name": "Web kunde", "city": "Oslo"}));
+            let gwp = web.create(
+                "contact_persons",
+                json!({"contact_id": gw, "name": "Web person"}),
+            );
+            round!();
+            round!();
+            let w: i64 = state
+                .local_id("contacts", &gw)
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let wp: i64 = state
+                .local_id("contact_persons", &gwp)
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(log.row("contacts", w).unwrap()["name"], json!("Web kunde"));
+            assert_eq!(
+                log.row("contact_persons", wp).unwrap()["contact_id"],
+                json!(w)
+            );
+            let number = log.row("contacts", w).unwrap()["number"].clone();
+            assert_eq!(
+                web.get("contacts", &gw).unwrap()["number"],
+                number,
+                "the assigned number went online"
+            );
+
+            // Deletes both ways.
+            log.delete("contact_persons", p);
+            web.delete("contact_persons", &gwp);
+            round!();
+            assert_eq!(web.get("contact_persons", &gp), None);
+            assert_eq!(log.row("contact_persons", wp), None);
+            assert!(log.rows("contact_persons").is_empty());
+
+            // Quiet: nothing more moves either way.
+            let before = sequence().await;
+            let (pushes, pull) = round!();
+            assert_eq!(pushes.iter().map(|p| p.pushed).sum::<usize>(), 0);
+            assert_eq!((pull.created, pull.updated, pull.deleted), (0, 0, 0));
+            assert_eq!(sequence().await, before);
+            assert_eq!(log.rows("contacts").len(), 2);
+            let counts = client.sync_status(&device).await.unwrap().entities;
+            let live: BTreeMap<String, u64> = counts
+                .iter()
+                .map(|e| (e.entity.clone(), e.records))
+                .collect();
+            assert_eq!(live.get("contacts"), Some(&2), "{counts:?}");
+        });
+    }
+
+    /// Pushes to the service, then loses the answer once when told.
+    struct LosesAnswer<'a> {
+        inner: ServiceRemote<'a>,
+        lose: AtomicBool,
+    }
+
+    impl SyncRemote for LosesAnswer<'_> {
+        type Error = PushError;
+        async fn push_changes(
+            &self,
+            key: &str,
+            changes: &[OutChange],
+        ) -> Result<PushAnswer, PushError> {
+            let answer = self.inner.push_changes(key, changes).await?;
+            if self.lose.swap(false, Ordering::SeqCst) {
+                return Err(PushError::BadId("simulated: the answer was lost".into()));
+            }
+            Ok(answer)
+        }
+        async fn changes(
+            &self,
+            after: u64,
+            limit: u32,
+            wait: Duration,
+        ) -> Result<ChangesPage, PushError> {
+            self.inner.changes(after, limit, wait).await
+        }
+        async fn ack(&self, cursor: u64) -> Result<u64, PushError> {
+            self.inner.ack(cursor).await
+        }
+    }
+
+    #[test]
+    fn a_push_whose_answer_was_lost_is_applied_once_after_a_restart() {
+        let server = TestServer::start();
+        let company = server.connected_company("kari@example.com", "L-1");
+        let web = Web {
+            server: &server,
+            company: &company,
+        };
+        runtime().block_on(async {
+            let (client, device, fencing) = connect(&server, &company).await;
+            let remote = LosesAnswer {
+                inner: ServiceRemote {
+                    client: &client,
+                    device: &device,
+                    fencing,
+                },
+                lose: AtomicBool::new(false),
+            };
+            let (log, host) = host();
+            let dir = tempfile::tempdir().unwrap();
+            let s = schema();
+            let c = log.create("contacts", json!({"name": "Fjord", "city": "Oslo"}));
+            {
+                let mut state = State::open(dir.path()).unwrap();
+                sync_once(&s, &host, &remote, &mut state, Duration::ZERO)
+                    .await
+                    .unwrap();
+                log.edit("contacts", c, json!({"city": "Bergen"}));
+                remote.lose.store(true, Ordering::SeqCst);
+                let lost = push_local(&s, &host, &remote, &mut state).await;
+                assert!(matches!(lost, Err(SyncError::Remote(_))), "{lost:?}");
+            }
+            let after_commit = client.sync_status(&device).await.unwrap().sequence;
+            // Edited again before the restart: the retry still sends what
+            // was committed online, and the new edit follows.
+            log.edit("contacts", c, json!({"city": "Tromsø"}));
+            let mut state = State::open(dir.path()).unwrap();
+            let retry = push_local(&s, &host, &remote, &mut state).await.unwrap();
+            assert_eq!(retry.pushed, 1);
+            assert_eq!(
+                client.sync_status(&device).await.unwrap().sequence,
+                after_commit,
+                "applied once"
+            );
+            let gc = state
+                .global_id("contacts", &c.to_string())
+                .unwrap()
+                .unwrap();
+            assert_eq!(web.get("contacts", &gc).unwrap()["city"], json!("Bergen"));
+            sync_once(&s, &host, &remote, &mut state, Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!(web.get("contacts", &gc).unwrap()["city"], json!("Tromsø"));
+            assert_eq!(
+                client.sync_status(&device).await.unwrap().sequence,
+                after_commit + 1
+            );
+            assert_eq!(
+                fields(web.get("contacts", &gc).unwrap())["name"],
+                json!("Fjord")
+            );
+        });
+    }
+}
