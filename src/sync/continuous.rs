@@ -48,7 +48,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// Change-log entries read per push (issue 4 item 8: about 1,000).
-pub const BATCH: usize = 1_000;
+pub(crate) const BATCH: usize = 1_000;
 
 /// Checkpoint names.
 const POSITION: &str = "continuous.host_position";

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use thiserror::Error;
 
 /// Records per batch (issue 4 item 8: about 1,000).
-pub const BATCH: usize = 1_000;
+pub(crate) const BATCH: usize = 1_000;
 
 /// One page of host records in key order.
 pub struct Page {
