@@ -85,7 +85,11 @@ pub struct ServiceRemote<'a> {
 impl Remote for ServiceRemote<'_> {
     type Error = PushError;
 
-    async fn push_initial(&self, key: &str, records: &[OnlineRecord]) -> Result<(), PushError> {
+    async fn push_initial(
+        &self,
+        key: &str,
+        records: &[OnlineRecord],
+    ) -> Result<Vec<(String, u64)>, PushError> {
         let changes = records
             .iter()
             .map(|r| {
@@ -105,10 +109,15 @@ impl Remote for ServiceRemote<'_> {
             mode: PushMode::Initial,
             changes,
         };
-        self.client
+        let answer = self
+            .client
             .push(self.device, self.fencing, key, &request)
             .await?;
-        Ok(())
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|r| (r.global_id.hyphenated().to_string(), r.version))
+            .collect())
     }
 }
 
@@ -279,12 +288,16 @@ mod tests {
 
     impl Remote for Flaky<'_> {
         type Error = PushError;
-        async fn push_initial(&self, key: &str, records: &[OnlineRecord]) -> Result<(), PushError> {
-            self.inner.push_initial(key, records).await?;
+        async fn push_initial(
+            &self,
+            key: &str,
+            records: &[OnlineRecord],
+        ) -> Result<Vec<(String, u64)>, PushError> {
+            let versions = self.inner.push_initial(key, records).await?;
             if self.pushes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
                 return Err(PushError::BadId("simulated: the answer was lost".into()));
             }
-            Ok(())
+            Ok(versions)
         }
     }
 
@@ -396,6 +409,13 @@ mod tests {
                     })
                     .collect();
             assert_eq!(local, online, "host and online copies differ");
+            // Continuous sync starts from shadows at the service's versions.
+            let contact = state.global_id("contacts", "1").unwrap().unwrap();
+            let shadow = state
+                .shadow("contacts", &contact)
+                .unwrap()
+                .expect("a shadow");
+            assert!(shadow.version >= 1, "{shadow:?}");
         });
     }
 }

@@ -44,14 +44,14 @@ pub struct OnlineRecord {
 }
 
 /// The service's side: stores one batch of the first sync, idempotently
-/// under `key`.
+/// under `key`, and answers each record's version (global id, version).
 pub trait Remote {
     type Error: std::fmt::Display;
     fn push_initial(
         &self,
         key: &str,
         records: &[OnlineRecord],
-    ) -> impl Future<Output = Result<(), Self::Error>>;
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, Self::Error>>;
 }
 
 /// Progress for the host's progress bar.
@@ -173,11 +173,24 @@ pub async fn run<H: HostRecords, R: Remote>(
                 }
                 Ok(())
             })?;
-            remote
+            let versions = remote
                 .push_initial(&batch_key, &records)
                 .await
                 .map_err(|e| FirstSyncError::Remote(e.to_string()))?;
-            state.commit(|b| b.set_checkpoint(&after_key(&entity.name), &last_key))?;
+            // The shadows (what was exchanged, at which version) go with the
+            // position: continuous sync computes changed fields from them.
+            let sent: std::collections::HashMap<&str, &Fields> = records
+                .iter()
+                .map(|r| (r.global_id.as_str(), &r.fields))
+                .collect();
+            state.commit(|b| {
+                for (global_id, version) in &versions {
+                    if let Some(fields) = sent.get(global_id.as_str()) {
+                        b.set_shadow(&entity.name, global_id, *version, fields)?;
+                    }
+                }
+                b.set_checkpoint(&after_key(&entity.name), &last_key)
+            })?;
             done += records.len() as u64;
             progress(Progress {
                 entity: entity.name.clone(),
@@ -279,13 +292,18 @@ mod tests {
 
     impl Remote for Service {
         type Error = String;
-        async fn push_initial(&self, key: &str, records: &[OnlineRecord]) -> Result<(), String> {
+        async fn push_initial(
+            &self,
+            key: &str,
+            records: &[OnlineRecord],
+        ) -> Result<Vec<(String, u64)>, String> {
             self.pushes.set(self.pushes.get() + 1);
             if self.fail_at_push.get() == Some(self.pushes.get()) {
                 return Err("connection reset".into());
             }
+            let versions = records.iter().map(|r| (r.global_id.clone(), 1)).collect();
             if self.keys.borrow().iter().any(|k| k == key) {
-                return Ok(());
+                return Ok(versions);
             }
             self.keys.borrow_mut().push(key.to_owned());
             for r in records {
@@ -293,7 +311,7 @@ mod tests {
                     .borrow_mut()
                     .insert((r.entity.clone(), r.global_id.clone()), r.fields.clone());
             }
-            Ok(())
+            Ok(versions)
         }
     }
 
@@ -336,6 +354,12 @@ mod tests {
         let person = &records[&("contact_persons".to_owned(), person_global)];
         assert_eq!(person["contact_id"], json!(contact_global));
         assert!(finished(&state).unwrap());
+        let contact = state.global_id("contacts", "8").unwrap().unwrap();
+        let shadow = state
+            .shadow("contacts", &contact)
+            .unwrap()
+            .expect("a shadow per sent record");
+        assert_eq!(shadow.version, 1);
     }
 
     #[test]
