@@ -98,6 +98,11 @@ pub struct HostApply {
     pub entity: String,
     /// `None` creates the record.
     pub local_id: Option<Value>,
+    /// With a create: the record's global id, so that a create delivered
+    /// again (after a crash before the plugin stored the new local id)
+    /// finds the record made the first time instead of making another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_id: Option<String>,
     pub op: Op,
     pub fields: Fields,
 }
@@ -569,6 +574,9 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
                 apply.push(HostApply {
                     entity: change.entity.clone(),
                     local_id: local.as_deref().map(convert::local_id),
+                    global_id: local
+                        .is_none()
+                        .then(|| change.global_id.hyphenated().to_string()),
                     op: Op::Upsert,
                     fields: host_fields,
                 });
@@ -632,6 +640,7 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
             apply.push(HostApply {
                 entity: change.entity.clone(),
                 local_id: Some(convert::local_id(&local)),
+                global_id: None,
                 op: Op::Delete,
                 fields: Fields::new(),
             });
@@ -1044,6 +1053,7 @@ pub(crate) mod tests {
         host.apply(&[HostApply {
             entity: "contacts".into(),
             local_id: Some(json!(c)),
+            global_id: None,
             op: Op::Upsert,
             fields: fields(json!({"name": "From the web"})),
         }])

@@ -233,6 +233,7 @@ fn apply_one(
     let change = Change {
         entity: entity.name.into(),
         local_id,
+        global_id: None,
         op,
         fields,
     };

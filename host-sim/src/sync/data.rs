@@ -181,6 +181,9 @@ pub enum Op {
 pub struct Change {
     pub entity: String,
     pub local_id: Option<i64>,
+    /// With a create: the record's global id; the same create delivered
+    /// again returns the record made the first time.
+    pub global_id: Option<String>,
     pub op: Op,
     pub fields: Fields,
 }
@@ -201,6 +204,11 @@ impl Change {
                     .ok_or("\u{201c}local_id\u{201d} must be an integer or null")?,
             ),
         };
+        let global_id = match object.get("global_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(_) => return Err("\u{201c}global_id\u{201d} must be a text or null".into()),
+        };
         let op =
             match object.get("op").and_then(Value::as_str) {
                 Some("upsert") => Op::Upsert,
@@ -218,6 +226,7 @@ impl Change {
         Ok(Change {
             entity,
             local_id,
+            global_id,
             op,
             fields,
         })
@@ -325,12 +334,53 @@ fn apply_one(conn: &Connection, writer: Writer, change: &Change) -> Result<Appli
                 columns.push(field.name);
                 values.push(value_in(conn, field, value)?);
             }
-            match local_id {
-                Some(id) => update(conn, entity, id, &columns, values),
-                None => insert(conn, entity, columns, values),
+            match (local_id, &change.global_id) {
+                (Some(id), _) => update(conn, entity, id, &columns, values),
+                (None, Some(global_id)) => {
+                    if let Some(earlier) = created_before(conn, entity, global_id)? {
+                        return Ok(earlier);
+                    }
+                    let applied = insert(conn, entity, columns, values)?;
+                    conn.prepare_cached(
+                        "INSERT INTO sync_created (entity, global_id, local_id, assigned) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        entity.name,
+                        global_id,
+                        applied.local_id,
+                        Value::Object(applied.assigned.clone()).to_string()
+                    ])?;
+                    Ok(applied)
+                }
+                (None, None) => insert(conn, entity, columns, values),
             }
         }
     }
+}
+
+/// The record an earlier `records.apply` created for `global_id`, if it is
+/// still there.
+fn created_before(conn: &Connection, entity: &Entity, global_id: &str) -> Result<Option<Applied>> {
+    let earlier: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT local_id, assigned FROM sync_created WHERE entity = ?1 AND global_id = ?2",
+        )?
+        .query_row(params![entity.name, global_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let Some((local_id, assigned)) = earlier else {
+        return Ok(None);
+    };
+    let exists: Option<i64> = conn
+        .prepare_cached(&format!("SELECT id FROM {} WHERE id = ?1", entity.table()))?
+        .query_row(params![local_id], |row| row.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let assigned = serde_json::from_str(&assigned).unwrap_or_default();
+    Ok(Some(Applied { local_id, assigned }))
 }
 
 fn update(

@@ -123,6 +123,7 @@ fn changes_read_gives_current_records_in_batches() {
         &[Change {
             entity: "contacts".into(),
             local_id: Some(1),
+            global_id: None,
             op: Op::Upsert,
             fields: json!({"city": "Tromsø"}).as_object().unwrap().clone(),
         }],
@@ -451,4 +452,26 @@ fn typed_text_is_parsed_per_field_type() {
     assert!(parse(contacts, "is_supplier", "maybe").is_err());
     assert_eq!(parse(contacts, "city", "-"), Ok(Value::Null));
     assert_eq!(parse(contacts, "our_employee_id", "2"), Ok(json!(2)));
+}
+
+/// Regression (G2): a create delivered again after the plugin crashed before
+/// storing the new local id made a second record.
+#[test]
+fn a_create_delivered_twice_makes_one_record() {
+    let fixture = Fixture::new(200);
+    let before = fixture.ask("records.count", json!({"entity": "contacts"}))["count"].clone();
+    let create = json!({"changes": [{"entity": "contacts", "local_id": null, "op": "upsert",
+        "global_id": "6f1c3a52-0000-4000-8000-000000000001", "fields": {"name": "Fjellet AS"}}]});
+    let first = fixture.ask("records.apply", create.clone());
+    let again = fixture.ask("records.apply", create);
+    assert_eq!(first, again, "the same record and the same assigned values");
+    let after = fixture.ask("records.count", json!({"entity": "contacts"}))["count"].clone();
+    assert_eq!(after.as_u64().unwrap(), before.as_u64().unwrap() + 1);
+    // Another global id is another record.
+    let other = fixture.ask("records.apply", json!({"changes": [{"entity": "contacts", "local_id": null,
+        "op": "upsert", "global_id": "6f1c3a52-0000-4000-8000-000000000002", "fields": {"name": "Dalen AS"}}]}));
+    assert_ne!(
+        other["results"][0]["local_id"],
+        first["results"][0]["local_id"]
+    );
 }

@@ -20,7 +20,7 @@ use super::schema::ENTITIES;
 use crate::error::Result;
 
 /// `PRAGMA user_version` of a company database with change tracking.
-pub const TRACKING_VERSION: i64 = 1;
+pub const TRACKING_VERSION: i64 = 2;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS change_log (
@@ -35,6 +35,15 @@ CREATE TABLE IF NOT EXISTS sync_apply_origin (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
     origin TEXT NOT NULL
 );
+-- Records created through records.apply, by the global id the plugin gave:
+-- a create delivered again finds the record made the first time.
+CREATE TABLE IF NOT EXISTS sync_created (
+    entity    TEXT NOT NULL,
+    global_id TEXT NOT NULL,
+    local_id  INTEGER NOT NULL,
+    assigned  TEXT NOT NULL,
+    PRIMARY KEY (entity, global_id)
+) WITHOUT ROWID;
 ";
 
 /// The SQL creating the change-log tables and every trigger.
