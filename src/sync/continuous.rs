@@ -730,6 +730,8 @@ pub(crate) mod tests {
     #[derive(Default)]
     struct Tables {
         rows: BTreeMap<String, BTreeMap<i64, Fields>>,
+        /// Creates by global id, as the host simulator keeps them.
+        created: BTreeMap<(String, String), (i64, Fields)>,
         /// (seq, entity, local id, op, origin)
         log: Vec<(u64, String, i64, Op, Origin)>,
         next_id: i64,
@@ -849,7 +851,27 @@ pub(crate) mod tests {
                             serde_json::from_value(c["fields"].clone()).unwrap_or_default();
                         match (c["op"].as_str(), c["local_id"].as_i64()) {
                             (Some("upsert"), None) => {
-                                let (id, assigned) = t.create(&entity, values, Origin::Online);
+                                let global = c["global_id"]
+                                    .as_str()
+                                    .map(|g| (entity.clone(), g.to_owned()));
+                                let earlier =
+                                    global.as_ref().and_then(|g| t.created.get(g)).cloned();
+                                let (id, assigned) = match earlier {
+                                    Some((id, assigned))
+                                        if t.rows
+                                            .get(&entity)
+                                            .is_some_and(|r| r.contains_key(&id)) =>
+                                    {
+                                        (id, assigned)
+                                    }
+                                    _ => {
+                                        let made = t.create(&entity, values, Origin::Online);
+                                        if let Some(g) = global {
+                                            t.created.insert(g, made.clone());
+                                        }
+                                        made
+                                    }
+                                };
                                 results.push(json!({"local_id": id, "assigned": assigned}));
                             }
                             (Some("upsert"), Some(id)) => {
@@ -1082,6 +1104,58 @@ pub(crate) mod tests {
             deleted: false,
             fields: fields(values),
         }
+    }
+
+    /// Regression (G2): the plugin stopped after the host created a record
+    /// from online but before its state recorded the new local id; the same
+    /// change pulled again must not create the record twice.
+    #[test]
+    fn a_create_pulled_again_after_a_crash_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let before_crash = tempfile::tempdir().unwrap();
+        drop(State::open(dir.path()).unwrap());
+        std::fs::copy(
+            dir.path().join("state.db"),
+            before_crash.path().join("state.db"),
+        )
+        .unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        let contact = Uuid::new_v4();
+        *remote.page.borrow_mut() = vec![remote_change(
+            3,
+            "contacts",
+            contact,
+            json!({"name": "Fjellet AS"}),
+        )];
+        let mut state = State::open(dir.path()).unwrap();
+        block_on(pull_remote(
+            &schema(),
+            &host,
+            &remote,
+            &mut state,
+            1000,
+            Duration::ZERO,
+        ))
+        .unwrap();
+        // The state as it was before the pull committed: the local id is lost.
+        let mut restarted = State::open(before_crash.path()).unwrap();
+        block_on(pull_remote(
+            &schema(),
+            &host,
+            &remote,
+            &mut restarted,
+            1000,
+            Duration::ZERO,
+        ))
+        .unwrap();
+        assert_eq!(log.rows("contacts").len(), 1, "{:?}", log.rows("contacts"));
+        assert_eq!(
+            restarted
+                .local_id("contacts", &contact.to_string())
+                .unwrap(),
+            state.local_id("contacts", &contact.to_string()).unwrap()
+        );
     }
 
     #[test]
