@@ -66,85 +66,9 @@ struct LeaseBody<'a> {
 
 // --- Schema -------------------------------------------------------------------------
 
-/// The host's declared schema (docs/SYNC_PROTOCOL.md §1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Schema {
-    pub version: u32,
-    pub entities: Vec<EntityDef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntityDef {
-    pub name: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub parent: Option<String>,
-    /// `false`: records are created and deleted in the host only.
-    #[serde(default = "yes")]
-    pub online_create: bool,
-    pub fields: Vec<FieldDef>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldDef {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: FieldType,
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default)]
-    pub online: OnlineAccess,
-    #[serde(default)]
-    pub direction: Direction,
-    #[serde(default)]
-    pub assigned_by_host: bool,
-    /// For `reference` fields: the referenced entity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
-    /// For `decimal` fields: minor units are 10^-scale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<u32>,
-    /// For text fields with a fixed set of values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub choices: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    Text,
-    Integer,
-    /// Integer minor units (cents).
-    Decimal,
-    /// `YYYY-MM-DD`.
-    Date,
-    /// RFC 3339 UTC.
-    Datetime,
-    Boolean,
-    /// The referenced record's global id.
-    Reference,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnlineAccess {
-    #[default]
-    ReadWrite,
-    ReadOnly,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    #[default]
-    TwoWay,
-    HostToOnline,
-}
+/// The host's declared schema (docs/SYNC_PROTOCOL.md §1): the wire types
+/// are shared with the service (od-protocol).
+pub use od_protocol::{Direction, EntityDef, FieldDef, FieldType, OnlineAccess, Schema};
 
 /// `PUT /api/v1/sync/schema`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -4,11 +4,10 @@
 //! conflicts, host wins), validation of web edits, and the canonical
 //! checksum of the test oracle.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -25,158 +24,11 @@ pub const HISTORY_DAYS: i64 = 30;
 
 // --- Schema -------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    Text,
-    Integer,
-    /// Integer minor units (cents).
-    Decimal,
-    /// `YYYY-MM-DD`.
-    Date,
-    /// RFC 3339.
-    Datetime,
-    Boolean,
-    /// The referenced record's global id.
-    Reference,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum OnlineAccess {
-    #[default]
-    ReadWrite,
-    ReadOnly,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    #[default]
-    TwoWay,
-    HostToOnline,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FieldDef {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: FieldType,
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default)]
-    pub online: OnlineAccess,
-    #[serde(default)]
-    pub direction: Direction,
-    #[serde(default)]
-    pub assigned_by_host: bool,
-    /// For `reference` fields: the referenced entity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
-}
-
-impl FieldDef {
-    /// Whether a web user may set this field.
-    pub fn writable_online(&self) -> bool {
-        self.online == OnlineAccess::ReadWrite
-            && self.direction == Direction::TwoWay
-            && !self.assigned_by_host
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct EntityDef {
-    pub name: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub parent: Option<String>,
-    /// `false`: records are created (and deleted) in the host only.
-    #[serde(default = "yes")]
-    pub online_create: bool,
-    pub fields: Vec<FieldDef>,
-}
-
-impl EntityDef {
-    pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|field| field.name == name)
-    }
-}
-
-/// What `PUT /api/v1/sync/schema` takes (docs/SYNC_PROTOCOL.md §1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Schema {
-    pub version: u32,
-    pub entities: Vec<EntityDef>,
-}
-
-impl Schema {
-    pub fn entity(&self, name: &str) -> Option<&EntityDef> {
-        self.entities.iter().find(|entity| entity.name == name)
-    }
-
-    /// Names are non-empty and unique, references name declared entities.
-    pub fn check(&self) -> Result<(), String> {
-        let mut entities = HashSet::new();
-        for entity in &self.entities {
-            if !valid_name(&entity.name) {
-                return Err(format!("The entity name {:?} is not valid.", entity.name));
-            }
-            if !entities.insert(entity.name.as_str()) {
-                return Err(format!("The entity {:?} is declared twice.", entity.name));
-            }
-            let mut fields = HashSet::new();
-            for field in &entity.fields {
-                if !valid_name(&field.name) {
-                    return Err(format!(
-                        "The field name {:?} of {:?} is not valid.",
-                        field.name, entity.name
-                    ));
-                }
-                if !fields.insert(field.name.as_str()) {
-                    return Err(format!(
-                        "The field {:?} of {:?} is declared twice.",
-                        field.name, entity.name
-                    ));
-                }
-            }
-        }
-        for entity in &self.entities {
-            if let Some(parent) = &entity.parent {
-                if !entities.contains(parent.as_str()) {
-                    return Err(format!("The parent {parent:?} is not declared."));
-                }
-            }
-            for field in &entity.fields {
-                if field.kind == FieldType::Reference {
-                    match &field.entity {
-                        Some(target) if entities.contains(target.as_str()) => {}
-                        _ => {
-                            return Err(format!(
-                                "The reference field {:?} of {:?} names no declared entity.",
-                                field.name, entity.name
-                            ))
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// 1 to 64 characters of `[A-Za-z0-9_-]` (they appear in paths).
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
-}
+// The declared schema's wire types and their checks are shared with the
+// plugin's client (od-protocol, with `ToSchema` for the OpenAPI document).
+pub use od_protocol::{
+    valid_name, Direction, EntityDef, FieldDef, FieldType, OnlineAccess, Schema,
+};
 
 // --- Stored records -------------------------------------------------------------------
 
@@ -595,77 +447,9 @@ pub fn apply_web(
 
 // --- Checksum (the test oracle) ---------------------------------------------------------
 
-/// Writes `value` canonically: object keys sorted, no whitespace, strings
-/// and numbers as serde_json writes them.
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (index, key) in keys.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// One record's line of the checksum (docs/SYNC_PROTOCOL.md §7):
-/// `["<global id>",{fields without nulls, keys sorted},<deleted>]\n`.
-pub fn canonical_line(global_id: &Uuid, fields: &Map<String, Value>, deleted: bool) -> String {
-    let normalised: Map<String, Value> = fields
-        .iter()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    let mut line = String::with_capacity(64 + fields.len() * 16);
-    line.push_str("[\"");
-    line.push_str(&global_id.hyphenated().to_string());
-    line.push_str("\",");
-    write_canonical(&Value::Object(normalised), &mut line);
-    line.push_str(if deleted { ",true]\n" } else { ",false]\n" });
-    line
-}
-
-/// A running checksum of one entity; feed it records sorted by global id.
-#[derive(Default)]
-pub struct Checksum {
-    hasher: Sha256,
-    pub count: u64,
-}
-
-impl Checksum {
-    pub fn add(&mut self, global_id: &Uuid, fields: &Map<String, Value>, deleted: bool) {
-        self.hasher
-            .update(canonical_line(global_id, fields, deleted).as_bytes());
-        self.count += 1;
-    }
-
-    pub fn finish(self) -> String {
-        self.hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
-    }
-}
+// The line format and the running SHA-256 are shared with the hosts
+// (od-protocol), so both sides hash the same bytes for the same data.
+pub use od_protocol::{canonical_line, Checksum};
 
 #[cfg(test)]
 mod tests {
@@ -735,15 +519,6 @@ mod tests {
         assert_eq!(
             merged.origin_device, None,
             "the phone must go back to the host"
-        );
-    }
-
-    #[test]
-    fn canonical_lines_sort_keys_and_drop_nulls() {
-        let fields = json!({"b": 1, "a": "x\"y", "n": null});
-        assert_eq!(
-            canonical_line(&Uuid::nil(), fields.as_object().unwrap(), false),
-            "[\"00000000-0000-0000-0000-000000000000\",{\"a\":\"x\\\"y\",\"b\":1},false]\n"
         );
     }
 }

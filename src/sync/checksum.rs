@@ -2,16 +2,16 @@
 //! checksum (docs/SYNC_PROTOCOL.md §7) of the host's records as they should
 //! be online, to compare with the service's `GET /api/v1/sync/checksum`.
 //!
-//! Test-only for now; the serialisation is the service's
-//! (`od_online::sync::Checksum`), so both sides hash the same bytes for the
-//! same data. (A shared protocol crate is planned; see docs/SYNC_PROTOCOL.md.)
+//! Test-only for now; the serialisation is the one the service uses
+//! (`od_protocol::Checksum`, shared), so both sides hash the same bytes for
+//! the same data.
 
 use super::convert::{self, Fields};
 use super::first_sync::HostRecords;
 use super::schema::{travel_order, Schema};
 use super::state::State;
 use od_client::Uuid;
-use od_online::sync::Checksum;
+use od_protocol::Checksum;
 use std::collections::BTreeMap;
 
 /// One entity's count and digest, and the host records that have no

@@ -1,10 +1,10 @@
 //! The canonical checksum of GUARANTEES.md ("the test oracle"), host side.
 //!
 //! A row is serialised canonically from its **global** id, its normalised
-//! fields and its deleted flag ([`canonical_row`]); an entity's digest is
-//! the SHA-256 of its rows' serialisations sorted by id ([`digest`]).
-//! The online side serialises its rows the same way, so equal data gives
-//! equal digests.
+//! fields and its deleted flag (`od_protocol::canonical_line`,
+//! docs/SYNC_PROTOCOL.md §7); an entity's digest is the SHA-256 of its rows'
+//! lines sorted by id ([`digest`]). The service serialises its rows with the
+//! same code, so equal data gives equal digests.
 //!
 //! The host does not know global ids: the plugin keeps the map from local
 //! to global ids. [`entity_rows`] therefore takes the mapping as a
@@ -13,94 +13,32 @@
 //! is useful for comparing two host databases but not for comparing with
 //! the online copy; the engine's tests pass the plugin's id map.
 //!
-//! Normalisation: fields are sorted by name; a null field is left out (so
-//! "absent" and "null" are equal); numbers are integers (decimals travel in
-//! minor units), booleans are `true`/`false`, text is kept exactly.
+//! Normalisation (§7): fields are sorted by name; a null field is left out
+//! (so "absent" and "null" are equal); numbers as serde_json writes them
+//! (decimals travel as integer minor units), booleans are `true`/`false`,
+//! text is kept exactly.
 
-use std::fmt::Write as _;
-
+use od_protocol::{canonical_line, Checksum};
 use rusqlite::Connection;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
-use super::data::{self, Fields};
+use super::data;
 use super::schema::{Entity, FieldType};
 use crate::error::Result;
 
-/// The canonical text of one row: compact JSON with sorted keys,
-/// `{"deleted":b,"fields":{...},"id":"..."}`.
-pub fn canonical_row(global_id: &str, fields: &Fields, deleted: bool) -> String {
-    let mut names: Vec<&String> = fields
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, _)| k)
-        .collect();
-    names.sort();
-    let mut out = String::with_capacity(64 + 16 * names.len());
-    let _ = write!(out, "{{\"deleted\":{deleted},\"fields\":{{");
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&Value::String((*name).clone()).to_string());
-        out.push(':');
-        out.push_str(&canonical_value(&fields[name.as_str()]));
-    }
-    out.push_str("},\"id\":");
-    out.push_str(&Value::String(global_id.to_owned()).to_string());
-    out.push('}');
-    out
-}
-
-fn canonical_value(value: &Value) -> String {
-    match value {
-        // An integral float (1.0) and an integer (1) are the same number.
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
-            _ => n.to_string(),
-        },
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        Value::String((*k).clone()),
-                        canonical_value(&map[k.as_str()])
-                    )
-                })
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(canonical_value).collect();
-            format!("[{}]", parts.join(","))
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Row count and SHA-256 (lower-case hex) over `(id, canonical row)`
+/// Row count and SHA-256 (lower-case hex) over `(id, canonical line)`
 /// pairs, sorted by id (then by text, so duplicates are counted and
-/// hashed deterministically). Each row is hashed followed by a newline.
+/// hashed deterministically).
 pub fn digest(mut rows: Vec<(String, String)>) -> (u64, String) {
     rows.sort();
-    let mut hasher = Sha256::new();
-    for (_, row) in &rows {
-        hasher.update(row.as_bytes());
-        hasher.update(b"\n");
+    let mut checksum = Checksum::default();
+    for (_, line) in &rows {
+        checksum.add_line(line);
     }
-    let mut hex = String::with_capacity(64);
-    for byte in hasher.finalize() {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    (rows.len() as u64, hex)
+    (checksum.count, checksum.finish())
 }
 
-/// Every row of `entity` as `(global id, canonical row)`, with the row's id
+/// Every row of `entity` as `(global id, canonical line)`, with the row's id
 /// and every reference field mapped by `global_id(entity, local_id)`.
 pub fn entity_rows(
     conn: &Connection,
@@ -121,7 +59,7 @@ pub fn entity_rows(
                 }
             }
             let id = global_id(entity.name, local_id);
-            let row = canonical_row(&id, &fields, false);
+            let row = canonical_line(&id, &fields, false);
             rows.push((id, row));
         }
         if done {
@@ -147,6 +85,7 @@ pub fn local_ids(_entity: &str, local_id: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::data::Fields;
     use serde_json::json;
 
     fn fields(value: Value) -> Fields {
@@ -156,22 +95,22 @@ mod tests {
     #[test]
     fn canonical_rows_sort_fields_and_drop_nulls() {
         let a = fields(json!({"name": "Å \"AS\"", "city": null, "number": 7, "active": true}));
-        let b = fields(json!({"number": 7.0, "active": true, "name": "Å \"AS\""}));
-        let text = canonical_row("g-1", &a, false);
+        let b = fields(json!({"number": 7, "active": true, "name": "Å \"AS\""}));
+        let text = canonical_line("g-1", &a, false);
         assert_eq!(
             text,
-            r#"{"deleted":false,"fields":{"active":true,"name":"Å \"AS\"","number":7},"id":"g-1"}"#
+            "[\"g-1\",{\"active\":true,\"name\":\"Å \\\"AS\\\"\",\"number\":7},false]\n"
         );
-        assert_eq!(text, canonical_row("g-1", &b, false));
-        assert_ne!(text, canonical_row("g-1", &a, true));
-        assert_ne!(text, canonical_row("g-2", &a, false));
+        assert_eq!(text, canonical_line("g-1", &b, false));
+        assert_ne!(text, canonical_line("g-1", &a, true));
+        assert_ne!(text, canonical_line("g-2", &a, false));
         let c = fields(json!({"number": 8, "active": true, "name": "Å \"AS\""}));
-        assert_ne!(text, canonical_row("g-1", &c, false));
+        assert_ne!(text, canonical_line("g-1", &c, false));
     }
 
     #[test]
     fn digest_is_independent_of_order_and_sees_duplicates() {
-        let row = |id: &str| (id.to_owned(), canonical_row(id, &Fields::new(), false));
+        let row = |id: &str| (id.to_owned(), canonical_line(id, &Fields::new(), false));
         let (n, one) = digest(vec![row("a"), row("b")]);
         let (m, two) = digest(vec![row("b"), row("a")]);
         assert_eq!((n, &one), (m, &two));

@@ -451,7 +451,7 @@ pub(super) fn checksums(
             current = Some((entity, Checksum::default()));
         }
         if let Some((_, sum)) = current.as_mut() {
-            sum.add(&global_id, &fields, false);
+            sum.add(global_id, &fields, false);
         }
     }
     if let Some((name, sum)) = current.take() {
