@@ -17,7 +17,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 
 echo "== Building the plugin, the host simulator and the online service"
 cargo build --workspace --quiet
-TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 HOST="$TARGET/host-sim"
 SERVICE="$TARGET/online-desktop"
 
