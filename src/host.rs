@@ -232,6 +232,8 @@ pub(crate) mod testing {
     pub struct FakeHost {
         pub answers: Mutex<HashMap<String, Result<serde_json::Value, String>>>,
         pub pumps: AtomicUsize,
+        /// Every method asked, in order.
+        pub asked: Mutex<Vec<String>>,
     }
 
     impl FakeHost {
@@ -252,6 +254,7 @@ pub(crate) mod testing {
 
     impl HostChannel for FakeHost {
         fn request(&self, method: &str, _params: &[u8]) -> Result<Vec<u8>, HostError> {
+            self.asked.lock().push(method.to_owned());
             match self.answers.lock().get(method) {
                 Some(Ok(value)) => Ok(value.to_string().into_bytes()),
                 Some(Err(message)) => Err(HostError::Failed {

@@ -3,7 +3,7 @@
 //! reachability, which runs in the background and reports through an event.
 
 use crate::events::{Event, EventKind, EventQueue};
-use crate::host::{Host, HostError};
+use crate::host::{CompanyIdentity, CurrentUser, Host, HostError};
 use crate::online::{self, ServiceUrl};
 use crate::runtime::Runtime;
 use od_licence::LicenceReport;
@@ -181,13 +181,16 @@ pub fn check(ctx: &Context<'_>, refresh: bool) -> PrerequisiteList {
     ctx.reachability
         .start_if_needed(refresh, ctx.runtime, ctx.events);
     let (reach_state, reach_detail) = ctx.reachability.row_state();
+    // Read once, used by several rows.
+    let user = ctx.host.current_user();
+    let company = ctx.host.company_identity();
     let items = vec![
         licence_row(ctx.licence),
-        super_user_row(ctx.host),
-        employee_row(ctx.host),
+        super_user_row(&user),
+        employee_row(&user),
         registration_row(ctx.host),
-        real_company_row(ctx.host),
-        other_connected_row(ctx.host),
+        real_company_row(ctx.host, &company),
+        other_connected_row(ctx.host, &company),
         Prerequisite {
             id: "service_reachable",
             title: "The online service can be reached from this computer",
@@ -267,8 +270,8 @@ fn licence_failure(report: &LicenceReport) -> String {
     text
 }
 
-fn super_user_row(host: &Host) -> Prerequisite {
-    let outcome = host.current_user().map(|user| {
+fn super_user_row(user: &Result<CurrentUser, HostError>) -> Prerequisite {
+    let outcome = user.clone().map(|user| {
         if user.is_super_user {
             (true, format!("{} is a super user.", user.username))
         } else {
@@ -289,8 +292,8 @@ fn super_user_row(host: &Host) -> Prerequisite {
     )
 }
 
-fn employee_row(host: &Host) -> Prerequisite {
-    let outcome = host.current_user().map(|user| match user.employee {
+fn employee_row(user: &Result<CurrentUser, HostError>) -> Prerequisite {
+    let outcome = user.clone().map(|user| match user.employee {
         None => (
             false,
             format!(
@@ -357,11 +360,11 @@ fn registration_row(host: &Host) -> Prerequisite {
     )
 }
 
-fn real_company_row(host: &Host) -> Prerequisite {
+fn real_company_row(host: &Host, company: &Result<CompanyIdentity, HostError>) -> Prerequisite {
     let title =
         "This is a real company database, not the sample database or an evaluation installation";
-    let checked = host
-        .company_identity()
+    let checked = company
+        .clone()
         .and_then(|company| Ok((company, host.host_info()?)));
     let (outcome, fix_location) = match checked {
         Ok((company, _)) if company.is_sample => (
@@ -383,8 +386,8 @@ fn real_company_row(host: &Host) -> Prerequisite {
     row("real_company", title, fix_location, outcome)
 }
 
-fn other_connected_row(host: &Host) -> Prerequisite {
-    let outcome = host.company_identity().and_then(|company| {
+fn other_connected_row(host: &Host, company: &Result<CompanyIdentity, HostError>) -> Prerequisite {
+    let outcome = company.clone().and_then(|company| {
         let others: Vec<String> = host
             .companies()?
             .companies
@@ -622,6 +625,29 @@ mod tests {
             "{}",
             row.detail
         );
+    }
+
+    /// Regression: the user and the company identity were read from the
+    /// host once per row that needed them (five calls instead of two).
+    #[test]
+    fn each_host_method_is_asked_once_per_check() {
+        let fake = complete_host();
+        let f = Fixture::new(fake.clone(), "http://127.0.0.1:9");
+        fake.asked.lock().clear();
+        f.check(false);
+        let asked = fake.asked.lock().clone();
+        for method in [
+            "user.current",
+            "company.identity",
+            "company.registration",
+            "host.info",
+        ] {
+            assert_eq!(
+                asked.iter().filter(|m| *m == method).count(),
+                1,
+                "{method}: {asked:?}"
+            );
+        }
     }
 
     #[test]
