@@ -233,8 +233,10 @@ async fn housekeeping(state: AppState) {
         if let Err(error) = pruned {
             tracing::warn!(%error, "housekeeping failed");
         }
-        let before = now - chrono::Duration::days(sync::HISTORY_DAYS);
-        if let Err(error) = state.store.prune_sync(before).await {
+        let conflicts_before = now - chrono::Duration::days(sync::CONFLICT_RETENTION_DAYS);
+        let keys_before = now - chrono::Duration::days(sync::IDEMPOTENCY_RETENTION_DAYS);
+        let pruned = state.store.prune_sync(conflicts_before, keys_before).await;
+        if let Err(error) = pruned {
             tracing::warn!(%error, "sync housekeeping failed");
         }
     }

@@ -19,8 +19,18 @@ pub const SYNC_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub const MAX_WAIT_SECONDS: u64 = 30;
 pub const DEFAULT_PAGE: usize = 1000;
 pub const MAX_PAGE: usize = 5000;
-/// How long conflicts and idempotency keys are kept (at least 7 days).
-pub const HISTORY_DAYS: i64 = 30;
+/// How long the conflict history is kept, in days. The product shows the
+/// last 7 days (the plugin's history, the web desktop's default `days=7`);
+/// the history endpoint can look back this far, so a user away for a few
+/// weeks still finds what happened meanwhile. Conflicts hold customer data,
+/// so older ones are deleted rather than merely hidden: in the push
+/// transaction that records a company's new conflicts, and by the periodic
+/// housekeeping (for companies that record none).
+pub const CONFLICT_RETENTION_DAYS: i64 = 30;
+/// How long idempotency keys and their stored answers are kept, in days:
+/// far longer than any retry of a lost push answer takes, even after a sync
+/// computer was switched off for a while.
+pub const IDEMPOTENCY_RETENTION_DAYS: i64 = 30;
 
 // --- Schema -------------------------------------------------------------------------
 

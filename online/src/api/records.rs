@@ -201,7 +201,10 @@ pub async fn conflicts(
     Query(query): Query<ConflictsQuery>,
 ) -> ApiResult<Json<ConflictList>> {
     let company = member_company(&state, &auth, &company_id).await?;
-    let days = query.days.unwrap_or(7).clamp(1, crate::sync::HISTORY_DAYS);
+    let days = query
+        .days
+        .unwrap_or(7)
+        .clamp(1, crate::sync::CONFLICT_RETENTION_DAYS);
     let since = state.now() - chrono::Duration::days(days);
     Ok(Json(ConflictList {
         conflicts: state.store.conflicts(company.id, since).await?,

@@ -133,6 +133,11 @@ const MIGRATIONS: &[&str] = &[
         acked_at   INTEGER NOT NULL
     );
     "#,
+    // 3: the housekeeping deletes old conflicts of every company by age
+    // alone, which `sync_conflicts_company` (company first) cannot serve.
+    r#"
+    CREATE INDEX sync_conflicts_age ON sync_conflicts(at);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -192,6 +197,36 @@ mod tests {
             .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
             .expect("version row");
         assert_eq!(version, CURRENT_VERSION);
+    }
+
+    fn query_plan(connection: &Connection, sql: &str) -> String {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let details = statement
+            .query_map([], |row| row.get::<_, String>(3))
+            .expect("plan rows")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("plan details");
+        details.join("; ")
+    }
+
+    #[test]
+    fn pruning_conflicts_uses_an_index_not_a_table_scan() {
+        let mut connection = Connection::open_in_memory().expect("in-memory database");
+        migrate(&mut connection).expect("migrate");
+        // In the push transaction, per company.
+        let per_company = query_plan(
+            &connection,
+            "DELETE FROM sync_conflicts WHERE company_id = 'c' AND at < 0",
+        );
+        assert!(
+            per_company.contains("INDEX sync_conflicts_company"),
+            "{per_company}"
+        );
+        // In the housekeeping, every company.
+        let by_age = query_plan(&connection, "DELETE FROM sync_conflicts WHERE at < 0");
+        assert!(by_age.contains("INDEX sync_conflicts_age"), "{by_age}");
     }
 
     #[test]

@@ -256,8 +256,10 @@ pub trait Store: Send + Sync + 'static {
     //
     // Rules every backend follows: a company's sequence number only grows,
     // each change gets the next one; the fencing number only grows; a push
-    // checks the fence, applies every change, records its conflicts and
-    // stores its idempotency key with the answer in ONE transaction.
+    // checks the fence, applies every change, records its conflicts
+    // (deleting the company's conflicts older than
+    // `sync::CONFLICT_RETENTION_DAYS` when it records any) and stores its
+    // idempotency key with the answer in ONE transaction.
 
     /// The schema the plugin sent (JSON text).
     async fn sync_schema(&self, company_id: Uuid) -> StoreResult<Option<String>>;
@@ -342,8 +344,13 @@ pub trait Store: Send + Sync + 'static {
     /// Conflicts recorded at or after `since`, newest first.
     async fn conflicts(&self, company_id: Uuid, since: DateTime<Utc>)
         -> StoreResult<Vec<Conflict>>;
-    /// Deletes conflicts and idempotency keys older than `before`.
-    async fn prune_sync(&self, before: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes conflicts recorded before `conflicts_before` and idempotency
+    /// keys stored before `keys_before`, of every company.
+    async fn prune_sync(
+        &self,
+        conflicts_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     // --- Housekeeping --------------------------------------------------------
 

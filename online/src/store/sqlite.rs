@@ -994,9 +994,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn prune_sync(&self, before: DateTime<Utc>) -> StoreResult<()> {
-        self.in_transaction(move |transaction| sqlite_sync::prune(transaction, before))
-            .await
+    async fn prune_sync(
+        &self,
+        conflicts_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::prune(transaction, conflicts_before, keys_before)
+        })
+        .await
     }
 
     async fn prune(

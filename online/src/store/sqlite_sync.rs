@@ -15,7 +15,7 @@ use super::{
 };
 use crate::sync::{
     apply_web, merge_push, Checksum, Conflict, FieldMeta, PushAnswer, PushRequest, PushResult,
-    StoredRecord,
+    StoredRecord, CONFLICT_RETENTION_DAYS,
 };
 
 fn micros(time: DateTime<Utc>) -> i64 {
@@ -231,12 +231,24 @@ fn set_sequence(connection: &Connection, company: &str, seq: i64) -> rusqlite::R
     Ok(())
 }
 
+/// Records a push's conflicts and, when there are any, deletes the
+/// company's conflicts older than the retention: the history only grows
+/// here, so pruning here keeps it bounded deterministically (the periodic
+/// housekeeping is for companies that stopped recording conflicts).
 fn record_conflicts(
     connection: &Connection,
     company: &str,
     conflicts: &[Conflict],
-    now: i64,
+    now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let oldest_kept = now - chrono::Duration::days(CONFLICT_RETENTION_DAYS);
+    connection
+        .prepare_cached("DELETE FROM sync_conflicts WHERE company_id = ?1 AND at < ?2")?
+        .execute(params![company, micros(oldest_kept)])?;
+    let now = micros(now);
     let mut statement = connection.prepare_cached(
         "INSERT INTO sync_conflicts
            (company_id, entity, global_id, field, host_value, online_value, outcome, at)
@@ -307,7 +319,7 @@ pub(super) fn push(
         results.push(result);
     }
     set_sequence(transaction, &company_text, seq)?;
-    record_conflicts(transaction, &company_text, &conflicts, now)?;
+    record_conflicts(transaction, &company_text, &conflicts, fence.now)?;
     let answer = PushAnswer {
         results,
         conflicts,
@@ -565,11 +577,18 @@ pub(super) fn conflicts(
     rows.collect()
 }
 
-pub(super) fn prune(transaction: &Transaction<'_>, before: DateTime<Utc>) -> rusqlite::Result<()> {
-    transaction.execute("DELETE FROM sync_conflicts WHERE at < ?1", [micros(before)])?;
+pub(super) fn prune(
+    transaction: &Transaction<'_>,
+    conflicts_before: DateTime<Utc>,
+    keys_before: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    transaction.execute(
+        "DELETE FROM sync_conflicts WHERE at < ?1",
+        [micros(conflicts_before)],
+    )?;
     transaction.execute(
         "DELETE FROM sync_idempotency WHERE created_at < ?1",
-        [micros(before)],
+        [micros(keys_before)],
     )?;
     Ok(())
 }

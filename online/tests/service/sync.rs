@@ -386,6 +386,106 @@ fn the_same_field_on_both_sides_the_host_wins_and_both_values_are_recorded() {
     assert_eq!(sync.conflicts(&server).len(), 1);
 }
 
+/// The device after the clock moved on: its access token and lease have
+/// expired, so it refreshes and asks for the lease again (a new fencing
+/// number).
+fn resume(server: &TestServer, sync: &Sync) -> Sync {
+    let refreshed = server
+        .post("/api/v1/devices/refresh")
+        .json(&json!({ "refresh_token": sync.device.refresh_token }))
+        .send();
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    let device = TestDevice::from_answer(&refreshed.json());
+    let answer = lease(server, &device, "pc-1");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    Sync {
+        company: sync.company.clone(),
+        device,
+        fencing: answer.json()["fencing"].as_i64().expect("fencing"),
+    }
+}
+
+/// Every conflict the service still stores for the company, however old
+/// (the history endpoint looks back 30 days at most, so it cannot tell a
+/// pruned conflict from a hidden one).
+fn stored_conflicts(server: &TestServer, sync: &Sync) -> Vec<od_online::sync::Conflict> {
+    use od_online::store::{SqliteStore, Store};
+    let store = SqliteStore::open(&server.data_dir().join("online.db")).expect("the database");
+    let company = Uuid::parse_str(&sync.company.company_id).expect("company id");
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(store.conflicts(company, chrono::DateTime::UNIX_EPOCH))
+        .expect("conflicts")
+}
+
+/// Regression: nothing bounded the conflict history deterministically (only
+/// a timer-driven sweep every 10 minutes). Recording a company's new
+/// conflicts now deletes its conflicts older than the 30-day retention, in
+/// the same transaction; younger ones stay.
+#[test]
+fn recording_conflicts_deletes_the_companys_conflicts_older_than_the_retention() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let [old, young, new] = ids(3).try_into().expect("three ids");
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(old, 1), contact(young, 2), contact(new, 3)]}),
+    );
+    for id in [old, young, new] {
+        let edited = sync.web_patch(&server, &id.to_string(), json!({"name": "Web name"}));
+        assert_eq!(edited.status, 200, "{}", edited.text());
+    }
+    let conflicting_push = |sync: &Sync, id: Uuid| {
+        let answer = sync.push_ok(
+            &server,
+            &format!("inc-{id}"),
+            &json!({"mode": "incremental", "changes": [
+                {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": 1,
+                 "fields": {"name": "Host name"}, "changed": ["name"]}]}),
+        );
+        assert_eq!(
+            answer["conflicts"][0]["global_id"],
+            id.to_string(),
+            "{answer}"
+        );
+    };
+    conflicting_push(&sync, old);
+    server.clock().advance(chrono::Duration::days(20));
+    let sync = resume(&server, &sync);
+    conflicting_push(&sync, young);
+    assert_eq!(stored_conflicts(&server, &sync).len(), 2);
+
+    // 31 days after the first conflict, 11 after the second.
+    server.clock().advance(chrono::Duration::days(11));
+    let sync = resume(&server, &sync);
+    conflicting_push(&sync, new);
+    let stored: Vec<Uuid> = stored_conflicts(&server, &sync)
+        .iter()
+        .map(|conflict| conflict.global_id)
+        .collect();
+    assert_eq!(stored, [new, young], "newest first, the old one deleted");
+
+    // The history lists what is kept.
+    let session = server.log_in("ann@example.com", od_online::testing::TEST_PASSWORD);
+    let history = server
+        .get(&format!(
+            "/api/v1/companies/{}/sync/conflicts?days=30",
+            sync.company.company_id
+        ))
+        .bearer(&session.token)
+        .send();
+    assert_eq!(history.status, 200, "{}", history.text());
+    let listed: Vec<Value> = history.json()["conflicts"]
+        .as_array()
+        .expect("conflicts")
+        .iter()
+        .map(|conflict| conflict["global_id"].clone())
+        .collect();
+    assert_eq!(listed, [json!(new.to_string()), json!(young.to_string())]);
+}
+
 #[test]
 fn deletes_leave_tombstones_and_delete_against_edit_follows_the_rule() {
     let server = TestServer::start();
