@@ -56,7 +56,7 @@
  * Minor version of the ABI. Grows when functions or struct fields are
  * appended; a host built against an older minor version keeps working.
  */
-#define OD_VERSION_MINOR 0
+#define OD_VERSION_MINOR 1
 
 /**
  * Patch version: fixes that do not change the ABI.
@@ -490,6 +490,109 @@ typedef struct {
 } od_prerequisite_list;
 
 /**
+ * (ABI 1.1) Flags of `od_plugin_sync_start`.
+ */
+typedef uint32_t od_sync_flags;
+
+/**
+ * (ABI 1.1) State of the synchronisation engine of one plugin instance.
+ */
+typedef uint32_t od_sync_state;
+
+/**
+ * (ABI 1.1) The synchronisation status. Owned by the caller; free with
+ * `od_sync_status_free`. Strings live as long as the status.
+ */
+typedef struct {
+  /**
+   * `sizeof(od_sync_status)` as the plugin knows it.
+   */
+  uint32_t struct_size;
+  /**
+   * One of `OD_SYNC_*` (the states).
+   */
+  od_sync_state state;
+  /**
+   * The state as a short English word (`"running"`, ...), for logs.
+   */
+  const char *state_name;
+  /**
+   * 1 when the first full synchronisation has finished.
+   */
+  uint32_t first_sync_done;
+  /**
+   * 1 while the plugin has asked the host to block use of the program.
+   */
+  uint32_t blocked;
+  /**
+   * When the last round finished without error (RFC 3339, UTC), or NULL.
+   */
+  const char *last_success;
+  /**
+   * When the first synchronisation is scheduled (RFC 3339, UTC), or NULL.
+   */
+  const char *scheduled_at;
+  /**
+   * Changes made in the program not yet online (change-log entries).
+   */
+  uint64_t pending_to_online;
+  /**
+   * Changes made online not yet in the program, as far as known.
+   */
+  uint64_t pending_to_host;
+  /**
+   * Online changes set aside because the program refused them (see the
+   * history for the reasons).
+   */
+  uint64_t parked;
+  /**
+   * The `od_result` of the current error, or `OD_RESULT_OK`.
+   */
+  od_result error_code;
+  /**
+   * The current error in words, or NULL.
+   */
+  const char *error;
+  /**
+   * First sync: the entity being sent (its title), or NULL.
+   */
+  const char *progress_entity;
+  /**
+   * First sync: records of that entity sent, and its total.
+   */
+  uint64_t progress_entity_done;
+  uint64_t progress_entity_total;
+  /**
+   * First sync: records sent of all entities, and the total.
+   */
+  uint64_t progress_done;
+  uint64_t progress_total;
+  /**
+   * First sync: estimated seconds left, or -1 when not known yet.
+   */
+  int64_t progress_seconds_left;
+} od_sync_status;
+
+/**
+ * (ABI 1.1) A UTF-8 text the plugin hands over (for example JSON).
+ * Owned by the caller; free with `od_text_free`.
+ */
+typedef struct {
+  /**
+   * `sizeof(od_text)` as the plugin knows it.
+   */
+  uint32_t struct_size;
+  /**
+   * NUL-terminated UTF-8.
+   */
+  const char *text;
+  /**
+   * Length of `text` in bytes, without the NUL.
+   */
+  size_t len;
+} od_text;
+
+/**
  * The plugin's table, returned by `od_entry`. Every entry points at the
  * exported function of the same name (without the `od_` prefix); see those
  * functions for their documentation. Entries are only ever appended: read
@@ -565,6 +668,47 @@ typedef struct {
    * See `od_prerequisite_list_free`.
    */
   void (OD_CALL *prerequisite_list_free)(od_prerequisite_list *list);
+  /**
+   * (ABI 1.1) See `od_plugin_connection_set`.
+   */
+  od_result (OD_CALL *plugin_connection_set)(od_plugin *plugin,
+                                     const char *connection_json);
+  /**
+   * (ABI 1.1) See `od_plugin_sync_start`.
+   */
+  od_result (OD_CALL *plugin_sync_start)(od_plugin *plugin,
+                                 od_sync_flags flags);
+  /**
+   * (ABI 1.1) See `od_plugin_sync_stop`.
+   */
+  od_result (OD_CALL *plugin_sync_stop)(od_plugin *plugin);
+  /**
+   * (ABI 1.1) See `od_plugin_sync_schedule`.
+   */
+  od_result (OD_CALL *plugin_sync_schedule)(od_plugin *plugin,
+                                    const char *at);
+  /**
+   * (ABI 1.1) See `od_plugin_sync_notify`.
+   */
+  od_result (OD_CALL *plugin_sync_notify)(od_plugin *plugin);
+  /**
+   * (ABI 1.1) See `od_plugin_sync_status`.
+   */
+  od_result (OD_CALL *plugin_sync_status)(od_plugin *plugin,
+                                  od_sync_status **out_status);
+  /**
+   * (ABI 1.1) See `od_sync_status_free`.
+   */
+  void (OD_CALL *sync_status_free)(od_sync_status *status);
+  /**
+   * (ABI 1.1) See `od_plugin_sync_history`.
+   */
+  od_result (OD_CALL *plugin_sync_history)(od_plugin *plugin,
+                                   od_text **out_history);
+  /**
+   * (ABI 1.1) See `od_text_free`.
+   */
+  void (OD_CALL *text_free)(od_text *text);
 } od_plugin_api;
 
 /**
@@ -715,6 +859,74 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
  * `od_plugin_check_prerequisites` again to get the new list. No payload.
  */
 #define OD_EVENT_PREREQUISITES_CHANGED 1
+
+/**
+ * (ABI 1.1) The synchronisation changed state (started, first sync
+ * finished, error, retrying, stopped, ...). Payload:
+ * `{"state": s, "error": s | null}`, `state` as in `od_sync_status`'s
+ * `state_name`. Call `od_plugin_sync_status` for the whole picture.
+ */
+#define OD_EVENT_SYNC_STATE 2
+
+/**
+ * (ABI 1.1) Progress of the first synchronisation, after each batch.
+ * Payload: `{"entity": s, "entity_title": s, "entity_done": n,
+ * "entity_total": n, "done": n, "total": n, "seconds_left": n | null}`.
+ * Events are merged while the host has not pumped, so a slow host sees
+ * fewer, never stale, ones.
+ */
+#define OD_EVENT_SYNC_PROGRESS 3
+
+/**
+ * No connection is stored for this company (connect first).
+ */
+#define OD_SYNC_NOT_CONNECTED 0
+
+/**
+ * Connected; the engine is not running (never started, or stopped).
+ */
+#define OD_SYNC_STOPPED 1
+
+/**
+ * The engine waits for the scheduled time of the first synchronisation.
+ */
+#define OD_SYNC_SCHEDULED 2
+
+/**
+ * The engine is starting (lease, schema).
+ */
+#define OD_SYNC_STARTING 3
+
+/**
+ * The first full synchronisation runs; see the progress fields.
+ */
+#define OD_SYNC_FIRST_SYNC 4
+
+/**
+ * Continuous two-way synchronisation runs.
+ */
+#define OD_SYNC_RUNNING 5
+
+/**
+ * The last attempt failed (see `error`); the engine retries by itself.
+ */
+#define OD_SYNC_RETRYING 6
+
+/**
+ * The engine stopped on an error that needs a person (see `error`), for
+ * example another computer is the sync computer.
+ */
+#define OD_SYNC_FAILED 7
+
+/**
+ * A stop was asked for; the engine stops at the next safe point.
+ */
+#define OD_SYNC_STOPPING 8
+
+/**
+ * Start the first synchronisation now even when it is scheduled later.
+ */
+#define OD_SYNC_FLAG_NOW 1
 
 /**
  * The criterion is not met.
@@ -944,6 +1156,152 @@ od_result OD_CALL od_plugin_check_prerequisites(od_plugin *plugin,
  */
 OD_EXPORT
 void OD_CALL od_prerequisite_list_free(od_prerequisite_list *list);
+
+/**
+ * `[ui-thread]` (ABI 1.1) Stores this company's connection to the online
+ * service: which company, and this computer's device credentials.
+ * `connection_json` is UTF-8 JSON:
+ * `{"service_url": s?, "company_id": uuid, "computer_id": s,
+ * "device_id": uuid, "access_token": s, "access_expires_at": RFC 3339,
+ * "refresh_token": s}` — as the service's device registration answers
+ * (`service_url` defaults to the instance's service). The plugin keeps
+ * them in a file only the owner can read and never logs the tokens; it
+ * stores rotated tokens itself. Until the connect wizard exists this is
+ * how a host (or a test) connects a company.
+ *
+ * Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_INVALID_UTF8`,
+ * `OD_RESULT_STRING_TOO_LONG` (over 64 KiB), `OD_RESULT_INVALID_ARGUMENT`
+ * (not the document above; the message names the field),
+ * `OD_RESULT_BAD_STATE` (no `data_dir`, or synchronisation is running:
+ * stop it first), `OD_RESULT_INTERNAL` (the file cannot be written).
+ *
+ * # Safety
+ * `connection_json` is NULL or a NUL-terminated string.
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_connection_set(od_plugin *plugin,
+                                   const char *connection_json);
+
+/**
+ * `[ui-thread]` (ABI 1.1) Starts synchronising in the background and
+ * returns at once: takes the company's sync lease for this computer,
+ * stores the schema, runs (or resumes) the first synchronisation — at its
+ * scheduled time, if one is set — and then keeps both sides in step until
+ * `od_plugin_sync_stop` or `od_plugin_free`. Progress and state changes
+ * arrive as `OD_EVENT_SYNC_PROGRESS` and `OD_EVENT_SYNC_STATE` through the
+ * pump; `od_plugin_sync_status` tells the rest. Starting a running engine
+ * does nothing.
+ *
+ * While it runs the plugin calls the host's `request` from its own worker
+ * thread (the `[thread-safe]` rule of the data channel), and asks the
+ * host to block use of the program during the first synchronisation
+ * (`sync.block` / `sync.unblock`).
+ *
+ * `flags`: 0, or `OD_SYNC_FLAG_NOW` to run the first synchronisation now
+ * even when it is scheduled later. Returns `OD_RESULT_INVALID_ARGUMENT`
+ * (unknown flags), `OD_RESULT_BAD_STATE` (not connected, no `data_dir`,
+ * or still stopping).
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_sync_start(od_plugin *plugin,
+                               od_sync_flags flags);
+
+/**
+ * `[thread-safe]` (ABI 1.1) Asks synchronisation to stop and returns at
+ * once. It stops at the next safe point (between batches; a wait for
+ * online changes is cut short), then `OD_EVENT_SYNC_STATE` reports
+ * `stopped`. A first synchronisation that is stopped continues where it
+ * stopped at the next start. Stopping an engine that does not run does
+ * nothing.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_sync_stop(od_plugin *plugin);
+
+/**
+ * `[ui-thread]` (ABI 1.1) Schedules the first synchronisation for `at`,
+ * an RFC 3339 date and time with its offset (`2026-12-24T22:00:00+01:00`);
+ * NULL clears the schedule. A running engine (for example the host's
+ * background agent) waits for that time, then starts. Returns
+ * `OD_RESULT_INVALID_ARGUMENT` (not such a time, or a time already past),
+ * `OD_RESULT_BAD_STATE` (the first synchronisation is done already, or
+ * no `data_dir`), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG`.
+ *
+ * # Safety
+ * `at` is NULL or a NUL-terminated string.
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_sync_schedule(od_plugin *plugin,
+                                  const char *at);
+
+/**
+ * `[thread-safe]` (ABI 1.1) Tells the plugin the host has just committed
+ * changes to the company database, so they go online now rather than at
+ * the plugin's next look at the change log (a quarter of a second).
+ * Cheap; never waits. Without a running engine it does nothing.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_sync_notify(od_plugin *plugin);
+
+/**
+ * `[thread-safe]` (ABI 1.1) The synchronisation status (state, last
+ * success, pending changes each way, current error, first-sync progress)
+ * in `*out_status`; free it with `od_sync_status_free`. Never waits for
+ * the network.
+ *
+ * # Safety
+ * `out_status` is NULL or writable.
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_sync_status(od_plugin *plugin,
+                                od_sync_status **out_status);
+
+/**
+ * `[thread-safe]` (ABI 1.1) Frees a status from `od_plugin_sync_status`.
+ * NULL is ignored; so is a status freed already or a pointer that is not
+ * a live status, which is noted in `od_last_error`.
+ *
+ * # Safety
+ * None beyond passing the pointer received.
+ */
+OD_EXPORT
+void OD_CALL od_sync_status_free(od_sync_status *status);
+
+/**
+ * `[thread-safe]` (ABI 1.1) The synchronisation history as UTF-8 JSON in
+ * `*out_history` (free with `od_text_free`):
+ * `{"runs": [{"id", "kind": "first_sync"|"continuous", "started_at",
+ * "ended_at": s?, "outcome": "running"|"finished"|"stopped"|"failed"|
+ * "interrupted", "error": s?, "entities": [{"entity", "to_online",
+ * "to_host"}]}], "conflicts": [{"entity", "global_id", "field",
+ * "host_value", "online_value", "outcome", "recorded_at"}]}` — runs newest
+ * first (at most 200), conflicts of the last 7 days.
+ *
+ * # Safety
+ * `out_history` is NULL or writable.
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_sync_history(od_plugin *plugin,
+                                 od_text **out_history);
+
+/**
+ * `[thread-safe]` (ABI 1.1) Frees a text from the plugin (for example
+ * `od_plugin_sync_history`'s). NULL is ignored; so is a text freed
+ * already or a pointer that is not a live text, noted in `od_last_error`.
+ *
+ * # Safety
+ * None beyond passing the pointer received.
+ */
+OD_EXPORT
+void OD_CALL od_text_free(od_text *text);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,12 +12,16 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     PrerequisitesChanged,
+    SyncState,
+    SyncProgress,
 }
 
 impl EventKind {
     pub fn number(self) -> u32 {
         match self {
             EventKind::PrerequisitesChanged => od_abi::OD_EVENT_PREREQUISITES_CHANGED,
+            EventKind::SyncState => od_abi::OD_EVENT_SYNC_STATE,
+            EventKind::SyncProgress => od_abi::OD_EVENT_SYNC_PROGRESS,
         }
     }
 }
@@ -55,6 +59,17 @@ impl EventQueue {
         self.host.request_pump();
     }
 
+    /// Queues `event` in place of any waiting event of its kind (progress:
+    /// only the newest matters) and asks the host to pump.
+    pub fn post_latest(&self, event: Event) {
+        {
+            let mut queue = self.queue.lock();
+            queue.retain(|e| e.kind != event.kind);
+            queue.push_back(event);
+        }
+        self.host.request_pump();
+    }
+
     /// Takes every queued event, oldest first.
     pub fn drain(&self) -> Vec<Event> {
         self.queue.lock().drain(..).collect()
@@ -80,5 +95,23 @@ mod tests {
         assert_eq!(fake.pump_requests(), 2);
         assert_eq!(queue.drain(), vec![event]);
         assert!(queue.drain().is_empty());
+    }
+
+    #[test]
+    fn only_the_newest_progress_waits() {
+        let fake = Arc::new(FakeHost::default());
+        let queue = EventQueue::new(Host::new(fake.clone()));
+        let progress = |n: u32| Event {
+            kind: EventKind::SyncProgress,
+            payload: Some(n.to_string()),
+        };
+        let state = Event {
+            kind: EventKind::SyncState,
+            payload: None,
+        };
+        queue.post_latest(progress(1));
+        queue.post(state.clone());
+        queue.post_latest(progress(2));
+        assert_eq!(queue.drain(), vec![state, progress(2)]);
     }
 }

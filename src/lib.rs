@@ -13,7 +13,4 @@ mod online;
 mod plugin;
 mod prerequisites;
 mod runtime;
-// The sync engine that uses it is being built (issue 4); until then only its
-// tests use the state database.
-#[cfg_attr(not(test), allow(dead_code))]
 mod sync;

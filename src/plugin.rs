@@ -7,6 +7,7 @@ use crate::logging::{self, LogConfig};
 use crate::online::ServiceUrl;
 use crate::prerequisites::{self, PrerequisiteList, Reachability};
 use crate::runtime::Runtime;
+use crate::sync::engine::{Engine, Refusal, Status};
 use od_licence::LicenceReport;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub struct Plugin {
     reachability: Arc<Reachability>,
     events: Arc<EventQueue>,
     runtime: Runtime,
+    engine: Engine,
 }
 
 impl Plugin {
@@ -46,8 +48,15 @@ impl Plugin {
             );
             report
         });
+        let events = Arc::new(EventQueue::new(host.clone()));
         Plugin {
-            events: Arc::new(EventQueue::new(host.clone())),
+            engine: Engine::new(
+                config.data_dir,
+                config.service.clone(),
+                host.clone(),
+                Arc::clone(&events),
+            ),
+            events,
             runtime: Runtime::new(dispatch.clone()),
             reachability: Arc::new(Reachability::new(config.service)),
             host,
@@ -79,6 +88,39 @@ impl Plugin {
             },
             refresh,
         )
+    }
+
+    /// Stores the connection to the online service (device credentials).
+    pub fn set_connection(&self, json: &str) -> Result<(), Refusal> {
+        self.engine.set_connection(json)
+    }
+
+    /// Starts synchronising in the background; `now` ignores a schedule.
+    pub fn start_sync(&self, now: bool) -> Result<(), Refusal> {
+        self.engine.start(&self.runtime, now)
+    }
+
+    /// Asks synchronisation to stop at its next safe point.
+    pub fn stop_sync(&self) {
+        self.engine.stop();
+    }
+
+    /// Schedules the first synchronisation (RFC 3339), or clears it.
+    pub fn schedule_sync(&self, at: Option<&str>) -> Result<(), Refusal> {
+        self.engine.schedule(at)
+    }
+
+    /// The host committed changes.
+    pub fn notify_sync(&self) {
+        self.engine.notify();
+    }
+
+    pub fn sync_status(&self) -> Status {
+        self.engine.status()
+    }
+
+    pub fn sync_history(&self) -> Result<String, Refusal> {
+        self.engine.history_json()
     }
 
     /// The events queued for the host's UI thread.

@@ -17,7 +17,7 @@ use core::ffi::{c_char, c_void};
 pub const OD_VERSION_MAJOR: u32 = 1;
 /// Minor version of the ABI. Grows when functions or struct fields are
 /// appended; a host built against an older minor version keeps working.
-pub const OD_VERSION_MINOR: u32 = 0;
+pub const OD_VERSION_MINOR: u32 = 1;
 /// Patch version: fixes that do not change the ABI.
 pub const OD_VERSION_PATCH: u32 = 0;
 
@@ -97,6 +97,44 @@ pub type od_event_kind = u32;
 /// service reachability check finished). Call
 /// `od_plugin_check_prerequisites` again to get the new list. No payload.
 pub const OD_EVENT_PREREQUISITES_CHANGED: od_event_kind = 1;
+/// (ABI 1.1) The synchronisation changed state (started, first sync
+/// finished, error, retrying, stopped, ...). Payload:
+/// `{"state": s, "error": s | null}`, `state` as in `od_sync_status`'s
+/// `state_name`. Call `od_plugin_sync_status` for the whole picture.
+pub const OD_EVENT_SYNC_STATE: od_event_kind = 2;
+/// (ABI 1.1) Progress of the first synchronisation, after each batch.
+/// Payload: `{"entity": s, "entity_title": s, "entity_done": n,
+/// "entity_total": n, "done": n, "total": n, "seconds_left": n | null}`.
+/// Events are merged while the host has not pumped, so a slow host sees
+/// fewer, never stale, ones.
+pub const OD_EVENT_SYNC_PROGRESS: od_event_kind = 3;
+
+/// (ABI 1.1) State of the synchronisation engine of one plugin instance.
+pub type od_sync_state = u32;
+/// No connection is stored for this company (connect first).
+pub const OD_SYNC_NOT_CONNECTED: od_sync_state = 0;
+/// Connected; the engine is not running (never started, or stopped).
+pub const OD_SYNC_STOPPED: od_sync_state = 1;
+/// The engine waits for the scheduled time of the first synchronisation.
+pub const OD_SYNC_SCHEDULED: od_sync_state = 2;
+/// The engine is starting (lease, schema).
+pub const OD_SYNC_STARTING: od_sync_state = 3;
+/// The first full synchronisation runs; see the progress fields.
+pub const OD_SYNC_FIRST_SYNC: od_sync_state = 4;
+/// Continuous two-way synchronisation runs.
+pub const OD_SYNC_RUNNING: od_sync_state = 5;
+/// The last attempt failed (see `error`); the engine retries by itself.
+pub const OD_SYNC_RETRYING: od_sync_state = 6;
+/// The engine stopped on an error that needs a person (see `error`), for
+/// example another computer is the sync computer.
+pub const OD_SYNC_FAILED: od_sync_state = 7;
+/// A stop was asked for; the engine stops at the next safe point.
+pub const OD_SYNC_STOPPING: od_sync_state = 8;
+
+/// (ABI 1.1) Flags of `od_plugin_sync_start`.
+pub type od_sync_flags = u32;
+/// Start the first synchronisation now even when it is scheduled later.
+pub const OD_SYNC_FLAG_NOW: od_sync_flags = 1;
 
 /// State of one check row.
 pub type od_check_state = u32;
@@ -362,6 +400,59 @@ pub struct od_prerequisite_list {
     pub count: usize,
 }
 
+/// (ABI 1.1) The synchronisation status. Owned by the caller; free with
+/// `od_sync_status_free`. Strings live as long as the status.
+#[repr(C)]
+pub struct od_sync_status {
+    /// `sizeof(od_sync_status)` as the plugin knows it.
+    pub struct_size: u32,
+    /// One of `OD_SYNC_*` (the states).
+    pub state: od_sync_state,
+    /// The state as a short English word (`"running"`, ...), for logs.
+    pub state_name: *const c_char,
+    /// 1 when the first full synchronisation has finished.
+    pub first_sync_done: u32,
+    /// 1 while the plugin has asked the host to block use of the program.
+    pub blocked: u32,
+    /// When the last round finished without error (RFC 3339, UTC), or NULL.
+    pub last_success: *const c_char,
+    /// When the first synchronisation is scheduled (RFC 3339, UTC), or NULL.
+    pub scheduled_at: *const c_char,
+    /// Changes made in the program not yet online (change-log entries).
+    pub pending_to_online: u64,
+    /// Changes made online not yet in the program, as far as known.
+    pub pending_to_host: u64,
+    /// Online changes set aside because the program refused them (see the
+    /// history for the reasons).
+    pub parked: u64,
+    /// The `od_result` of the current error, or `OD_RESULT_OK`.
+    pub error_code: od_result,
+    /// The current error in words, or NULL.
+    pub error: *const c_char,
+    /// First sync: the entity being sent (its title), or NULL.
+    pub progress_entity: *const c_char,
+    /// First sync: records of that entity sent, and its total.
+    pub progress_entity_done: u64,
+    pub progress_entity_total: u64,
+    /// First sync: records sent of all entities, and the total.
+    pub progress_done: u64,
+    pub progress_total: u64,
+    /// First sync: estimated seconds left, or -1 when not known yet.
+    pub progress_seconds_left: i64,
+}
+
+/// (ABI 1.1) A UTF-8 text the plugin hands over (for example JSON).
+/// Owned by the caller; free with `od_text_free`.
+#[repr(C)]
+pub struct od_text {
+    /// `sizeof(od_text)` as the plugin knows it.
+    pub struct_size: u32,
+    /// NUL-terminated UTF-8.
+    pub text: *const c_char,
+    /// Length of `text` in bytes, without the NUL.
+    pub len: usize,
+}
+
 /// `[thread-safe]` Returns the plugin version, "major.minor.patch", a static string.
 pub type od_version_string_fn = Option<unsafe extern "C" fn() -> *const c_char>;
 
@@ -426,6 +517,32 @@ pub struct od_plugin_api {
     >,
     /// See `od_prerequisite_list_free`.
     pub prerequisite_list_free: Option<unsafe extern "C" fn(list: *mut od_prerequisite_list)>,
+    /// (ABI 1.1) See `od_plugin_connection_set`.
+    pub plugin_connection_set: Option<
+        unsafe extern "C" fn(plugin: *mut od_plugin, connection_json: *const c_char) -> od_result,
+    >,
+    /// (ABI 1.1) See `od_plugin_sync_start`.
+    pub plugin_sync_start:
+        Option<unsafe extern "C" fn(plugin: *mut od_plugin, flags: od_sync_flags) -> od_result>,
+    /// (ABI 1.1) See `od_plugin_sync_stop`.
+    pub plugin_sync_stop: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
+    /// (ABI 1.1) See `od_plugin_sync_schedule`.
+    pub plugin_sync_schedule:
+        Option<unsafe extern "C" fn(plugin: *mut od_plugin, at: *const c_char) -> od_result>,
+    /// (ABI 1.1) See `od_plugin_sync_notify`.
+    pub plugin_sync_notify: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
+    /// (ABI 1.1) See `od_plugin_sync_status`.
+    pub plugin_sync_status: Option<
+        unsafe extern "C" fn(plugin: *mut od_plugin, out_status: *mut *mut od_sync_status) -> od_result,
+    >,
+    /// (ABI 1.1) See `od_sync_status_free`.
+    pub sync_status_free: Option<unsafe extern "C" fn(status: *mut od_sync_status)>,
+    /// (ABI 1.1) See `od_plugin_sync_history`.
+    pub plugin_sync_history: Option<
+        unsafe extern "C" fn(plugin: *mut od_plugin, out_history: *mut *mut od_text) -> od_result,
+    >,
+    /// (ABI 1.1) See `od_text_free`.
+    pub text_free: Option<unsafe extern "C" fn(text: *mut od_text)>,
 }
 
 /// Signature of the one entry point, `od_entry`, for hosts that look it up

@@ -190,6 +190,15 @@ static PLUGIN_API: od_plugin_api = od_plugin_api {
     licence_report_free: Some(od_licence_report_free),
     plugin_check_prerequisites: Some(od_plugin_check_prerequisites),
     prerequisite_list_free: Some(od_prerequisite_list_free),
+    plugin_connection_set: Some(od_plugin_connection_set),
+    plugin_sync_start: Some(od_plugin_sync_start),
+    plugin_sync_stop: Some(od_plugin_sync_stop),
+    plugin_sync_schedule: Some(od_plugin_sync_schedule),
+    plugin_sync_notify: Some(od_plugin_sync_notify),
+    plugin_sync_status: Some(od_plugin_sync_status),
+    sync_status_free: Some(od_sync_status_free),
+    plugin_sync_history: Some(od_plugin_sync_history),
+    text_free: Some(od_text_free),
 };
 
 /// `[thread-safe]` The entry point: the one symbol a host looks up after
@@ -533,6 +542,215 @@ pub unsafe extern "C" fn od_prerequisite_list_free(list: *mut od_prerequisite_li
             guard::set_last_error(
                 "od_prerequisite_list_free: not a live prerequisite list; ignored",
             );
+        }
+    })
+}
+
+/// Longest connection document `od_plugin_connection_set` accepts.
+const MAX_CONNECTION_BYTES: usize = 64 * 1024;
+
+impl From<crate::sync::engine::Refusal> for FfiError {
+    fn from(refusal: crate::sync::engine::Refusal) -> FfiError {
+        FfiError::new(refusal.code, refusal.message)
+    }
+}
+
+/// `[ui-thread]` (ABI 1.1) Stores this company's connection to the online
+/// service: which company, and this computer's device credentials.
+/// `connection_json` is UTF-8 JSON:
+/// `{"service_url": s?, "company_id": uuid, "computer_id": s,
+/// "device_id": uuid, "access_token": s, "access_expires_at": RFC 3339,
+/// "refresh_token": s}` — as the service's device registration answers
+/// (`service_url` defaults to the instance's service). The plugin keeps
+/// them in a file only the owner can read and never logs the tokens; it
+/// stores rotated tokens itself. Until the connect wizard exists this is
+/// how a host (or a test) connects a company.
+///
+/// Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_INVALID_UTF8`,
+/// `OD_RESULT_STRING_TOO_LONG` (over 64 KiB), `OD_RESULT_INVALID_ARGUMENT`
+/// (not the document above; the message names the field),
+/// `OD_RESULT_BAD_STATE` (no `data_dir`, or synchronisation is running:
+/// stop it first), `OD_RESULT_INTERNAL` (the file cannot be written).
+///
+/// # Safety
+/// `connection_json` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_connection_set(
+    plugin: *mut od_plugin,
+    connection_json: *const c_char,
+) -> od_result {
+    with_plugin("od_plugin_connection_set", plugin, |entry| {
+        // SAFETY: forwarded from the caller.
+        let json =
+            unsafe { strings::optional(connection_json, "connection_json", MAX_CONNECTION_BYTES) }?
+                .ok_or_else(|| FfiError::null("connection_json"))?;
+        Ok(entry.plugin.set_connection(&json)?)
+    })
+}
+
+/// `[ui-thread]` (ABI 1.1) Starts synchronising in the background and
+/// returns at once: takes the company's sync lease for this computer,
+/// stores the schema, runs (or resumes) the first synchronisation — at its
+/// scheduled time, if one is set — and then keeps both sides in step until
+/// `od_plugin_sync_stop` or `od_plugin_free`. Progress and state changes
+/// arrive as `OD_EVENT_SYNC_PROGRESS` and `OD_EVENT_SYNC_STATE` through the
+/// pump; `od_plugin_sync_status` tells the rest. Starting a running engine
+/// does nothing.
+///
+/// While it runs the plugin calls the host's `request` from its own worker
+/// thread (the `[thread-safe]` rule of the data channel), and asks the
+/// host to block use of the program during the first synchronisation
+/// (`sync.block` / `sync.unblock`).
+///
+/// `flags`: 0, or `OD_SYNC_FLAG_NOW` to run the first synchronisation now
+/// even when it is scheduled later. Returns `OD_RESULT_INVALID_ARGUMENT`
+/// (unknown flags), `OD_RESULT_BAD_STATE` (not connected, no `data_dir`,
+/// or still stopping).
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_sync_start(
+    plugin: *mut od_plugin,
+    flags: od_sync_flags,
+) -> od_result {
+    with_plugin("od_plugin_sync_start", plugin, |entry| {
+        if flags & !OD_SYNC_FLAG_NOW != 0 {
+            return Err(FfiError::new(
+                OD_RESULT_INVALID_ARGUMENT,
+                format!("unknown flags {flags:#x}"),
+            ));
+        }
+        Ok(entry.plugin.start_sync(flags & OD_SYNC_FLAG_NOW != 0)?)
+    })
+}
+
+/// `[thread-safe]` (ABI 1.1) Asks synchronisation to stop and returns at
+/// once. It stops at the next safe point (between batches; a wait for
+/// online changes is cut short), then `OD_EVENT_SYNC_STATE` reports
+/// `stopped`. A first synchronisation that is stopped continues where it
+/// stopped at the next start. Stopping an engine that does not run does
+/// nothing.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_sync_stop(plugin: *mut od_plugin) -> od_result {
+    with_plugin("od_plugin_sync_stop", plugin, |entry| {
+        entry.plugin.stop_sync();
+        Ok(())
+    })
+}
+
+/// `[ui-thread]` (ABI 1.1) Schedules the first synchronisation for `at`,
+/// an RFC 3339 date and time with its offset (`2026-12-24T22:00:00+01:00`);
+/// NULL clears the schedule. A running engine (for example the host's
+/// background agent) waits for that time, then starts. Returns
+/// `OD_RESULT_INVALID_ARGUMENT` (not such a time, or a time already past),
+/// `OD_RESULT_BAD_STATE` (the first synchronisation is done already, or
+/// no `data_dir`), `OD_RESULT_INVALID_UTF8`, `OD_RESULT_STRING_TOO_LONG`.
+///
+/// # Safety
+/// `at` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_sync_schedule(
+    plugin: *mut od_plugin,
+    at: *const c_char,
+) -> od_result {
+    with_plugin("od_plugin_sync_schedule", plugin, |entry| {
+        // SAFETY: forwarded from the caller.
+        let at = unsafe { strings::optional(at, "at", 256) }?;
+        Ok(entry.plugin.schedule_sync(at.as_deref())?)
+    })
+}
+
+/// `[thread-safe]` (ABI 1.1) Tells the plugin the host has just committed
+/// changes to the company database, so they go online now rather than at
+/// the plugin's next look at the change log (a quarter of a second).
+/// Cheap; never waits. Without a running engine it does nothing.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_sync_notify(plugin: *mut od_plugin) -> od_result {
+    with_plugin("od_plugin_sync_notify", plugin, |entry| {
+        entry.plugin.notify_sync();
+        Ok(())
+    })
+}
+
+/// `[thread-safe]` (ABI 1.1) The synchronisation status (state, last
+/// success, pending changes each way, current error, first-sync progress)
+/// in `*out_status`; free it with `od_sync_status_free`. Never waits for
+/// the network.
+///
+/// # Safety
+/// `out_status` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_sync_status(
+    plugin: *mut od_plugin,
+    out_status: *mut *mut od_sync_status,
+) -> od_result {
+    with_plugin("od_plugin_sync_status", plugin, |entry| {
+        require_out(out_status, "out_status")?;
+        let status = outputs::sync_status(&entry.plugin.sync_status());
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_status = status };
+        Ok(())
+    })
+}
+
+/// `[thread-safe]` (ABI 1.1) Frees a status from `od_plugin_sync_status`.
+/// NULL is ignored; so is a status freed already or a pointer that is not
+/// a live status, which is noted in `od_last_error`.
+///
+/// # Safety
+/// None beyond passing the pointer received.
+#[no_mangle]
+pub unsafe extern "C" fn od_sync_status_free(status: *mut od_sync_status) {
+    guard::infallible("od_sync_status_free", (), || {
+        if !status.is_null() && !outputs::free_sync_status(status) {
+            guard::set_last_error("od_sync_status_free: not a live status; ignored");
+        }
+    })
+}
+
+/// `[thread-safe]` (ABI 1.1) The synchronisation history as UTF-8 JSON in
+/// `*out_history` (free with `od_text_free`):
+/// `{"runs": [{"id", "kind": "first_sync"|"continuous", "started_at",
+/// "ended_at": s?, "outcome": "running"|"finished"|"stopped"|"failed"|
+/// "interrupted", "error": s?, "entities": [{"entity", "to_online",
+/// "to_host"}]}], "conflicts": [{"entity", "global_id", "field",
+/// "host_value", "online_value", "outcome", "recorded_at"}]}` — runs newest
+/// first (at most 200), conflicts of the last 7 days.
+///
+/// # Safety
+/// `out_history` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_sync_history(
+    plugin: *mut od_plugin,
+    out_history: *mut *mut od_text,
+) -> od_result {
+    with_plugin("od_plugin_sync_history", plugin, |entry| {
+        require_out(out_history, "out_history")?;
+        let json = entry.plugin.sync_history()?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_history = outputs::text(&json) };
+        Ok(())
+    })
+}
+
+/// `[thread-safe]` (ABI 1.1) Frees a text from the plugin (for example
+/// `od_plugin_sync_history`'s). NULL is ignored; so is a text freed
+/// already or a pointer that is not a live text, noted in `od_last_error`.
+///
+/// # Safety
+/// None beyond passing the pointer received.
+#[no_mangle]
+pub unsafe extern "C" fn od_text_free(text: *mut od_text) {
+    guard::infallible("od_text_free", (), || {
+        if !text.is_null() && !outputs::free_text(text) {
+            guard::set_last_error("od_text_free: not a live text; ignored");
         }
     })
 }

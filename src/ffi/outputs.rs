@@ -8,6 +8,7 @@
 
 use super::strings::to_c;
 use crate::prerequisites::{CheckState, PrerequisiteList};
+use crate::sync::engine::Status;
 use od_abi::*;
 use od_licence::LicenceReport;
 use parking_lot::Mutex;
@@ -20,6 +21,8 @@ use std::mem::size_of;
 enum Kind {
     LicenceReport,
     PrerequisiteList,
+    SyncStatus,
+    Text,
 }
 
 static LIVE: Mutex<Option<HashMap<usize, Kind>>> = Mutex::new(None);
@@ -216,5 +219,85 @@ pub fn free_prerequisite_list(list: *mut od_prerequisite_list) -> bool {
     }
     // SAFETY: as in `free_licence_report`, for `PrerequisiteListOut`.
     drop(unsafe { Box::from_raw(list.cast::<PrerequisiteListOut>()) });
+    true
+}
+
+#[repr(C)]
+struct SyncStatusOut {
+    public: od_sync_status,
+    strings: Strings,
+}
+
+/// Builds the C form of the synchronisation status; the host frees it
+/// with [`free_sync_status`].
+pub fn sync_status(status: &Status) -> *mut od_sync_status {
+    let mut strings = Strings::default();
+    let stamp = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let progress = status.progress.as_ref();
+    let public = od_sync_status {
+        struct_size: size_of::<od_sync_status>() as u32,
+        state: status.state.code(),
+        state_name: strings.add(status.state.name()),
+        first_sync_done: u32::from(status.first_sync_done),
+        blocked: u32::from(status.blocked),
+        last_success: strings.add_opt(stamp(status.last_success).as_deref()),
+        scheduled_at: strings.add_opt(stamp(status.scheduled_at).as_deref()),
+        pending_to_online: status.pending_to_online,
+        pending_to_host: status.pending_to_host,
+        parked: status.parked,
+        error_code: status.error.as_ref().map_or(OD_RESULT_OK, |e| e.code),
+        error: strings.add_opt(status.error.as_ref().map(|e| e.message.as_str())),
+        progress_entity: strings.add_opt(progress.map(|p| p.entity_title.as_str())),
+        progress_entity_done: progress.map_or(0, |p| p.entity_done),
+        progress_entity_total: progress.map_or(0, |p| p.entity_total),
+        progress_done: progress.map_or(0, |p| p.done),
+        progress_total: progress.map_or(0, |p| p.total),
+        progress_seconds_left: progress
+            .and_then(|p| p.seconds_left)
+            .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+    };
+    let out = Box::into_raw(Box::new(SyncStatusOut { public, strings }));
+    register(out as usize, Kind::SyncStatus);
+    out.cast()
+}
+
+/// Frees a status made by [`sync_status`]; false for an unknown pointer.
+pub fn free_sync_status(status: *mut od_sync_status) -> bool {
+    if !unregister(status as usize, Kind::SyncStatus) {
+        return false;
+    }
+    // SAFETY: as in `free_licence_report`, for `SyncStatusOut`.
+    drop(unsafe { Box::from_raw(status.cast::<SyncStatusOut>()) });
+    true
+}
+
+#[repr(C)]
+struct TextOut {
+    public: od_text,
+    text: CString,
+}
+
+/// Builds an `od_text`; the host frees it with [`free_text`].
+pub fn text(content: &str) -> *mut od_text {
+    let text = to_c(content);
+    let public = od_text {
+        struct_size: size_of::<od_text>() as u32,
+        text: text.as_ptr(),
+        len: text.as_bytes().len(),
+    };
+    let out = Box::into_raw(Box::new(TextOut { public, text }));
+    register(out as usize, Kind::Text);
+    out.cast()
+}
+
+/// Frees a text made by [`text`]; false for an unknown pointer.
+pub fn free_text(text: *mut od_text) -> bool {
+    if !unregister(text as usize, Kind::Text) {
+        return false;
+    }
+    // SAFETY: as in `free_licence_report`, for `TextOut`.
+    drop(unsafe { Box::from_raw(text.cast::<TextOut>()) });
     true
 }

@@ -60,6 +60,9 @@ pub struct Progress {
     pub entity: String,
     pub done: u64,
     pub total: u64,
+    /// Records of the batch just acknowledged; 0 when this reports work
+    /// done before a restart.
+    pub batch: u64,
 }
 
 #[derive(Debug, Error)]
@@ -92,9 +95,32 @@ fn done_key(entity: &str) -> String {
     format!("first_sync.{entity}.done")
 }
 
+fn sent_key(entity: &str) -> String {
+    format!("first_sync.{entity}.sent")
+}
+
 /// Whether the first synchronisation has completed.
 pub fn finished(state: &State) -> Result<bool, StateError> {
     Ok(state.checkpoint(FINISHED)?.is_some())
+}
+
+/// Whether the first synchronisation has completed, read from the state
+/// database in `folder` without changing anything (false when there is
+/// none yet). For status screens while the engine does not run.
+pub fn finished_in(folder: &std::path::Path) -> bool {
+    let path = folder.join("state.db");
+    if !path.exists() {
+        return false;
+    }
+    rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM checkpoints WHERE name = ?1",
+                [FINISHED],
+                |row| row.get::<_, i64>(0),
+            )
+        })
+        .is_ok_and(|n| n > 0)
 }
 
 /// Runs (or resumes) the first synchronisation. Checks `stop` between
@@ -124,7 +150,18 @@ pub async fn run<H: HostRecords, R: Remote>(
         }
     };
     for entity in super::schema::travel_order(schema)? {
+        let sent: u64 = state
+            .checkpoint(&sent_key(&entity.name))?
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         if state.checkpoint(&done_key(&entity.name))?.is_some() {
+            // Finished before a restart: reported, so that the totals add up.
+            progress(Progress {
+                entity: entity.name.clone(),
+                done: sent,
+                total: sent,
+                batch: 0,
+            });
             continue;
         }
         let total = host
@@ -133,7 +170,13 @@ pub async fn run<H: HostRecords, R: Remote>(
         let mut after: Option<Value> = state
             .checkpoint(&after_key(&entity.name))?
             .map(|k| convert::local_id(&k));
-        let mut done = 0u64;
+        let mut done = sent;
+        progress(Progress {
+            entity: entity.name.clone(),
+            done,
+            total: total.max(done),
+            batch: 0,
+        });
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Err(FirstSyncError::Stopped);
@@ -189,13 +232,18 @@ pub async fn run<H: HostRecords, R: Remote>(
                         b.set_shadow(&entity.name, global_id, *version, fields)?;
                     }
                 }
-                b.set_checkpoint(&after_key(&entity.name), &last_key)
+                b.set_checkpoint(&after_key(&entity.name), &last_key)?;
+                b.set_checkpoint(
+                    &sent_key(&entity.name),
+                    &(done + records.len() as u64).to_string(),
+                )
             })?;
             done += records.len() as u64;
             progress(Progress {
                 entity: entity.name.clone(),
                 done,
                 total: total.max(done),
+                batch: records.len() as u64,
             });
             after = Some(last_id.clone());
             if page.done {

@@ -1,13 +1,16 @@
-//! Synchronisation (issue 4, in progress; docs/SYNC_PROTOCOL.md): the
-//! host's schema and the order entities travel in, records between the
-//! host's and the online form, and the plugin's state database. The engine
-//! that drives them follows.
+//! Synchronisation (docs/SYNC_PROTOCOL.md): the host's schema and the order
+//! entities travel in, records between the host's and the online form, the
+//! plugin's state database, the first and the continuous synchronisation,
+//! and the engine that drives them on the plugin's runtime.
 
 pub mod adapters;
 #[cfg(test)]
 pub mod checksum;
+pub mod connection;
 pub mod continuous;
 pub mod convert;
+pub mod engine;
 pub mod first_sync;
+pub mod history;
 pub mod schema;
 pub mod state;
