@@ -276,13 +276,21 @@ fn sync_method(
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    data::Change::from_json(c)
+                    data::Guarded::from_json(c)
                         .map_err(|m| params.invalid(&format!("change {}: {m}", i + 1)))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let refusal = match params.get("per_change") {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => data::Refusal::WholeBatch,
+                Some(Value::Bool(true)) => data::Refusal::PerChange,
+                Some(_) => {
+                    return Err(params.invalid("\u{201c}per_change\u{201d} must be true or false"))
+                }
+            };
             let mut db = company_db(installation, context)?;
-            let results = data::apply(db.connection_mut(), data::Writer::Online, &changes)?;
-            let results: Vec<Value> = results.iter().map(data::Applied::to_json).collect();
+            let outcomes =
+                data::apply_guarded(db.connection_mut(), data::Writer::Online, &changes, refusal)?;
+            let results: Vec<Value> = outcomes.iter().map(data::Outcome::to_json).collect();
             json!({ "results": results })
         }
         "sync.block" => {

@@ -247,9 +247,120 @@ impl Applied {
     }
 }
 
+/// One change of `records.apply` with its optional guard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guarded {
+    pub change: Change,
+    /// Apply only if the row has no change-log entry of origin `host`
+    /// after this position (checked in the apply's transaction): the
+    /// plugin passes the position it has pushed up to, so a host edit it
+    /// has not sent yet is never overwritten.
+    pub skip_if_host_changed_after: Option<i64>,
+}
+
+impl Guarded {
+    /// Reads a change of `records.apply`'s `changes` list with its guard.
+    pub fn from_json(value: &Value) -> std::result::Result<Guarded, String> {
+        let change = Change::from_json(value)?;
+        let skip_if_host_changed_after = match value.get("skip_if_host_changed_after") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().filter(|n| *n >= 0).ok_or(
+                "\u{201c}skip_if_host_changed_after\u{201d} must be a position (an integer of at least 0) or null",
+            )?),
+        };
+        Ok(Guarded {
+            change,
+            skip_if_host_changed_after,
+        })
+    }
+}
+
+/// What happens to the other changes when the host refuses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing is applied (the default of `records.apply`).
+    WholeBatch,
+    /// The refused change alone is left out and answered as refused; the
+    /// others are applied (`"per_change": true`).
+    PerChange,
+}
+
+/// What became of one change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Applied(Applied),
+    /// Its guard held: the host changed the row after the guard's position.
+    /// Nothing was written.
+    Skipped {
+        local_id: i64,
+        reason: String,
+    },
+    /// The host's rules refused it ([`Refusal::PerChange`] only). Nothing
+    /// of it was written.
+    Refused {
+        local_id: Option<i64>,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Outcome::Applied(applied) => {
+                let mut answer = applied.to_json();
+                answer["outcome"] = json!("applied");
+                answer
+            }
+            Outcome::Skipped { local_id, reason } => json!({
+                "local_id": local_id,
+                "assigned": {},
+                "outcome": "skipped",
+                "reason": reason,
+            }),
+            Outcome::Refused { local_id, reason } => json!({
+                "local_id": local_id,
+                "assigned": {},
+                "outcome": "refused",
+                "reason": reason,
+            }),
+        }
+    }
+}
+
 /// Applies `changes` in one transaction: all or nothing. The error names
 /// the change that was refused (counting from 1).
 pub fn apply(conn: &mut Connection, writer: Writer, changes: &[Change]) -> Result<Vec<Applied>> {
+    let guarded: Vec<Guarded> = changes
+        .iter()
+        .map(|change| Guarded {
+            change: change.clone(),
+            skip_if_host_changed_after: None,
+        })
+        .collect();
+    Ok(apply_guarded(conn, writer, &guarded, Refusal::WholeBatch)?
+        .into_iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Applied(applied) => Some(applied),
+            // Without guards and with whole-batch refusal nothing else occurs.
+            Outcome::Skipped { .. } | Outcome::Refused { .. } => None,
+        })
+        .collect())
+}
+
+/// Applies `changes` in one transaction (`BEGIN IMMEDIATE`: no other
+/// writer can slip in between a guard's check and the write). A change
+/// whose guard holds is skipped. A change the host's rules refuse
+/// (unknown entity or field, bad value, missing row, ...) refuses the whole
+/// batch with an error naming it (counting from 1) under
+/// [`Refusal::WholeBatch`], and only itself under [`Refusal::PerChange`]
+/// (rolled back to a savepoint). Any other failure (the database is
+/// locked, a disk error) fails the whole call: nothing is applied.
+pub fn apply_guarded(
+    conn: &mut Connection,
+    writer: Writer,
+    changes: &[Guarded],
+    refusal: Refusal,
+) -> Result<Vec<Outcome>> {
     if changes.len() > MAX_APPLY {
         return Err(HostError::InvalidInput(format!(
             "At most {MAX_APPLY} changes can be applied at once ({} were given).",
@@ -263,27 +374,74 @@ pub fn apply(conn: &mut Connection, writer: Writer, changes: &[Change]) -> Resul
             [],
         )?;
     }
-    let mut results = Vec::with_capacity(changes.len());
-    for (i, change) in changes.iter().enumerate() {
-        let applied = apply_one(&tx, writer, change).map_err(|error| {
-            let what = match change.local_id {
-                Some(id) => format!("{} {id}", change.entity),
-                None => format!("new {}", change.entity),
-            };
-            let message = match error {
-                HostError::InvalidInput(m) | HostError::NotAllowed(m) => m,
-                other => other.to_string(),
-            };
-            HostError::InvalidInput(format!(
-                "Change {} ({what}) was refused, and no change was applied: {message}",
-                i + 1
-            ))
-        })?;
-        results.push(applied);
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for (i, guarded) in changes.iter().enumerate() {
+        let change = &guarded.change;
+        if let (Some(after), Some(id)) = (guarded.skip_if_host_changed_after, change.local_id) {
+            if host_changed_after(&tx, &change.entity, id, after)? {
+                outcomes.push(Outcome::Skipped {
+                    local_id: id,
+                    reason: format!(
+                        "{} {id} was changed in the program after position {after}",
+                        change.entity
+                    ),
+                });
+                continue;
+            }
+        }
+        match refusal {
+            Refusal::WholeBatch => {
+                let applied = apply_one(&tx, writer, change).map_err(|error| {
+                    let what = match change.local_id {
+                        Some(id) => format!("{} {id}", change.entity),
+                        None => format!("new {}", change.entity),
+                    };
+                    let message = match error {
+                        HostError::InvalidInput(m) | HostError::NotAllowed(m) => m,
+                        other => other.to_string(),
+                    };
+                    HostError::InvalidInput(format!(
+                        "Change {} ({what}) was refused, and no change was applied: {message}",
+                        i + 1
+                    ))
+                })?;
+                outcomes.push(Outcome::Applied(applied));
+            }
+            Refusal::PerChange => {
+                tx.execute_batch("SAVEPOINT apply_change")?;
+                match apply_one(&tx, writer, change) {
+                    Ok(applied) => {
+                        tx.execute_batch("RELEASE apply_change")?;
+                        outcomes.push(Outcome::Applied(applied));
+                    }
+                    Err(HostError::InvalidInput(reason) | HostError::NotAllowed(reason)) => {
+                        tx.execute_batch("ROLLBACK TO apply_change; RELEASE apply_change")?;
+                        outcomes.push(Outcome::Refused {
+                            local_id: change.local_id,
+                            reason,
+                        });
+                    }
+                    // Not about this change: the transaction rolls back.
+                    Err(other) => return Err(other),
+                }
+            }
+        }
     }
     tx.execute("DELETE FROM sync_apply_origin", [])?;
     tx.commit()?;
-    Ok(results)
+    Ok(outcomes)
+}
+
+/// Whether the row has a change-log entry of origin `host` after `after`
+/// (a range of the log's key: cheap while the plugin keeps up).
+fn host_changed_after(conn: &Connection, entity: &str, local_id: i64, after: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM change_log WHERE seq > ?1 AND entity = ?2 AND local_id = ?3 AND origin = 'host' LIMIT 1",
+        )?
+        .query_row(params![after, entity, local_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn apply_one(conn: &Connection, writer: Writer, change: &Change) -> Result<Applied> {
@@ -303,7 +461,9 @@ fn apply_one(conn: &Connection, writer: Writer, change: &Change) -> Result<Appli
             // same delete may be delivered twice.
             let mut stmt =
                 conn.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", entity.table()))?;
-            stmt.execute(params![id])?;
+            // Other records may still refer to it (a contact with invoices).
+            stmt.execute(params![id])
+                .map_err(|e| constraint_message(entity, e))?;
             Ok(Applied {
                 local_id: id,
                 assigned: Map::new(),
@@ -410,7 +570,8 @@ fn update(
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut all = vec![SqlValue::Integer(id)];
         all.extend(values);
-        stmt.execute(rusqlite::params_from_iter(all))?;
+        stmt.execute(rusqlite::params_from_iter(all))
+            .map_err(|e| constraint_message(entity, e))?;
     }
     Ok(Applied {
         local_id: id,

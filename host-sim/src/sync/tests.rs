@@ -203,8 +203,14 @@ fn apply_is_logged_as_online_and_returns_host_numbers() {
         results[1]["assigned"]["number"].as_i64().unwrap(),
         before.unwrap() + 1
     );
-    assert_eq!(results[2], json!({"local_id": 2, "assigned": {}}));
-    assert_eq!(results[3], json!({"local_id": 1, "assigned": {}}));
+    assert_eq!(
+        results[2],
+        json!({"local_id": 2, "assigned": {}, "outcome": "applied"})
+    );
+    assert_eq!(
+        results[3],
+        json!({"local_id": 1, "assigned": {}, "outcome": "applied"})
+    );
     let log = fixture.log();
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|(_, _, _, origin)| origin == "online"));
@@ -474,4 +480,174 @@ fn a_create_delivered_twice_makes_one_record() {
         other["results"][0]["local_id"],
         first["results"][0]["local_id"]
     );
+}
+
+fn position(fixture: &Fixture) -> i64 {
+    fixture.ask("changes.position", json!({}))["seq"]
+        .as_i64()
+        .unwrap()
+}
+
+fn contact_field(fixture: &Fixture, id: i64, field: &str) -> Value {
+    fixture.ask(
+        "records.page",
+        json!({"entity": "contacts", "after_local_id": id - 1, "limit": 1}),
+    )["records"][0]["fields"][field]
+        .clone()
+}
+
+/// The race of docs/SYNC_PROTOCOL.md §6: the host user edits a record after
+/// the plugin checked for unpushed edits and before it applies an online
+/// change to it. The guard, checked inside the apply's transaction, leaves
+/// the host's edit alone.
+#[test]
+fn a_guarded_change_is_skipped_when_the_host_changed_the_row_after_the_position() {
+    let fixture = Fixture::new(200);
+    let db = fixture.db();
+    let conn = db.connection();
+    conn.execute("UPDATE contacts SET city = 'Pushed' WHERE id = 4", [])
+        .unwrap();
+    // The plugin has pushed up to here.
+    let pushed = position(&fixture);
+    conn.execute("UPDATE contacts SET name = 'Host edit' WHERE id = 3", [])
+        .unwrap();
+    conn.execute("DELETE FROM activities WHERE id = 2", [])
+        .unwrap();
+    let log_before = fixture.log().len();
+
+    let answer = fixture.ask(
+        "records.apply",
+        json!({"changes": [
+            {"entity": "contacts", "local_id": 3, "op": "upsert",
+             "fields": {"name": "Web edit"}, "skip_if_host_changed_after": pushed},
+            {"entity": "contacts", "local_id": 4, "op": "upsert",
+             "fields": {"name": "Web edit 4"}, "skip_if_host_changed_after": pushed},
+            {"entity": "activities", "local_id": 2, "op": "upsert",
+             "fields": {"kind": "call"}, "skip_if_host_changed_after": pushed},
+            {"entity": "contacts", "local_id": null, "op": "upsert",
+             "fields": {"name": "Ny AS"}, "skip_if_host_changed_after": pushed},
+        ]}),
+    );
+    let results = answer["results"].as_array().unwrap();
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["skipped", "applied", "skipped", "applied"]);
+    assert_eq!(results[0]["local_id"], 3);
+    assert!(
+        results[0]["reason"].as_str().unwrap().contains(&format!(
+            "contacts 3 was changed in the program after position {pushed}"
+        )),
+        "{}",
+        results[0]
+    );
+    // A host delete is a host change too: skipped, not refused as missing.
+    assert_eq!(results[2]["local_id"], 2);
+    assert_eq!(contact_field(&fixture, 3, "name"), json!("Host edit"));
+    assert_eq!(contact_field(&fixture, 4, "name"), json!("Web edit 4"));
+    let log = fixture.log();
+    assert_eq!(
+        log.len(),
+        log_before + 2,
+        "only the applied changes were logged"
+    );
+    assert!(log[log_before..].iter().all(|e| e.3 == "online"));
+
+    // Once the host's edit is pushed (the guard passes it), the change applies;
+    // the plugin's own applies (origin online) never hold a guard.
+    let before = pushed;
+    let pushed = position(&fixture);
+    let answer = fixture.ask(
+        "records.apply",
+        json!({"changes": [
+            {"entity": "contacts", "local_id": 3, "op": "upsert",
+             "fields": {"name": "Web edit"}, "skip_if_host_changed_after": pushed},
+            {"entity": "contacts", "local_id": 4, "op": "upsert",
+             "fields": {"city": "Online"}, "skip_if_host_changed_after": before},
+        ]}),
+    );
+    assert_eq!(answer["results"][0]["outcome"], "applied");
+    assert_eq!(answer["results"][1]["outcome"], "applied");
+    assert_eq!(contact_field(&fixture, 3, "name"), json!("Web edit"));
+
+    assert!(fixture
+        .refused(
+            "records.apply",
+            json!({"changes": [{"entity": "contacts", "local_id": 3, "op": "upsert",
+                "fields": {}, "skip_if_host_changed_after": -1}]})
+        )
+        .contains("records.apply: change 1: \u{201c}skip_if_host_changed_after\u{201d} must be"));
+}
+
+/// docs/HOST_CHANNEL.md: with `per_change`, a change the host refuses is
+/// answered as refused with the reason, and the others are applied.
+#[test]
+fn with_per_change_a_refused_change_leaves_the_others_applied() {
+    let fixture = Fixture::new(200);
+    let invoiced: i64 = fixture
+        .db()
+        .connection()
+        .query_row("SELECT contact_id FROM sales_documents LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let answer = fixture.ask(
+        "records.apply",
+        json!({"per_change": true, "changes": [
+            {"entity": "contacts", "local_id": 3, "op": "upsert", "fields": {"city": "Narvik"}},
+            {"entity": "activities", "local_id": 1, "op": "upsert", "fields": {"kind": "party"}},
+            {"entity": "contacts", "local_id": invoiced, "op": "delete"},
+            {"entity": "contact_persons", "local_id": null, "op": "upsert", "fields": {"first_name": "Kari"}},
+            {"entity": "contacts", "local_id": null, "op": "upsert", "fields": {"name": "Ny AS"}},
+        ]}),
+    );
+    let results = answer["results"].as_array().unwrap();
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["applied", "refused", "refused", "refused", "applied"]
+    );
+    assert!(results[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("one of call, meeting"));
+    assert_eq!(results[1]["local_id"], 1);
+    assert!(
+        results[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not fit the rules of contacts"),
+        "{}",
+        results[2]
+    );
+    assert_eq!(results[3]["local_id"], Value::Null);
+    assert!(results[3]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("needs a value for \u{201c}contact_id\u{201d}"));
+    assert_eq!(contact_field(&fixture, 3, "city"), json!("Narvik"));
+    assert!(!contact_field(&fixture, invoiced, "name").is_null());
+    let log = fixture.log();
+    assert_eq!(
+        log.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["contacts", "contacts"],
+        "only the applied changes left entries: {log:?}"
+    );
+    // Without it, one refused change still refuses the whole request.
+    let message = fixture.refused(
+        "records.apply",
+        json!({"changes": [
+            {"entity": "contacts", "local_id": 3, "op": "upsert", "fields": {"city": "Bodø"}},
+            {"entity": "contacts", "local_id": invoiced, "op": "delete"},
+        ]}),
+    );
+    assert!(message.starts_with("Change 2 ("), "{message}");
+    assert_eq!(contact_field(&fixture, 3, "city"), json!("Narvik"));
+    assert!(fixture
+        .refused("records.apply", json!({"per_change": "yes", "changes": []}))
+        .contains("\u{201c}per_change\u{201d} must be true or false"));
 }
