@@ -30,18 +30,36 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
-/// The lease lasts 60 s on the service; renewed well before.
-pub(crate) const LEASE_RENEW: Duration = Duration::from_secs(20);
-/// How long a pull waits on the service for online changes.
-pub(crate) const LONG_POLL: Duration = Duration::from_secs(25);
-/// How often the host's change log is looked at without a notification.
-pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
-/// Pauses between failed attempts: doubling from the first to the last.
-pub(crate) const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
-/// How often a quiet continuous run notes its last success in the history.
-pub(crate) const HISTORY_EVERY: Duration = Duration::from_secs(60);
-/// How often a first sync waiting for people to log out looks again.
-pub(crate) const SESSIONS_RETRY: Duration = Duration::from_secs(30);
+/// The engine's intervals. The defaults are the product's; tests shorten
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// The lease lasts 60 s on the service; renewed well before.
+    pub lease_renew: Duration,
+    /// How long a pull waits on the service for online changes.
+    pub long_poll: Duration,
+    /// How often the host's change log is looked at without a notification.
+    pub watch: Duration,
+    /// Pauses between failed attempts: doubling from the first to the last.
+    pub backoff: (Duration, Duration),
+    /// How often a quiet continuous run notes its last success in the history.
+    pub history_every: Duration,
+    /// How often a first sync waiting for people to log out looks again.
+    pub sessions_retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            lease_renew: Duration::from_secs(20),
+            long_poll: Duration::from_secs(25),
+            watch: Duration::from_millis(250),
+            backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+            history_every: Duration::from_secs(60),
+            sessions_retry: Duration::from_secs(30),
+        }
+    }
+}
 
 const USER_AGENT: &str = concat!("online-desktop-plugin/", env!("CARGO_PKG_VERSION"));
 const SCHEDULE_FILE: &str = "schedule.json";
@@ -233,6 +251,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     /// Client settings (tests shorten the timeouts).
     client_config: ClientConfig,
+    timing: Timing,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -267,7 +286,15 @@ impl Engine {
                 user_agent: USER_AGENT.to_owned(),
                 ..ClientConfig::default()
             },
+            timing: Timing::default(),
         }
+    }
+
+    /// The same engine with other intervals (tests).
+    #[cfg(test)]
+    pub(crate) fn with_timing(mut self, timing: Timing) -> Engine {
+        self.timing = timing;
+        self
     }
 
     fn folder(&self) -> Result<&Path, Refusal> {
@@ -385,6 +412,7 @@ impl Engine {
             events: Arc::clone(&self.events),
             shared: Arc::clone(&self.shared),
             client_config: self.client_config.clone(),
+            timing: self.timing,
             now,
             counts: Counts::new(),
         };
@@ -558,6 +586,7 @@ struct Task {
     events: Arc<EventQueue>,
     shared: Arc<Shared>,
     client_config: ClientConfig,
+    timing: Timing,
     now: bool,
     counts: Counts,
 }
@@ -612,7 +641,8 @@ impl Task {
     }
 
     async fn run(mut self) {
-        let mut backoff = BACKOFF.0;
+        let timing = self.timing;
+        let mut backoff = timing.backoff.0;
         let outcome = loop {
             let started = Instant::now();
             match self.session().await {
@@ -624,11 +654,11 @@ impl Task {
                     };
                     // A session that ran a while before failing starts the
                     // pauses again from the shortest.
-                    if started.elapsed() > BACKOFF.1 {
-                        backoff = BACKOFF.0;
+                    if started.elapsed() > timing.backoff.1 {
+                        backoff = timing.backoff.0;
                     }
                     let pause = least.max(backoff);
-                    backoff = (backoff * 2).min(BACKOFF.1);
+                    backoff = (backoff * 2).min(timing.backoff.1);
                     self.set_state(SyncState::Retrying, Some(&failure));
                     if self.pause(pause).await {
                         break None;
@@ -696,7 +726,7 @@ impl Task {
             schema,
             state,
             fencing: lease.fencing,
-            renew_at: Instant::now() + LEASE_RENEW,
+            renew_at: Instant::now() + self.timing.lease_renew,
         })
     }
 
@@ -717,7 +747,7 @@ impl Task {
             );
             session.fencing = lease.fencing;
         }
-        session.renew_at = Instant::now() + LEASE_RENEW;
+        session.renew_at = Instant::now() + self.timing.lease_renew;
         Ok(())
     }
 
@@ -733,7 +763,7 @@ impl Task {
             self.set_state(SyncState::Scheduled, None);
             let left = (at - Utc::now()).to_std().unwrap_or_default();
             tokio::select! {
-                stopped = self.pause(left.min(LEASE_RENEW)) => if stopped { return Ok(true) },
+                stopped = self.pause(left.min(self.timing.lease_renew)) => if stopped { return Ok(true) },
                 _ = self.shared.wake.notified() => {}
             }
             self.renew_lease(session).await?;
@@ -761,7 +791,7 @@ impl Task {
                      (logged in now: {}). It starts by itself when they have.",
                     who.join(", ")
                 ),
-                retry: Some(SESSIONS_RETRY),
+                retry: Some(self.timing.sessions_retry),
             });
         }
         let history = History::open(&self.folder).ok();
@@ -953,7 +983,7 @@ impl Task {
             }
             self.set_state(SyncState::Running, None);
             if let Some((history, run)) = journal.as_mut() {
-                if moved || last_written.elapsed() > HISTORY_EVERY {
+                if moved || last_written.elapsed() > self.timing.history_every {
                     let _ = history.update(*run, &self.counts, None);
                     last_written = Instant::now();
                 }
@@ -965,7 +995,9 @@ impl Task {
                 &remote,
                 &mut session.state,
                 1_000,
-                LONG_POLL.min(renew_in.max(Duration::from_secs(1))),
+                self.timing
+                    .long_poll
+                    .min(renew_in.max(Duration::from_secs(1))),
             );
             tokio::select! {
                 biased;
@@ -986,22 +1018,524 @@ impl Task {
                         }
                     }
                 }
-                _ = local_change(&self.host, pushed, &self.shared.wake) => {}
+                _ = local_change(&self.host, pushed, &self.shared.wake, self.timing.watch) => {}
             }
         }
     }
 }
 
 /// Resolves when the host's change log moves past `pushed`: looked at
-/// every [`WATCH_INTERVAL`], or at once when the host notifies.
-async fn local_change(host: &Host, pushed: u64, wake: &Notify) {
+/// every `interval`, or at once when the host notifies.
+async fn local_change(host: &Host, pushed: u64, wake: &Notify, interval: Duration) {
     loop {
         tokio::select! {
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+            _ = tokio::time::sleep(interval) => {}
         }
         if HostRecords::position(host).is_ok_and(|p| p > pushed) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine against the real online service (`TestServer` on
+    //! 127.0.0.1) and an in-memory host with a real change log.
+    use super::*;
+    use crate::host::{HostChannel, HostError};
+    use crate::sync::checksum::host_checksums;
+    use crate::sync::continuous::tests::{host as log_host, schema, LogHost};
+    use od_online::testing::{TestCompany, TestServer};
+    use serde_json::{json, Value};
+    use std::sync::atomic::AtomicUsize;
+    use tracing::Dispatch;
+
+    /// The in-memory host, plus what the engine asks of a whole program:
+    /// the schema, paging, the log position, sessions and blocking.
+    struct Program {
+        log: Arc<LogHost>,
+        sessions: Mutex<Value>,
+        blocks: Mutex<Vec<String>>,
+        pumps: AtomicUsize,
+        /// Pages come slowly (a big database on a slow disk).
+        slow_pages: AtomicBool,
+    }
+
+    impl Program {
+        fn answer(&self, method: &str, params: &Value) -> Option<Value> {
+            Some(match method {
+                "schema.entities" => serde_json::to_value(schema()).unwrap(),
+                "changes.position" => {
+                    let all = self
+                        .log
+                        .request("changes.read", br#"{"after":0,"limit":100000000}"#);
+                    let all: Value = serde_json::from_slice(&all.unwrap()).unwrap();
+                    json!({ "seq": all["last_seq"] })
+                }
+                "records.count" => {
+                    json!({ "count": self.log.rows(params["entity"].as_str()?).len() })
+                }
+                "records.page" => {
+                    if self.slow_pages.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(30));
+                    }
+                    let after = params["after_local_id"].as_i64().unwrap_or(0);
+                    let limit = params["limit"].as_u64().unwrap_or(1000) as usize;
+                    let rows = self.log.rows(params["entity"].as_str()?);
+                    let page: Vec<Value> = rows
+                        .range(after + 1..)
+                        .take(limit)
+                        .map(|(id, fields)| json!({ "local_id": id, "fields": fields }))
+                        .collect();
+                    let done = rows.range(after + 1..).count() <= limit;
+                    json!({ "records": page, "done": done })
+                }
+                "sessions.active" => self.sessions.lock().clone(),
+                "sync.block" | "sync.unblock" => {
+                    self.blocks.lock().push(method.to_owned());
+                    json!({})
+                }
+                _ => return None,
+            })
+        }
+    }
+
+    impl HostChannel for Program {
+        fn request(&self, method: &str, params: &[u8]) -> Result<Vec<u8>, HostError> {
+            let parsed: Value = serde_json::from_slice(params).unwrap_or(Value::Null);
+            match self.answer(method, &parsed) {
+                Some(answer) => Ok(answer.to_string().into_bytes()),
+                None => self.log.request(method, params),
+            }
+        }
+
+        fn request_pump(&self) {
+            self.pumps.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn fast() -> Timing {
+        Timing {
+            lease_renew: Duration::from_secs(2),
+            long_poll: Duration::from_secs(1),
+            watch: Duration::from_millis(50),
+            backoff: (Duration::from_millis(50), Duration::from_millis(400)),
+            history_every: Duration::from_secs(1),
+            sessions_retry: Duration::from_millis(200),
+        }
+    }
+
+    struct Fixture {
+        server: TestServer,
+        company: TestCompany,
+        folder: tempfile::TempDir,
+        program: Arc<Program>,
+        events: Arc<EventQueue>,
+        engine: Engine,
+        runtime: Runtime,
+    }
+
+    fn device(server: &TestServer, company: &TestCompany, computer: &str) -> Value {
+        let answer = server
+            .post(&format!("/api/v1/companies/{}/devices", company.company_id))
+            .bearer(&company.session.token)
+            .json(&json!({ "computer_id": computer, "computer_name": computer }))
+            .send();
+        assert_eq!(answer.status, 201, "{}", answer.text());
+        answer.json()
+    }
+
+    fn fixture(licence: &str) -> Fixture {
+        let server = TestServer::start();
+        let company = server.connected_company(&format!("{licence}@example.com"), licence);
+        let (log, _) = log_host();
+        let program = Arc::new(Program {
+            log,
+            sessions: Mutex::new(json!({"users": [], "integrations": []})),
+            blocks: Mutex::new(Vec::new()),
+            pumps: AtomicUsize::new(0),
+            slow_pages: AtomicBool::new(false),
+        });
+        let host = Host::new(program.clone());
+        let events = Arc::new(EventQueue::new(host.clone()));
+        let folder = tempfile::tempdir().unwrap();
+        let engine = Engine::new(
+            Some(folder.path().to_path_buf()),
+            ServiceUrl::parse(server.base_url()).unwrap(),
+            host,
+            Arc::clone(&events),
+        )
+        .with_timing(fast());
+        let answer = device(&server, &company, "pc-1");
+        let connection = json!({
+            "company_id": company.company_id,
+            "computer_id": "pc-1",
+            "device_id": answer["device_id"],
+            "access_token": answer["access_token"],
+            "access_expires_at": answer["access_expires_at"],
+            "refresh_token": answer["refresh_token"],
+        });
+        engine.set_connection(&connection.to_string()).unwrap();
+        Fixture {
+            server,
+            company,
+            folder,
+            program,
+            events,
+            engine,
+            runtime: Runtime::new(Dispatch::none()),
+        }
+    }
+
+    impl Fixture {
+        fn wait_for(&self, what: &str, done: impl Fn(&Status) -> bool) -> Status {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let status = self.engine.status();
+                if done(&status) {
+                    return status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "waited in vain for {what}: {status:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn eventually(&self, what: &str, done: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !done() {
+                assert!(
+                    Instant::now() < deadline,
+                    "waited in vain for {what}: {:?}",
+                    self.engine.status()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn records(&self, entity: &str) -> String {
+            format!(
+                "/api/v1/companies/{}/records/{entity}",
+                self.company.company_id
+            )
+        }
+
+        fn online(&self, entity: &str, global_id: &str) -> Option<Value> {
+            let answer = self
+                .server
+                .get(&format!("{}/{global_id}", self.records(entity)))
+                .bearer(&self.company.session.token)
+                .send();
+            (answer.status == 200).then(|| answer.json()["fields"].clone())
+        }
+
+        fn global_id(&self, entity: &str, local: i64) -> Option<String> {
+            State::open(self.folder.path())
+                .unwrap()
+                .global_id(entity, &local.to_string())
+                .unwrap()
+        }
+
+        /// Both sides' canonical checksums per entity (the oracle of
+        /// GUARANTEES.md): equal, and every host record sent.
+        fn assert_same_on_both_sides(&self) {
+            let connection = connection::load(self.folder.path()).unwrap().unwrap();
+            let client = Client::new(
+                ServiceUrl::parse(self.server.base_url()).unwrap(),
+                ClientConfig::default(),
+            )
+            .unwrap();
+            let device = DeviceSession::new(connection.credentials());
+            let online = tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(client.checksum(&device))
+                .unwrap();
+            let state = State::open(self.folder.path()).unwrap();
+            let host = host_checksums(&schema(), &Host::new(self.program.clone()), &state);
+            for (entity, digest) in &host {
+                assert!(
+                    digest.unsent.is_empty(),
+                    "{entity}: unsent {:?}",
+                    digest.unsent
+                );
+                let theirs = online.iter().find(|e| &e.entity == entity);
+                if digest.count == 0 {
+                    assert!(theirs.is_none_or(|e| e.count == 0), "{entity}");
+                    continue;
+                }
+                let theirs = theirs.unwrap_or_else(|| panic!("{entity} is not online"));
+                assert_eq!(
+                    (theirs.count, theirs.sha256.as_str()),
+                    (digest.count, digest.sha256.as_str()),
+                    "{entity}"
+                );
+            }
+        }
+
+        fn states_posted(&self) -> Vec<String> {
+            self.events
+                .drain()
+                .into_iter()
+                .filter(|e| e.kind == EventKind::SyncState)
+                .map(|e| {
+                    let payload: Value = serde_json::from_str(&e.payload.unwrap()).unwrap();
+                    payload["state"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        }
+    }
+
+    fn company_data(log: &LogHost, contacts: usize) -> Vec<i64> {
+        let seller = log.create("employees", json!({"name": "Kari Nordmann"}));
+        (0..contacts)
+            .map(|i| {
+                let id = log.create(
+                    "contacts",
+                    json!({"number": null, "name": format!("Kunde {i}"), "city": "Oslo", "salesperson_id": seller}),
+                );
+                log.create("contact_persons", json!({"contact_id": id, "name": format!("Person {i}")}));
+                id
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_sync_then_changes_both_ways_until_stopped() {
+        let f = fixture("OD-ENGINE-1");
+        let contacts = company_data(&f.program.log, 3);
+        assert_eq!(f.engine.status().state, SyncState::Stopped);
+        f.engine.start(&f.runtime, false).unwrap();
+        // Starting twice is harmless.
+        f.engine.start(&f.runtime, false).unwrap();
+        let status = f.wait_for("the first sync", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        assert!(status.error.is_none() && !status.blocked);
+        assert_eq!(*f.program.blocks.lock(), ["sync.block", "sync.unblock"]);
+        f.assert_same_on_both_sides();
+        assert!(f.program.pumps.load(Ordering::SeqCst) > 0);
+
+        // The program → online, within moments.
+        let contact = contacts[1];
+        let global = f.global_id("contacts", contact).unwrap();
+        f.program
+            .log
+            .edit("contacts", contact, json!({"city": "Bergen"}));
+        f.engine.notify();
+        f.eventually("the edit online", || {
+            f.online("contacts", &global)
+                .is_some_and(|r| r["city"] == "Bergen")
+        });
+        // Online → the program.
+        let answer = f
+            .server
+            .patch(&format!("{}/{global}", f.records("contacts")))
+            .bearer(&f.company.session.token)
+            .json(&json!({"fields": {"name": "Kunde Én"}}))
+            .send();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        f.eventually("the online edit in the program", || {
+            f.program.log.row("contacts", contact).unwrap()["name"] == "Kunde Én"
+        });
+        f.assert_same_on_both_sides();
+
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        assert_eq!(f.engine.status().state, SyncState::Stopped);
+        let states = f.states_posted();
+        for state in ["starting", "first_sync", "running", "stopped"] {
+            assert!(states.iter().any(|s| s == state), "{state} in {states:?}");
+        }
+        let history: Value = serde_json::from_str(&f.engine.history_json().unwrap()).unwrap();
+        let runs = history["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{history}");
+        assert_eq!(runs[0]["kind"], "continuous");
+        assert_eq!(runs[0]["outcome"], "stopped");
+        assert_eq!(runs[1]["kind"], "first_sync");
+        assert_eq!(runs[1]["outcome"], "finished");
+        let sent = |run: &Value, entity: &str, direction: &str| {
+            run["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["entity"] == entity)
+                .map_or(0, |e| e[direction].as_u64().unwrap())
+        };
+        assert_eq!(sent(&runs[1], "contacts", "to_online"), 3);
+        assert_eq!(sent(&runs[1], "contact_persons", "to_online"), 3);
+        assert_eq!(sent(&runs[1], "employees", "to_online"), 1);
+        assert_eq!(sent(&runs[0], "contacts", "to_online"), 1);
+        assert_eq!(sent(&runs[0], "contacts", "to_host"), 1);
+        // After the engine stopped, the files still tell the status.
+        let status = f.engine.status();
+        assert!(status.first_sync_done && status.last_success.is_some());
+    }
+
+    #[test]
+    fn the_first_sync_waits_while_others_are_logged_in() {
+        let f = fixture("OD-ENGINE-2");
+        company_data(&f.program.log, 2);
+        *f.program.sessions.lock() = json!({
+            "users": [{"username": "ola", "computer": "PC-2"}],
+            "integrations": [{"name": "Webshop"}]
+        });
+        f.engine.start(&f.runtime, true).unwrap();
+        let status = f.wait_for("the refusal", |s| s.state == SyncState::Retrying);
+        let message = status.error.unwrap().message;
+        assert!(
+            message.contains("ola on PC-2") && message.contains("Webshop"),
+            "{message}"
+        );
+        assert!(f.program.blocks.lock().is_empty(), "not blocked meanwhile");
+        assert!(!status.first_sync_done);
+        *f.program.sessions.lock() = json!({"users": [], "integrations": []});
+        f.wait_for("the first sync", |s| s.first_sync_done);
+        f.assert_same_on_both_sides();
+    }
+
+    #[test]
+    fn another_sync_computer_stops_the_engine_with_the_reason() {
+        let f = fixture("OD-ENGINE-3");
+        let other = device(&f.server, &f.company, "pc-2");
+        let credentials = serde_json::from_value(other).unwrap();
+        let client = Client::new(
+            ServiceUrl::parse(f.server.base_url()).unwrap(),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(client.lease(&DeviceSession::new(credentials), Some("pc-2")))
+            .unwrap();
+        f.engine.start(&f.runtime, true).unwrap();
+        let status = f.wait_for("the failure", |s| s.state == SyncState::Failed);
+        let error = status.error.unwrap();
+        assert!(
+            error.message.contains("Another computer"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.code, OD_RESULT_SERVICE_REFUSED);
+        f.eventually("the task to end", || !f.engine.running());
+        assert!(f.program.blocks.lock().is_empty());
+    }
+
+    #[test]
+    fn a_scheduled_first_sync_waits_for_its_time() {
+        let f = fixture("OD-ENGINE-4");
+        company_data(&f.program.log, 2);
+        let past = (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+        let refused = f.engine.schedule(Some(&past)).unwrap_err();
+        assert_eq!(refused.code, OD_RESULT_INVALID_ARGUMENT);
+        assert!(
+            refused.message.contains("already passed"),
+            "{}",
+            refused.message
+        );
+        let refused = f.engine.schedule(Some("tomorrow evening")).unwrap_err();
+        assert!(
+            refused.message.contains("2026-12-24T22:00:00+01:00"),
+            "{}",
+            refused.message
+        );
+
+        let at = Utc::now() + chrono::Duration::seconds(2);
+        f.engine.schedule(Some(&at.to_rfc3339())).unwrap();
+        assert_eq!(
+            f.engine.status().scheduled_at.map(|t| t.timestamp()),
+            Some(at.timestamp())
+        );
+        f.engine.start(&f.runtime, false).unwrap();
+        let waiting = f.wait_for("the wait", |s| s.state == SyncState::Scheduled);
+        assert!(!waiting.first_sync_done);
+        assert!(f.program.blocks.lock().is_empty());
+        let done = f.wait_for("the first sync", |s| s.first_sync_done);
+        assert!(Utc::now() >= at, "not before its time");
+        assert!(done.scheduled_at.is_none());
+        let refused = f.engine.schedule(Some(&at.to_rfc3339())).unwrap_err();
+        assert_eq!(refused.code, OD_RESULT_BAD_STATE);
+        f.assert_same_on_both_sides();
+    }
+
+    #[test]
+    fn a_stopped_first_sync_resumes_where_it_stopped() {
+        let f = fixture("OD-ENGINE-5");
+        company_data(&f.program.log, 4_000);
+        f.program.slow_pages.store(true, Ordering::SeqCst);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("some progress", |s| {
+            s.progress.as_ref().is_some_and(|p| p.done >= 1_000)
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        let stopped = f.engine.status();
+        assert_eq!(stopped.state, SyncState::Stopped);
+        assert!(!stopped.first_sync_done, "stopped half-way");
+        f.program.slow_pages.store(false, Ordering::SeqCst);
+        assert_eq!(*f.program.blocks.lock(), ["sync.block", "sync.unblock"]);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the first sync", |s| s.first_sync_done);
+        f.assert_same_on_both_sides();
+        let history: Value = serde_json::from_str(&f.engine.history_json().unwrap()).unwrap();
+        let first: Vec<&Value> = history["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "first_sync")
+            .collect();
+        // Sent once in all: what the first run sent is not sent again
+        // (the batch in flight at most).
+        let sent: u64 = first
+            .iter()
+            .flat_map(|r| r["entities"].as_array().unwrap())
+            .filter(|e| e["entity"] == "contacts")
+            .map(|e| e["to_online"].as_u64().unwrap())
+            .sum();
+        assert!(
+            (4_000..=4_000 + first_sync::BATCH as u64).contains(&sent),
+            "{sent}"
+        );
+    }
+
+    #[test]
+    fn control_calls_refuse_what_cannot_be_done_and_say_why() {
+        let f = fixture("OD-ENGINE-6");
+        let bad = f.engine.set_connection("{\"company_id\": 1}").unwrap_err();
+        assert_eq!(bad.code, OD_RESULT_INVALID_ARGUMENT);
+        let events = Arc::new(EventQueue::new(Host::new(f.program.clone())));
+        let homeless = Engine::new(
+            None,
+            ServiceUrl::parse(f.server.base_url()).unwrap(),
+            Host::new(f.program.clone()),
+            events.clone(),
+        );
+        assert_eq!(
+            homeless.start(&f.runtime, false).unwrap_err().code,
+            OD_RESULT_BAD_STATE
+        );
+        assert_eq!(homeless.status().state, SyncState::NotConnected);
+        let empty = tempfile::tempdir().unwrap();
+        let unconnected = Engine::new(
+            Some(empty.path().to_path_buf()),
+            ServiceUrl::parse(f.server.base_url()).unwrap(),
+            Host::new(f.program.clone()),
+            events,
+        );
+        let refused = unconnected.start(&f.runtime, false).unwrap_err();
+        assert!(
+            refused.message.contains("not connected"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(unconnected.status().state, SyncState::NotConnected);
+        // While running, the connection cannot change under the engine.
+        f.engine.start(&f.runtime, true).unwrap();
+        let running = f.engine.set_connection("{}").unwrap_err();
+        assert_eq!(running.code, OD_RESULT_BAD_STATE);
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
     }
 }
