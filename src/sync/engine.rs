@@ -794,13 +794,11 @@ impl Task {
                 retry: Some(self.timing.sessions_retry),
             });
         }
-        let history = History::open(&self.folder).ok();
-        let run = history
-            .as_ref()
-            .and_then(|h| h.begin(RunKind::FirstSync, Utc::now()).ok());
+        let mut journal = open_run(&self.folder, RunKind::FirstSync);
         self.set_state(SyncState::FirstSync, None);
-        let outcome = self.first_sync_blocked(session).await;
-        if let (Some(history), Some(run)) = (&history, run) {
+        let outcome = self.first_sync_blocked(session, &mut journal).await;
+        if let Some((history, run)) = &journal {
+            let run = *run;
             let (word, error) = match &outcome {
                 Ok(true) => ("stopped", None),
                 Ok(false) => ("finished", None),
@@ -821,7 +819,11 @@ impl Task {
         outcome
     }
 
-    async fn first_sync_blocked(&mut self, session: &mut Session) -> Result<bool, Failure> {
+    async fn first_sync_blocked(
+        &mut self,
+        session: &mut Session,
+        journal: &mut Option<(History, i64)>,
+    ) -> Result<bool, Failure> {
         let _block = Block::new(&self.host, &self.shared)?;
         // Totals per entity first, for the overall progress and the time left.
         let order: Vec<(String, String)> = schema::travel_order(&session.schema)
@@ -856,6 +858,13 @@ impl Task {
             |p: first_sync::Progress| {
                 sent_here += p.batch;
                 history::add(counts, &p.entity, p.batch, 0);
+                // Per batch, so that a run cut short by a crash still tells
+                // what it sent.
+                if let (true, Some((history, run))) = (p.batch > 0, journal.as_mut()) {
+                    if let Err(e) = history.update(*run, counts) {
+                        tracing::warn!("the history could not be written: {e}");
+                    }
+                }
                 totals.insert(p.entity.clone(), (p.done, p.total));
                 let done: u64 = totals.values().map(|(d, _)| *d).sum();
                 let total: u64 = totals.values().map(|(d, t)| (*t).max(*d)).sum();
@@ -909,11 +918,7 @@ impl Task {
     }
 
     async fn continuous(&mut self, session: &mut Session) -> Result<(), Failure> {
-        // Held as `&mut` across waits: a SQLite connection is Send, not Sync.
-        let mut journal = History::open(&self.folder).ok().and_then(|h| {
-            let run = h.begin(RunKind::Continuous, Utc::now()).ok()?;
-            Some((h, run))
-        });
+        let mut journal = open_run(&self.folder, RunKind::Continuous);
         let outcome = self.continuous_rounds(session, &mut journal).await;
         if let Some((history, run)) = &journal {
             let run = *run;
@@ -984,7 +989,8 @@ impl Task {
             self.set_state(SyncState::Running, None);
             if let Some((history, run)) = journal.as_mut() {
                 if moved || last_written.elapsed() > self.timing.history_every {
-                    let _ = history.update(*run, &self.counts, None);
+                    let _ = history.update(*run, &self.counts);
+                    let _ = history.succeeded(*run, Utc::now());
                     last_written = Instant::now();
                 }
             }
@@ -1013,13 +1019,29 @@ impl Task {
                     drop(status);
                     if !report.entities.is_empty() {
                         if let Some((history, run)) = journal.as_mut() {
-                            let _ = history.update(*run, &self.counts, None);
-                            last_written = Instant::now();
+                            let _ = history.update(*run, &self.counts);
                         }
                     }
                 }
                 _ = local_change(&self.host, pushed, &self.shared.wake, self.timing.watch) => {}
             }
+        }
+    }
+}
+
+/// Opens the history and begins a run in it. Held as `&mut` across waits
+/// (a SQLite connection is Send, not Sync). None when the history cannot be
+/// written: synchronisation goes on without it.
+fn open_run(folder: &Path, kind: RunKind) -> Option<(History, i64)> {
+    let opened = History::open(folder).and_then(|h| {
+        let run = h.begin(kind, Utc::now())?;
+        Ok((h, run))
+    });
+    match opened {
+        Ok(journal) => Some(journal),
+        Err(e) => {
+            tracing::warn!("the history could not be written: {e}");
+            None
         }
     }
 }

@@ -113,18 +113,25 @@ impl History {
         Ok(self.connection.last_insert_rowid())
     }
 
-    /// Stores the counts so far of a running run, which is up to date now.
-    pub fn update(&self, id: i64, counts: &Counts, error: Option<&str>) -> rusqlite::Result<()> {
-        let success = error.is_none().then(|| stamp(Utc::now()));
+    /// Stores the counts so far of a running run.
+    pub fn update(&self, id: i64, counts: &Counts) -> rusqlite::Result<()> {
         self.connection.execute(
-            "UPDATE runs SET counts = ?2, error = ?3, last_success = COALESCE(?4, last_success) \
-             WHERE id = ?1",
-            params![id, encode(counts), error, success],
+            "UPDATE runs SET counts = ?2 WHERE id = ?1",
+            params![id, encode(counts)],
         )?;
         Ok(())
     }
 
-    /// When a run was last up to date (see [`History::update`]), if ever.
+    /// Notes that a running run was up to date at `at`.
+    pub fn succeeded(&self, id: i64, at: DateTime<Utc>) -> rusqlite::Result<()> {
+        self.connection.execute(
+            "UPDATE runs SET last_success = ?2 WHERE id = ?1",
+            params![id, stamp(at)],
+        )?;
+        Ok(())
+    }
+
+    /// When a run was last up to date (see [`History::succeeded`]), if ever.
     pub fn last_success(&self) -> rusqlite::Result<Option<DateTime<Utc>>> {
         let text: Option<String> =
             self.connection
@@ -223,7 +230,13 @@ mod tests {
         add(&mut counts, "contacts", 10, 0);
         add(&mut counts, "contacts", 5, 2);
         add(&mut counts, "products", 0, 0);
-        history.update(first, &counts, Some("offline")).unwrap();
+        history.update(first, &counts).unwrap();
+        assert_eq!(history.last_success().unwrap(), None);
+        history.succeeded(first, now).unwrap();
+        assert_eq!(
+            history.last_success().unwrap().map(|t| t.timestamp()),
+            Some(now.timestamp())
+        );
         // A crash: the next run closes the open one.
         let second = history.begin(RunKind::Continuous, now).unwrap();
         assert_eq!(history.open_run().unwrap(), Some(second));
@@ -235,7 +248,6 @@ mod tests {
         assert_eq!(runs[0].outcome, "stopped");
         assert_eq!(runs[1].kind, "first_sync");
         assert_eq!(runs[1].outcome, "interrupted");
-        assert_eq!(runs[1].error.as_deref(), Some("offline"));
         assert_eq!(
             runs[1].entities,
             vec![EntityCount {
