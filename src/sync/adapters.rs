@@ -135,7 +135,10 @@ impl HostChanges for Host {
 
     fn apply(&self, changes: &[HostApply]) -> Result<Vec<Applied>, HostError> {
         Ok(self
-            .call::<_, ApplyAnswer>("records.apply", &json!({ "changes": changes }))?
+            .call::<_, ApplyAnswer>(
+                "records.apply",
+                &json!({ "changes": changes, "per_change": true }),
+            )?
             .results)
     }
 }

@@ -28,18 +28,34 @@
 //! **Online → host** ([`pull_remote`]). Changes after the stored cursor
 //! (long-poll). If the host has unpushed changes of its own, nothing is
 //! applied (the host's edits are pushed first, so conflicts are resolved by
-//! the service and recorded). Upserts travel parents first; a change that
-//! refers to a record not in the host yet waits for a later round of the
-//! same page (the round that creates it), or, when its target is not in
-//! the page at all, holds the cursor before it. Each round is one
-//! `records.apply` followed by one state transaction (id map, shadows,
-//! outbox); deletes go last, children first. Then the cursor is stored and
-//! acknowledged.
+//! the service and recorded). An edit the host makes after that check is
+//! still safe: every update and delete carries the guard "skip if the host
+//! changed this row after position N" (N = the position pushed up to),
+//! checked by the host in the apply's transaction; a skipped change stores
+//! nothing and holds the cursor, so it comes again after the host's edit
+//! was pushed. Upserts travel parents first; a change that refers to a
+//! record not in the host yet waits for a later round of the same page
+//! (the round that creates it), or, when its target is not in the page at
+//! all, holds the cursor before it — once: when the next pull starts with
+//! it and the target is still missing, it is parked, waiting for it. Each
+//! round is one `records.apply` followed by one state transaction (id map,
+//! shadows, outbox, parked changes); deletes go last, children first. Then
+//! the cursor is stored and acknowledged.
+//!
+//! **Parked changes.** A change the host refuses (its answer for that
+//! change, with the reason) or that cannot be converted is set aside in
+//! the state database and the cursor moves on; a failure of the whole
+//! request (the host unreachable, its database locked) fails the pull
+//! instead. A parked change is tried again when its record changes online
+//! (the newer state replaces it), when the record it waits for arrives, and
+//! every [`PARKED_RETRY`]; a push of the record supersedes it (the service
+//! merges it with what is online and records any conflict). [`parked`]
+//! lists them.
 
 use super::convert::{self, ConvertError, Fields};
 use super::schema::{self, Direction, Schema, SchemaError};
-use super::state::{LocalConflict, Shadow, State, StateError};
-use od_client::{ChangesPage, PushAnswer};
+use super::state::{Batch, LocalConflict, Parked, Shadow, State, StateError, ToPark};
+use od_client::{ChangesPage, PushAnswer, RemoteChange, Uuid};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +65,10 @@ use thiserror::Error;
 
 /// Change-log entries read per push (issue 4 item 8: about 1,000).
 pub(crate) const BATCH: usize = 1_000;
+
+/// How long a parked change waits before it is tried again, unless its
+/// record changes online again or the record it waits for arrives first.
+pub(crate) const PARKED_RETRY: Duration = Duration::from_secs(5 * 60);
 
 /// Checkpoint names.
 const POSITION: &str = "continuous.host_position";
@@ -105,14 +125,42 @@ pub struct HostApply {
     pub global_id: Option<String>,
     pub op: Op,
     pub fields: Fields,
+    /// The guard against a host edit racing the pull: apply only if the
+    /// row has no change-log entry of origin `host` after this position
+    /// (the one pushed up to), checked by the host in the apply's
+    /// transaction. Creates need none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_if_host_changed_after: Option<u64>,
+}
+
+/// What the host did with one change of `records.apply`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// Written (also what an answer without `outcome` means).
+    #[default]
+    Applied,
+    /// Not written: the guard held (the host changed the row after the
+    /// guard's position).
+    Skipped,
+    /// Not written: the host's rules refused this change (the others of
+    /// the request were applied).
+    Refused,
 }
 
 /// `records.apply`'s answer for one change.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Applied {
+    /// Null for a create that was refused.
+    #[serde(default)]
     pub local_id: Value,
     #[serde(default)]
     pub assigned: Fields,
+    #[serde(default)]
+    pub outcome: ApplyOutcome,
+    /// Why it was skipped or refused, in the host's words.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// The host's side of continuous sync.
@@ -120,8 +168,11 @@ pub trait HostChanges {
     type Error: std::fmt::Display;
     /// `changes.read`: entries after `after`, oldest first.
     fn read_changes(&self, after: u64, limit: usize) -> Result<LogPage, Self::Error>;
-    /// `records.apply`: one transaction, origin `online`; one result per
-    /// change, in order.
+    /// `records.apply` with per-change answers (`"per_change": true`):
+    /// one transaction, origin `online`; one result per change, in order,
+    /// each applied, skipped (its guard held) or refused (with the host's
+    /// reason; the others are applied). An error is a failure of the whole
+    /// request (nothing applied), never about one change.
     fn apply(&self, changes: &[HostApply]) -> Result<Vec<Applied>, Self::Error>;
 }
 
@@ -198,6 +249,8 @@ pub struct PushReport {
     pub conflicts: usize,
     /// The position moved: there may be more to read.
     pub more: bool,
+    /// Records pushed, per entity (for the history).
+    pub entities: BTreeMap<String, usize>,
 }
 
 /// What one [`pull_remote`] did.
@@ -212,6 +265,17 @@ pub struct PullReport {
     /// them).
     pub waiting: usize,
     pub cursor: u64,
+    /// Records applied to the host (created, updated or deleted), per
+    /// entity (for the history).
+    pub entities: BTreeMap<String, usize>,
+    /// Online changes parked when this pull ends (set aside because the
+    /// host refused them or they wait for a record the host does not
+    /// have), those of earlier pulls included; [`parked`] lists them.
+    pub parked: usize,
+    /// Changes skipped because the host edited the record after the
+    /// position pushed up to (the cursor stays before them: they come
+    /// again once the host's edit was pushed).
+    pub skipped: usize,
 }
 
 /// The host change-log position pushed up to.
@@ -229,6 +293,30 @@ pub fn cursor(state: &State) -> Result<u64, StateError> {
         .checkpoint(CURSOR)?
         .and_then(|c| c.parse().ok())
         .unwrap_or(0))
+}
+
+/// The online changes set aside (parked) because they could not be
+/// applied to the host, oldest first, with the host's reason: for the user
+/// to see (and fix, online or in the program).
+// The engine (src/sync/engine.rs) shows them; until it does, only tests call this.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn parked(state: &State) -> Result<Vec<Parked>, StateError> {
+    state.parked()
+}
+
+/// How many online changes are parked.
+// The engine (src/sync/engine.rs) shows them; until it does, only tests call this.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn parked_count(state: &State) -> Result<usize, StateError> {
+    state.parked_count()
+}
+
+/// Makes the next pull try every parked change again (after the user fixed
+/// what the program refused), instead of waiting for [`PARKED_RETRY`].
+// The engine (src/sync/engine.rs) shows them; until it does, only tests call this.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn retry_parked(state: &mut State) -> Result<(), StateError> {
+    state.commit(|b| b.retry_parked_now())
 }
 
 /// A host row's entries in one window, coalesced.
@@ -354,6 +442,10 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
                         &change.fields,
                     )?,
                 }
+                // The service merged the host's record over the parked
+                // online change (conflicts resolved and recorded); what of
+                // it survives online comes back in the next pull.
+                b.unpark(&change.entity, &change.global_id)?;
             }
             for c in &answer.conflicts {
                 b.record_conflict(&LocalConflict {
@@ -373,11 +465,16 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
         b.set_checkpoint(POSITION, &pending.last_seq.to_string())?;
         b.clear_checkpoint(PENDING)
     })?;
+    let mut entities = BTreeMap::new();
+    for change in &pending.changes {
+        *entities.entry(change.entity.clone()).or_insert(0) += 1;
+    }
     Ok(PushReport {
         read,
         pushed: pending.changes.len(),
         conflicts: answer.map_or(0, |a| a.conflicts.len()),
         more: pending.last_seq > position,
+        entities,
     })
 }
 
@@ -489,6 +586,174 @@ fn host_has_unpushed<H: HostChanges>(host: &H, state: &State) -> Result<bool, Sy
     Ok(page.changes.iter().any(|e| e.origin == Origin::Host))
 }
 
+/// A change from online on its way to the host.
+#[derive(Debug, Clone)]
+struct Incoming {
+    change: RemoteChange,
+    /// A parked change tried again: not from this page, so it never holds
+    /// the cursor (it stays parked instead).
+    retry: bool,
+}
+
+impl Incoming {
+    fn global_id(&self) -> String {
+        self.change.global_id.to_string()
+    }
+}
+
+/// A parked change as stored: the record's state online when it was
+/// parked (a newer state from the service replaces it).
+#[derive(Serialize, Deserialize)]
+struct StoredChange {
+    seq: u64,
+    version: u64,
+    deleted: bool,
+    fields: Fields,
+}
+
+/// What to do with one change after the host answered.
+enum Settle {
+    /// Stored like any applied change.
+    Applied,
+    /// The guard held: nothing stored; a change of this page holds the
+    /// cursor, a retried one stays parked.
+    Skipped,
+    /// Set aside with the reason (and the record it waits for).
+    Park(String, Option<(String, String)>),
+}
+
+fn settle(result: Option<&Applied>) -> Settle {
+    match result {
+        Some(r) if r.outcome == ApplyOutcome::Skipped => Settle::Skipped,
+        Some(r) if r.outcome == ApplyOutcome::Refused => Settle::Park(
+            r.reason
+                .clone()
+                .unwrap_or_else(|| "the program refused it without a reason".into()),
+            None,
+        ),
+        _ => Settle::Applied,
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// When a change parked now is due for its next try.
+fn retry_at() -> i64 {
+    unix_now().saturating_add(PARKED_RETRY.as_secs() as i64)
+}
+
+/// Parks `incoming` (or, for a retried change that was skipped or still
+/// waits, keeps it parked as it was).
+fn park(
+    b: &mut Batch<'_>,
+    incoming: &Incoming,
+    reason: &str,
+    waits_for: Option<&(String, String)>,
+    now: &str,
+) -> Result<(), StateError> {
+    let change = &incoming.change;
+    let stored = serde_json::to_string(&StoredChange {
+        seq: change.seq,
+        version: change.version,
+        deleted: change.deleted,
+        fields: change.fields.clone(),
+    })
+    .map_err(|e| StateError::Convert(e.to_string()))?;
+    tracing::warn!(
+        "an online change of {} {} was set aside: {reason}",
+        change.entity,
+        change.global_id
+    );
+    b.park(&ToPark {
+        entity: &change.entity,
+        global_id: &incoming.global_id(),
+        change: &stored,
+        reason,
+        now,
+        retry_at: retry_at(),
+        waits_for: waits_for.map(|(e, g)| (e.as_str(), g.as_str())),
+    })
+}
+
+/// Parked changes to try in this pull: those due, and those waiting for a
+/// record that arrived (in this page, among the due ones, or earlier) —
+/// except records this page brings a newer state of.
+fn parked_retries(state: &State, page: &[Incoming]) -> Result<Vec<Incoming>, SyncError> {
+    let in_page: BTreeSet<(String, String)> = page
+        .iter()
+        .map(|i| (i.change.entity.clone(), i.global_id()))
+        .collect();
+    let candidates = state.parked_for_retry(unix_now(), BATCH)?;
+    let due: BTreeSet<(String, String)> = candidates
+        .iter()
+        .filter(|p| p.due)
+        .map(|p| (p.entity.clone(), p.global_id.clone()))
+        .collect();
+    let mut retries = Vec::new();
+    for parked in candidates {
+        if in_page.contains(&(parked.entity.clone(), parked.global_id.clone())) {
+            continue;
+        }
+        let wanted = parked.due
+            || match &parked.waits_for {
+                Some(target) => {
+                    in_page.contains(target)
+                        || due.contains(target)
+                        || state.local_id(&target.0, &target.1)?.is_some()
+                }
+                None => false,
+            };
+        if !wanted {
+            continue;
+        }
+        let (Ok(stored), Ok(global_id)) = (
+            serde_json::from_str::<StoredChange>(&parked.change),
+            Uuid::parse_str(&parked.global_id),
+        ) else {
+            tracing::warn!(
+                "the parked change of {} {} is damaged and cannot be tried again",
+                parked.entity,
+                parked.global_id
+            );
+            continue;
+        };
+        retries.push(Incoming {
+            change: RemoteChange {
+                seq: stored.seq,
+                entity: parked.entity,
+                global_id,
+                version: stored.version,
+                deleted: stored.deleted,
+                fields: stored.fields,
+            },
+            retry: true,
+        });
+    }
+    Ok(retries)
+}
+
+/// `records.apply`, checked to answer once per change.
+fn apply_on_host<H: HostChanges>(host: &H, apply: &[HostApply]) -> Result<Vec<Applied>, SyncError> {
+    if apply.is_empty() {
+        return Ok(Vec::new());
+    }
+    let results = host
+        .apply(apply)
+        .map_err(|e| SyncError::Host(e.to_string()))?;
+    if results.len() != apply.len() {
+        return Err(SyncError::Host(format!(
+            "records.apply answered {} results for {} changes",
+            results.len(),
+            apply.len()
+        )));
+    }
+    Ok(results)
+}
+
 /// Applies the service's changes after the stored cursor to the host; see
 /// the module documentation. `wait` is the long-poll time.
 pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
@@ -512,26 +777,45 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
     // first, so that the service resolves and records any conflict.
     if host_has_unpushed(host, state)? {
         report.host_first = true;
+        report.parked = state.parked_count()?;
         return Ok(report);
     }
+    // An edit the host makes after that check still wins: every update and
+    // delete is guarded by the position pushed up to.
+    let guard = host_position(state)?;
     let order: BTreeMap<&str, usize> = schema::travel_order(schema)?
         .iter()
         .enumerate()
         .map(|(i, e)| (e.name.as_str(), i))
         .collect();
     let rank = |entity: &str| order.get(entity).copied().unwrap_or(usize::MAX);
+    let mut incoming: Vec<Incoming> = page
+        .changes
+        .into_iter()
+        .map(|change| Incoming {
+            change,
+            retry: false,
+        })
+        .collect();
+    let retries = parked_retries(state, &incoming)?;
+    incoming.extend(retries);
     let (mut deletes, mut upserts): (Vec<_>, Vec<_>) =
-        page.changes.into_iter().partition(|c| c.deleted);
-    upserts.sort_by_key(|c| (rank(&c.entity), c.seq));
-    deletes.sort_by_key(|c| (std::cmp::Reverse(rank(&c.entity)), c.seq));
+        incoming.into_iter().partition(|i| i.change.deleted);
+    upserts.sort_by_key(|i| (rank(&i.change.entity), i.change.seq));
+    deletes.sort_by_key(|i| (std::cmp::Reverse(rank(&i.change.entity)), i.change.seq));
 
+    // Sequence numbers of page changes that must come again.
+    let mut held: Vec<u64> = Vec::new();
     let mut pending = upserts;
+    let mut waiting: Vec<(Incoming, (String, String))> = Vec::new();
     while !pending.is_empty() {
         let mut apply = Vec::new();
         // (change, local key when known, index into the apply results)
-        let mut done = Vec::new();
+        let mut sent = Vec::new();
+        let mut unconvertible = Vec::new();
         let mut deferred = Vec::new();
-        for change in pending {
+        for incoming in pending {
+            let change = &incoming.change;
             let Some(entity) = schema::entity(schema, &change.entity) else {
                 tracing::warn!(
                     "the service sent {}, which the program does not declare",
@@ -539,7 +823,7 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
                 );
                 continue;
             };
-            let global_id = change.global_id.to_string();
+            let global_id = incoming.global_id();
             let local = state.local_id(&change.entity, &global_id)?;
             let wanted: Fields = match &local {
                 None if !entity.online_create => continue,
@@ -564,11 +848,16 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
                 state.local_id(target, global).ok().flatten()
             }) {
                 Ok(fields) => fields,
-                Err(ConvertError::TargetNotHere { .. }) => {
-                    deferred.push(change);
+                Err(ConvertError::TargetNotHere {
+                    target, global_id, ..
+                }) => {
+                    deferred.push((incoming, (target, global_id)));
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    unconvertible.push((incoming, e.to_string()));
+                    continue;
+                }
             };
             let index = if local.is_none() || !host_fields.is_empty() {
                 apply.push(HostApply {
@@ -579,91 +868,174 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
                         .then(|| change.global_id.hyphenated().to_string()),
                     op: Op::Upsert,
                     fields: host_fields,
+                    skip_if_host_changed_after: local.is_some().then_some(guard),
                 });
                 Some(apply.len() - 1)
             } else {
                 None
             };
-            done.push((change, local, index));
+            sent.push((incoming, local, index));
         }
-        if done.is_empty() {
-            pending = deferred;
+        if sent.is_empty() && unconvertible.is_empty() {
+            waiting = deferred;
             break;
         }
-        let results = if apply.is_empty() {
-            Vec::new()
-        } else {
-            host.apply(&apply)
-                .map_err(|e| SyncError::Host(e.to_string()))?
-        };
-        if results.len() != apply.len() {
-            return Err(SyncError::Host(format!(
-                "records.apply answered {} results for {} changes",
-                results.len(),
-                apply.len()
-            )));
-        }
+        let results = apply_on_host(host, &apply)?;
+        let now = now();
         state.commit(|b| {
-            for (change, local, index) in &done {
-                let global_id = change.global_id.to_string();
-                match (local, index) {
-                    (None, Some(i)) => {
-                        let key = convert::local_key(&results[*i].local_id).ok_or_else(|| {
+            for (incoming, reason) in &unconvertible {
+                park(b, incoming, reason, None, &now)?;
+            }
+            for (incoming, local, index) in &sent {
+                let change = &incoming.change;
+                let global_id = incoming.global_id();
+                let result = index.map(|i| &results[i]);
+                match settle(result) {
+                    Settle::Applied => {}
+                    Settle::Skipped => {
+                        report.skipped += 1;
+                        if incoming.retry {
+                            b.postpone_parked(&change.entity, &global_id, retry_at(), None)?;
+                        } else {
+                            held.push(change.seq);
+                        }
+                        continue;
+                    }
+                    Settle::Park(reason, waits_for) => {
+                        park(b, incoming, &reason, waits_for.as_ref(), &now)?;
+                        continue;
+                    }
+                }
+                match (local, result) {
+                    (None, Some(result)) => {
+                        let key = convert::local_key(&result.local_id).ok_or_else(|| {
                             StateError::Convert(format!(
                                 "the program answered the local id {} for a new record",
-                                results[*i].local_id
+                                result.local_id
                             ))
                         })?;
                         b.map(&change.entity, &key, &global_id)?;
-                        if !results[*i].assigned.is_empty() {
+                        if !result.assigned.is_empty() {
                             b.add_to_outbox(&change.entity, &key)?;
                         }
                         report.created += 1;
+                        *report.entities.entry(change.entity.clone()).or_insert(0) += 1;
                     }
-                    (Some(_), Some(_)) => report.updated += 1,
+                    (Some(_), Some(_)) => {
+                        report.updated += 1;
+                        *report.entities.entry(change.entity.clone()).or_insert(0) += 1;
+                    }
                     _ => {}
                 }
                 b.set_shadow(&change.entity, &global_id, change.version, &change.fields)?;
+                b.unpark(&change.entity, &global_id)?;
             }
             Ok(())
         })?;
-        pending = deferred;
+        pending = deferred.into_iter().map(|(incoming, _)| incoming).collect();
     }
-    report.waiting = pending.len();
-    let held = pending.iter().map(|c| c.seq).min();
-
-    let mut apply = Vec::new();
-    let mut gone = Vec::new();
-    for change in &deletes {
-        let global_id = change.global_id.to_string();
-        if let Some(local) = state.local_id(&change.entity, &global_id)? {
-            apply.push(HostApply {
-                entity: change.entity.clone(),
-                local_id: Some(convert::local_id(&local)),
-                global_id: None,
-                op: Op::Delete,
-                fields: Fields::new(),
-            });
-            gone.push((change.entity.clone(), local, global_id));
+    // A change whose target is not in the host: a retried one stays
+    // parked; one whose target is parked is parked too; otherwise it holds
+    // the cursor, and the next pull starts with it — and when it already
+    // did (nothing before it is left to pass), the target is not coming
+    // with it, so it is parked, to be tried again when the target arrives.
+    let mut park_waiting = Vec::new();
+    for (incoming, target) in waiting {
+        if incoming.retry {
+            park_waiting.push((incoming, target, None));
+        } else if state.is_parked(&target.0, &target.1)? {
+            let reason = format!(
+                "{} refers to {} {}, which was set aside too",
+                incoming.change.entity, target.0, target.1
+            );
+            park_waiting.push((incoming, target, Some(reason)));
+        } else if incoming.change.seq.saturating_sub(1) <= after {
+            let reason = format!(
+                "{} refers to {} {}, which is not in the program",
+                incoming.change.entity, target.0, target.1
+            );
+            park_waiting.push((incoming, target, Some(reason)));
+        } else {
+            report.waiting += 1;
+            held.push(incoming.change.seq);
         }
     }
-    if !apply.is_empty() {
-        host.apply(&apply)
-            .map_err(|e| SyncError::Host(e.to_string()))?;
+
+    let mut apply = Vec::new();
+    let mut sent = Vec::new();
+    let mut nothing_to_delete = Vec::new();
+    for incoming in deletes {
+        let global_id = incoming.global_id();
+        match state.local_id(&incoming.change.entity, &global_id)? {
+            Some(local) => {
+                apply.push(HostApply {
+                    entity: incoming.change.entity.clone(),
+                    local_id: Some(convert::local_id(&local)),
+                    global_id: None,
+                    op: Op::Delete,
+                    fields: Fields::new(),
+                    skip_if_host_changed_after: Some(guard),
+                });
+                sent.push((incoming, local));
+            }
+            // Never in the host (or gone already): a parked create or
+            // update of it is moot.
+            None => nothing_to_delete.push((incoming.change.entity.clone(), global_id)),
+        }
     }
-    report.deleted = gone.len();
-    let new_cursor = match held {
+    let results = apply_on_host(host, &apply)?;
+    let settled: Vec<Settle> = results.iter().map(|r| settle(Some(r))).collect();
+    for ((incoming, _), settled) in sent.iter().zip(&settled) {
+        if matches!(settled, Settle::Skipped) && !incoming.retry {
+            held.push(incoming.change.seq);
+        }
+    }
+    let new_cursor = match held.iter().min() {
         Some(seq) => seq.saturating_sub(1).max(after),
         None => page.cursor.max(after),
     };
+    let now = now();
     state.commit(|b| {
-        for (entity, local, global_id) in &gone {
-            b.unmap(entity, local)?;
-            b.remove_shadow(entity, global_id)?;
+        for (incoming, target, reason) in &park_waiting {
+            match reason {
+                Some(reason) => park(b, incoming, reason, Some(target), &now)?,
+                None => b.postpone_parked(
+                    &incoming.change.entity,
+                    &incoming.global_id(),
+                    retry_at(),
+                    Some((&target.0, &target.1)),
+                )?,
+            }
+        }
+        for ((incoming, local), settled) in sent.iter().zip(settled) {
+            let entity = &incoming.change.entity;
+            let global_id = incoming.global_id();
+            match settled {
+                Settle::Applied => {
+                    b.unmap(entity, local)?;
+                    b.remove_shadow(entity, &global_id)?;
+                    b.unpark(entity, &global_id)?;
+                    report.deleted += 1;
+                    *report.entities.entry(entity.clone()).or_insert(0) += 1;
+                }
+                Settle::Skipped => {
+                    report.skipped += 1;
+                    if incoming.retry {
+                        b.postpone_parked(entity, &global_id, retry_at(), None)?;
+                    }
+                }
+                Settle::Park(reason, waits_for) => {
+                    park(b, incoming, &reason, waits_for.as_ref(), &now)?;
+                }
+            }
+        }
+        for (entity, global_id) in &nothing_to_delete {
+            b.unpark(entity, global_id)?;
         }
         b.set_checkpoint(CURSOR, &new_cursor.to_string())
     })?;
     report.cursor = new_cursor;
+    report.parked = state.parked_count()?;
     if new_cursor > after {
         remote
             .ack(new_cursor)
@@ -736,12 +1108,49 @@ pub(crate) mod tests {
         log: Vec<(u64, String, i64, Op, Origin)>,
         next_id: i64,
         next_number: i64,
+        /// The host's rule against contacts in Atlantis is lifted.
+        atlantis_known: bool,
     }
 
     impl Tables {
         fn log(&mut self, entity: &str, id: i64, op: Op, origin: Origin) {
             let seq = self.log.len() as u64 + 1;
             self.log.push((seq, entity.to_owned(), id, op, origin));
+        }
+
+        fn edit(&mut self, entity: &str, id: i64, values: Fields, origin: Origin) {
+            self.rows
+                .get_mut(entity)
+                .and_then(|r| r.get_mut(&id))
+                .expect("row")
+                .extend(values);
+            self.log(entity, id, Op::Upsert, origin);
+        }
+
+        /// Why the host refuses a change of `records.apply`, if it does:
+        /// a reference to a row that does not exist, an update of a row
+        /// that does not exist, and its one business rule: no contact in
+        /// Atlantis.
+        fn refusal(&self, change: &Value) -> Option<String> {
+            let entity = change["entity"].as_str().unwrap_or_default();
+            for (field, target) in [("contact_id", "contacts"), ("salesperson_id", "employees")] {
+                if let Some(id) = change["fields"][field].as_i64() {
+                    if !self.rows.get(target).is_some_and(|r| r.contains_key(&id)) {
+                        return Some(format!(
+                            "{field} refers to {target} {id}, which does not exist"
+                        ));
+                    }
+                }
+            }
+            if change["op"] == "upsert" {
+                if let Some(id) = change["local_id"].as_i64() {
+                    if !self.rows.get(entity).is_some_and(|r| r.contains_key(&id)) {
+                        return Some(format!("{entity} {id} does not exist"));
+                    }
+                }
+            }
+            (change["fields"]["city"] == "Atlantis" && !self.atlantis_known)
+                .then(|| "the program knows no city called Atlantis".to_owned())
         }
 
         fn create(&mut self, entity: &str, mut fields: Fields, origin: Origin) -> (i64, Fields) {
@@ -765,9 +1174,26 @@ pub(crate) mod tests {
     /// A host with tables in memory and a real change log: every write is
     /// logged with its origin (`online` for `records.apply`), answering
     /// `changes.read` and `records.apply` as docs/HOST_CHANNEL.md says.
+    /// An edit the host makes inside `records.apply`, before it writes:
+    /// the user's edit racing the pull (after its check for unpushed edits).
+    type Race = Box<dyn FnOnce(&mut Tables) + Send>;
+
     #[derive(Default)]
     pub(crate) struct LogHost {
         tables: Mutex<Tables>,
+        before_apply: Mutex<Option<Race>>,
+        /// `records.apply` fails as a whole (the database is locked).
+        fail_apply: std::sync::atomic::AtomicBool,
+    }
+
+    impl LogHost {
+        pub(crate) fn allow_atlantis(&self) {
+            self.tables.lock().atlantis_known = true;
+        }
+
+        pub(crate) fn forbid_atlantis(&self) {
+            self.tables.lock().atlantis_known = false;
+        }
     }
 
     impl LogHost {
@@ -779,13 +1205,23 @@ pub(crate) mod tests {
         }
 
         pub(crate) fn edit(&self, entity: &str, id: i64, values: Value) {
-            let mut t = self.tables.lock();
-            t.rows
-                .get_mut(entity)
-                .and_then(|r| r.get_mut(&id))
-                .expect("row")
-                .extend(fields(values));
-            t.log(entity, id, Op::Upsert, Origin::Host);
+            self.tables
+                .lock()
+                .edit(entity, id, fields(values), Origin::Host);
+        }
+
+        /// The host user edits the row while the next `records.apply` runs,
+        /// just before it writes (the race of docs/SYNC_PROTOCOL.md §6).
+        pub(crate) fn edit_during_next_apply(&self, entity: &str, id: i64, values: Value) {
+            let (entity, values) = (entity.to_owned(), fields(values));
+            *self.before_apply.lock() = Some(Box::new(move |t: &mut Tables| {
+                t.edit(&entity, id, values, Origin::Host)
+            }));
+        }
+
+        pub(crate) fn fail_applies(&self, fail: bool) {
+            self.fail_apply
+                .store(fail, std::sync::atomic::Ordering::SeqCst);
         }
 
         pub(crate) fn delete(&self, entity: &str, id: i64) {
@@ -828,28 +1264,56 @@ pub(crate) mod tests {
                     Ok(json!({"changes": entries, "last_seq": last}))
                 }
                 "records.apply" => {
-                    // All or nothing: check references first.
+                    if let Some(edit) = self.before_apply.lock().take() {
+                        edit(&mut t);
+                    }
+                    if self.fail_apply.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Err("database is locked".into());
+                    }
+                    let per_change = params["per_change"].as_bool().unwrap_or(false);
                     let changes = params["changes"].as_array().cloned().unwrap_or_default();
-                    for (i, c) in changes.iter().enumerate() {
-                        for (field, target) in
-                            [("contact_id", "contacts"), ("salesperson_id", "employees")]
-                        {
-                            if let Some(id) = c["fields"][field].as_i64() {
-                                if !t.rows.get(target).is_some_and(|r| r.contains_key(&id)) {
-                                    return Err(format!(
-                                        "Change {} refers to {target} {id}, which does not exist",
-                                        i + 1
-                                    ));
-                                }
+                    let skipped = |t: &Tables, c: &Value| {
+                        let (Some(after), Some(id)) = (
+                            c["skip_if_host_changed_after"].as_u64(),
+                            c["local_id"].as_i64(),
+                        ) else {
+                            return false;
+                        };
+                        t.log.iter().any(|(seq, entity, row, _, origin)| {
+                            *seq > after
+                                && entity == c["entity"].as_str().unwrap_or_default()
+                                && *row == id
+                                && *origin == Origin::Host
+                        })
+                    };
+                    if !per_change {
+                        // All or nothing: check every change first.
+                        for (i, c) in changes.iter().enumerate() {
+                            if let Some(reason) = t.refusal(c).filter(|_| !skipped(&t, c)) {
+                                return Err(format!(
+                                    "Change {} was refused, and no change was applied: {reason}",
+                                    i + 1
+                                ));
                             }
                         }
                     }
                     let mut results = Vec::new();
                     for c in changes {
                         let entity = c["entity"].as_str().unwrap().to_owned();
+                        let local = c["local_id"].as_i64();
+                        if skipped(&t, &c) {
+                            results.push(json!({"local_id": local, "assigned": {},
+                                "outcome": "skipped", "reason": "changed in the program"}));
+                            continue;
+                        }
+                        if let Some(reason) = t.refusal(&c) {
+                            results.push(json!({"local_id": local, "assigned": {},
+                                "outcome": "refused", "reason": reason}));
+                            continue;
+                        }
                         let values: Fields =
                             serde_json::from_value(c["fields"].clone()).unwrap_or_default();
-                        match (c["op"].as_str(), c["local_id"].as_i64()) {
+                        match (c["op"].as_str(), local) {
                             (Some("upsert"), None) => {
                                 let global = c["global_id"]
                                     .as_str()
@@ -875,13 +1339,7 @@ pub(crate) mod tests {
                                 results.push(json!({"local_id": id, "assigned": assigned}));
                             }
                             (Some("upsert"), Some(id)) => {
-                                let Some(row) =
-                                    t.rows.get_mut(&entity).and_then(|r| r.get_mut(&id))
-                                else {
-                                    return Err(format!("{entity} {id} does not exist"));
-                                };
-                                row.extend(values);
-                                t.log(&entity, id, Op::Upsert, Origin::Online);
+                                t.edit(&entity, id, values, Origin::Online);
                                 results.push(json!({"local_id": id, "assigned": {}}));
                             }
                             (Some("delete"), Some(id)) => {
@@ -1078,6 +1536,7 @@ pub(crate) mod tests {
             global_id: None,
             op: Op::Upsert,
             fields: fields(json!({"name": "From the web"})),
+            skip_if_host_changed_after: None,
         }])
         .unwrap();
         let report = block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
@@ -1218,31 +1677,324 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_reference_to_a_record_not_here_holds_the_cursor() {
+    fn a_reference_to_a_record_not_here_holds_the_cursor_then_waits_parked() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::open(dir.path()).unwrap();
-        let (_log, host) = host();
+        let (log, host) = host();
         let remote = FakeRemote::default();
+        let (target, person) = (Uuid::new_v4(), Uuid::new_v4());
         *remote.page.borrow_mut() = vec![
             remote_change(3, "contacts", Uuid::new_v4(), json!({"name": "C"})),
             remote_change(
                 4,
                 "contact_persons",
-                Uuid::new_v4(),
-                json!({"contact_id": Uuid::new_v4(), "name": "P"}),
+                person,
+                json!({"contact_id": target, "name": "P"}),
             ),
             remote_change(5, "contacts", Uuid::new_v4(), json!({"name": "D"})),
         ];
-        let report = block_on(pull_remote(
+        let pull = |state: &mut State| {
+            block_on(pull_remote(
+                &schema(),
+                &host,
+                &remote,
+                state,
+                1000,
+                Duration::ZERO,
+            ))
+            .unwrap()
+        };
+        let report = pull(&mut state);
+        assert_eq!((report.created, report.waiting, report.cursor), (2, 1, 3));
+        // The next pull starts with it, and its target is still not there:
+        // it is parked instead of holding the cursor for ever.
+        let report = pull(&mut state);
+        assert_eq!(
+            (report.waiting, report.parked, report.cursor),
+            (0, 1, 5),
+            "{report:?}"
+        );
+        let parked = parked(&state).unwrap();
+        assert_eq!(parked[0].global_id, person.to_string());
+        assert!(
+            parked[0]
+                .reason
+                .contains(&format!("contacts {target}, which is not in the program")),
+            "{parked:?}"
+        );
+        // The target arrives: the parked change follows in the same pull.
+        remote
+            .page
+            .borrow_mut()
+            .push(remote_change(8, "contacts", target, json!({"name": "T"})));
+        let report = pull(&mut state);
+        assert_eq!(
+            (report.created, report.parked, report.cursor),
+            (2, 0, 8),
+            "{report:?}"
+        );
+        let person_local = state
+            .local_id("contact_persons", &person.to_string())
+            .unwrap()
+            .unwrap();
+        let target_local: i64 = state
+            .local_id("contacts", &target.to_string())
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            log.row("contact_persons", person_local.parse().unwrap())
+                .unwrap()["contact_id"],
+            json!(target_local)
+        );
+    }
+
+    fn pull(host: &Host, remote: &FakeRemote, state: &mut State) -> PullReport {
+        block_on(pull_remote(
+            &schema(),
+            host,
+            remote,
+            state,
+            1000,
+            Duration::ZERO,
+        ))
+        .unwrap()
+    }
+
+    /// Regression (G2, G7): the host user edited a record after the pull
+    /// had checked for unpushed host edits and before `records.apply`; the
+    /// online values overwrote the edit, and no conflict was recorded.
+    #[test]
+    fn a_host_edit_racing_the_pull_is_not_overwritten_and_is_pushed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        let c = log.create("contacts", json!({"name": "A", "city": "Oslo"}));
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        let gc = state
+            .global_id("contacts", &c.to_string())
+            .unwrap()
+            .unwrap();
+        let mut web = remote_change(
+            10,
+            "contacts",
+            Uuid::parse_str(&gc).unwrap(),
+            json!({"number": 10_001, "name": "Web", "city": "Oslo", "salesperson_id": null}),
+        );
+        web.version = 2;
+        *remote.page.borrow_mut() = vec![web];
+        log.edit_during_next_apply("contacts", c, json!({"name": "Host"}));
+        let report = pull(&host, &remote, &mut state);
+        assert!(!report.host_first, "the edit came after the check");
+        assert_eq!(
+            (report.updated, report.skipped, report.cursor),
+            (0, 1, 9),
+            "{report:?}"
+        );
+        assert!(report.entities.is_empty());
+        assert_eq!(log.row("contacts", c).unwrap()["name"], json!("Host"));
+        assert_eq!(
+            state.shadow("contacts", &gc).unwrap().unwrap().version,
+            1,
+            "nothing stored for the skipped change"
+        );
+        assert_eq!(*remote.acked.borrow(), [9], "not past the skipped change");
+        // The host's edit goes first, against the version the host last saw,
+        // so that the service finds the conflict (host wins, recorded).
+        let push = block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        assert_eq!(push.entities, BTreeMap::from([("contacts".to_owned(), 1)]));
+        let (_, sent) = remote.pushes.borrow().last().cloned().unwrap();
+        assert_eq!(
+            (sent[0].changed.clone(), sent[0].base_version),
+            (vec!["name".to_owned()], Some(1))
+        );
+        assert_eq!(sent[0].fields["name"], json!("Host"));
+    }
+
+    #[test]
+    fn a_change_the_host_refuses_is_parked_and_the_rest_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        let (a, b, c, p) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        *remote.page.borrow_mut() = vec![
+            remote_change(3, "contacts", a, json!({"name": "A"})),
+            remote_change(4, "contacts", b, json!({"name": "B", "city": "Atlantis"})),
+            remote_change(5, "contacts", c, json!({"name": "C"})),
+            remote_change(
+                6,
+                "contact_persons",
+                p,
+                json!({"contact_id": b, "name": "P"}),
+            ),
+        ];
+        let report = pull(&host, &remote, &mut state);
+        assert_eq!(
+            (report.created, report.parked, report.cursor),
+            (2, 2, 6),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.entities,
+            BTreeMap::from([("contacts".to_owned(), 2)])
+        );
+        assert_eq!(*remote.acked.borrow(), [6]);
+        assert_eq!(log.rows("contacts").len(), 2);
+        let parked = parked(&state).unwrap();
+        assert_eq!(parked_count(&state).unwrap(), 2);
+        let reasons: BTreeMap<String, String> = parked
+            .iter()
+            .map(|p| (p.global_id.clone(), p.reason.clone()))
+            .collect();
+        assert!(reasons[&b.to_string()].contains("no city called Atlantis"));
+        assert!(
+            reasons[&p.to_string()].contains(&format!("contacts {b}, which was set aside too")),
+            "{reasons:?}"
+        );
+        assert!(parked.iter().all(
+            |p| p.entity == "contacts" || p.entity == "contact_persons" && !p.since.is_empty()
+        ));
+
+        // Not tried again before its time while nothing about it changes.
+        let report = pull(&host, &remote, &mut state);
+        assert_eq!((report.created, report.parked), (0, 2));
+
+        // Fixed online: the newer state arrives, and the person waiting
+        // for it follows in the same pull.
+        let mut fixed = remote_change(7, "contacts", b, json!({"name": "B", "city": "Tromsø"}));
+        fixed.version = 2;
+        *remote.page.borrow_mut() = vec![fixed];
+        let report = pull(&host, &remote, &mut state);
+        assert_eq!(
+            (report.created, report.parked, report.cursor),
+            (2, 0, 7),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.entities,
+            BTreeMap::from([
+                ("contact_persons".to_owned(), 1),
+                ("contacts".to_owned(), 1)
+            ])
+        );
+        assert!(super::parked(&state).unwrap().is_empty());
+        let b_local: i64 = state
+            .local_id("contacts", &b.to_string())
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            log.row("contacts", b_local).unwrap()["city"],
+            json!("Tromsø")
+        );
+        let p_local: i64 = state
+            .local_id("contact_persons", &p.to_string())
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            log.row("contact_persons", p_local).unwrap()["contact_id"],
+            json!(b_local)
+        );
+        assert_eq!(
+            state
+                .shadow("contacts", &b.to_string())
+                .unwrap()
+                .unwrap()
+                .version,
+            2
+        );
+    }
+
+    #[test]
+    fn a_host_failing_the_whole_apply_fails_the_pull_and_parks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        *remote.page.borrow_mut() = vec![
+            remote_change(3, "contacts", Uuid::new_v4(), json!({"name": "A"})),
+            remote_change(4, "contacts", Uuid::new_v4(), json!({"name": "B"})),
+        ];
+        log.fail_applies(true);
+        let failed = block_on(pull_remote(
             &schema(),
             &host,
             &remote,
             &mut state,
             1000,
             Duration::ZERO,
-        ))
-        .unwrap();
-        assert_eq!((report.created, report.waiting, report.cursor), (2, 1, 3));
+        ));
+        assert!(
+            matches!(&failed, Err(SyncError::Host(m)) if m.contains("database is locked")),
+            "{failed:?}"
+        );
+        assert_eq!(cursor(&state).unwrap(), 0);
+        assert_eq!(parked_count(&state).unwrap(), 0);
+        assert!(remote.acked.borrow().is_empty());
+        log.fail_applies(false);
+        let report = pull(&host, &remote, &mut state);
+        assert_eq!((report.created, report.cursor), (2, 4));
+    }
+
+    #[test]
+    fn a_parked_change_is_tried_again_later_or_superseded_by_a_host_push() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let (log, host) = host();
+        let remote = FakeRemote::default();
+        let atlantis = Uuid::new_v4();
+        *remote.page.borrow_mut() = vec![remote_change(
+            3,
+            "contacts",
+            atlantis,
+            json!({"name": "A", "city": "Atlantis"}),
+        )];
+        assert_eq!(pull(&host, &remote, &mut state).parked, 1);
+        // The program learns of Atlantis; the user asks to try again.
+        log.allow_atlantis();
+        assert_eq!(pull(&host, &remote, &mut state).parked, 1, "not due yet");
+        retry_parked(&mut state).unwrap();
+        let report = pull(&host, &remote, &mut state);
+        assert_eq!((report.created, report.parked), (1, 0), "{report:?}");
+        assert_eq!(log.rows("contacts").len(), 1);
+
+        // A parked update of a record the host then edits: the host's push
+        // (against the version the host last saw) supersedes it; the
+        // service merges and records any conflict.
+        let c = log.create("contacts", json!({"name": "C", "city": "Oslo"}));
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        let gc = state
+            .global_id("contacts", &c.to_string())
+            .unwrap()
+            .unwrap();
+        let base = state.shadow("contacts", &gc).unwrap().unwrap().version;
+        let mut web = remote_change(
+            9,
+            "contacts",
+            Uuid::parse_str(&gc).unwrap(),
+            json!({"number": 10_002, "name": "C", "city": "Atlantis", "salesperson_id": null}),
+        );
+        web.version = base + 1;
+        *remote.page.borrow_mut() = vec![web];
+        log.forbid_atlantis();
+        assert_eq!(pull(&host, &remote, &mut state).parked, 1);
+        log.edit("contacts", c, json!({"city": "Bergen"}));
+        block_on(push_local(&schema(), &host, &remote, &mut state)).unwrap();
+        let (_, sent) = remote.pushes.borrow().last().cloned().unwrap();
+        assert_eq!(sent[0].base_version, Some(base));
+        assert_eq!(parked_count(&state).unwrap(), 0);
     }
 
     #[test]
@@ -1650,6 +2402,171 @@ mod end_to_end {
                 fields(web.get("contacts", &gc).unwrap())["name"],
                 json!("Fjord")
             );
+        });
+    }
+
+    /// Regression (G2, G7), end to end: a host edit made between the
+    /// pull's check for unpushed edits and `records.apply` was overwritten
+    /// by the online values with no conflict recorded. Now it is skipped,
+    /// pushed first, and the service resolves it: the host wins, recorded,
+    /// both sides equal. The same for an online delete racing a host edit.
+    #[test]
+    fn a_host_edit_racing_a_pull_wins_and_the_conflict_is_recorded() {
+        let server = TestServer::start();
+        let company = server.connected_company("kari@example.com", "L-1");
+        let web = Web {
+            server: &server,
+            company: &company,
+        };
+        runtime().block_on(async {
+            let (client, device, fencing) = connect(&server, &company).await;
+            let remote = ServiceRemote {
+                client: &client,
+                device: &device,
+                fencing,
+            };
+            let (log, host) = host();
+            let dir = tempfile::tempdir().unwrap();
+            let mut state = State::open(dir.path()).unwrap();
+            let s = schema();
+            macro_rules! round {
+                () => {
+                    sync_once(&s, &host, &remote, &mut state, Duration::ZERO)
+                        .await
+                        .unwrap()
+                };
+            }
+            let c = log.create("contacts", json!({"name": "Fjord", "city": "Oslo"}));
+            round!();
+            let gc = state
+                .global_id("contacts", &c.to_string())
+                .unwrap()
+                .unwrap();
+
+            web.patch(
+                "contacts",
+                &gc,
+                json!({"name": "Web name", "city": "Bergen"}),
+            );
+            log.edit_during_next_apply("contacts", c, json!({"name": "Host name"}));
+            let (_, pull) = round!();
+            assert_eq!((pull.skipped, pull.updated), (1, 0), "{pull:?}");
+            assert_eq!(log.row("contacts", c).unwrap()["name"], json!("Host name"));
+            round!();
+            round!();
+            let row = log.row("contacts", c).unwrap();
+            let online = web.get("contacts", &gc).unwrap();
+            assert_eq!(
+                (row["name"].clone(), row["city"].clone()),
+                (json!("Host name"), json!("Bergen")),
+                "the host's edit and the other online field"
+            );
+            assert_eq!(
+                (online["name"].clone(), online["city"].clone()),
+                (json!("Host name"), json!("Bergen"))
+            );
+            let local = state.conflicts().unwrap();
+            assert_eq!(local.len(), 1, "{local:?}");
+            assert_eq!(
+                (
+                    local[0].field.as_str(),
+                    local[0].host_value.clone(),
+                    local[0].online_value.clone(),
+                    local[0].outcome.as_str()
+                ),
+                ("name", json!("Host name"), json!("Web name"), "host_wins")
+            );
+            assert_eq!(web.conflicts().len(), 1);
+
+            // An online delete racing a host edit: the record stays, and
+            // is restored online (recorded).
+            web.delete("contacts", &gc);
+            log.edit_during_next_apply("contacts", c, json!({"city": "Tromsø"}));
+            let (_, pull) = round!();
+            assert_eq!((pull.skipped, pull.deleted), (1, 0), "{pull:?}");
+            round!();
+            round!();
+            assert_eq!(log.row("contacts", c).unwrap()["city"], json!("Tromsø"));
+            assert_eq!(web.get("contacts", &gc).unwrap()["city"], json!("Tromsø"));
+            let outcomes: Vec<String> = state
+                .conflicts()
+                .unwrap()
+                .into_iter()
+                .map(|c| c.outcome)
+                .collect();
+            assert_eq!(outcomes, ["host_wins", "online_delete_undone"]);
+
+            // Quiet: nothing moves, nothing comes again.
+            let (pushes, pull) = round!();
+            assert_eq!(pushes.iter().map(|p| p.pushed).sum::<usize>(), 0);
+            assert_eq!(
+                (pull.created, pull.updated, pull.deleted, pull.skipped),
+                (0, 0, 0, 0)
+            );
+        });
+    }
+
+    /// One online change the host refuses is parked with the host's reason;
+    /// the others arrive and the cursor moves on; fixed online, it arrives.
+    #[test]
+    fn a_change_the_host_refuses_is_parked_until_it_is_fixed_online() {
+        let server = TestServer::start();
+        let company = server.connected_company("kari@example.com", "L-1");
+        let web = Web {
+            server: &server,
+            company: &company,
+        };
+        runtime().block_on(async {
+            let (client, device, fencing) = connect(&server, &company).await;
+            let remote = ServiceRemote {
+                client: &client,
+                device: &device,
+                fencing,
+            };
+            let (log, host) = host();
+            let dir = tempfile::tempdir().unwrap();
+            let mut state = State::open(dir.path()).unwrap();
+            let s = schema();
+            macro_rules! round {
+                () => {
+                    sync_once(&s, &host, &remote, &mut state, Duration::ZERO)
+                        .await
+                        .unwrap()
+                };
+            }
+            web.create("contacts", json!({"name": "Good 1"}));
+            let bad = web.create("contacts", json!({"name": "Bad", "city": "Atlantis"}));
+            web.create("contacts", json!({"name": "Good 2"}));
+            let (_, pull) = round!();
+            assert_eq!((pull.created, pull.parked), (2, 1), "{pull:?}");
+            assert_eq!(pull.entities, BTreeMap::from([("contacts".to_owned(), 2)]));
+            let parked = parked(&state).unwrap();
+            assert_eq!(
+                (parked[0].entity.as_str(), parked[0].global_id.as_str()),
+                ("contacts", bad.as_str())
+            );
+            assert!(parked[0].reason.contains("Atlantis"), "{parked:?}");
+            let status = client.sync_status(&device).await.unwrap();
+            assert_eq!(status.acknowledged, status.sequence, "the cursor moved on");
+
+            web.patch("contacts", &bad, json!({"city": "Oslo"}));
+            round!();
+            round!();
+            assert_eq!(parked_count(&state).unwrap(), 0);
+            let local: i64 = state
+                .local_id("contacts", &bad)
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let row = log.row("contacts", local).unwrap();
+            assert_eq!(row["city"], json!("Oslo"));
+            assert_eq!(
+                web.get("contacts", &bad).unwrap()["number"],
+                row["number"],
+                "the number the host gave went online"
+            );
+            assert_eq!(log.rows("contacts").len(), 3);
         });
     }
 }

@@ -19,11 +19,13 @@ pub enum ConvertError {
         field: String,
         value: String,
     },
-    #[error("{entity}.{field} refers to a record of {target} that has not arrived yet")]
+    #[error("{entity}.{field} refers to {target} {global_id}, which is not in the program (yet)")]
     TargetNotHere {
         entity: String,
         field: String,
         target: String,
+        /// The global id of the record referred to.
+        global_id: String,
     },
 }
 
@@ -94,6 +96,7 @@ pub fn to_host(
                     entity: entity.name.clone(),
                     field: field.name.clone(),
                     target: target.clone(),
+                    global_id: global.clone(),
                 })?;
                 local_id(&key)
             }
@@ -193,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             waiting.unwrap_err().to_string(),
-            "contacts.salesperson_id refers to a record of employees that has not arrived yet"
+            "contacts.salesperson_id refers to employees g-unknown, which is not in the program (yet)"
         );
     }
 }

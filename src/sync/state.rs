@@ -34,8 +34,9 @@ pub enum StateError {
 }
 
 /// Current format of `state.db`. 1: ids and checkpoints; 2 (additive):
-/// shadows, the local conflict history and rows waiting to go online.
-const FORMAT: i64 = 2;
+/// shadows, the local conflict history and rows waiting to go online; 3
+/// (additive): online changes set aside (parked).
+const FORMAT: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ids (
@@ -71,6 +72,22 @@ CREATE TABLE IF NOT EXISTS outbox (
     local_id TEXT NOT NULL,
     PRIMARY KEY (entity, local_id)
 ) WITHOUT ROWID;
+-- Online changes the host refused (or that wait for a record that is not
+-- in the host), one per record: its newest state online as last pulled.
+-- retry_at is Unix seconds (when to try again; never used for ordering);
+-- waits_entity/waits_global name the record it waits for, if any.
+CREATE TABLE IF NOT EXISTS parked (
+    entity       TEXT NOT NULL,
+    global_id    TEXT NOT NULL,
+    change       TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    since        TEXT NOT NULL,
+    tries        INTEGER NOT NULL,
+    retry_at     INTEGER NOT NULL,
+    waits_entity TEXT,
+    waits_global TEXT,
+    PRIMARY KEY (entity, global_id)
+) WITHOUT ROWID;
 ";
 
 /// A record as last exchanged with the service (docs/SYNC_PROTOCOL.md §6):
@@ -96,6 +113,35 @@ pub struct LocalConflict {
     /// When this computer learnt of it (RFC 3339; for display only, never
     /// for ordering).
     pub recorded_at: String,
+}
+
+/// An online change set aside because it could not be applied to the host
+/// (docs/SYNC_PROTOCOL.md §6): shown to the user, tried again later.
+// Listed by the engine (src/sync/engine.rs) once it shows parked changes.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub entity: String,
+    pub global_id: String,
+    /// The host's reason (or why the change could not be converted).
+    pub reason: String,
+    /// When it was first set aside (RFC 3339; for display only).
+    pub since: String,
+    /// How many times it was tried.
+    pub tries: u32,
+}
+
+/// A parked change as continuous sync reads it back for a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedChange {
+    pub entity: String,
+    pub global_id: String,
+    /// The change as continuous sync stored it (JSON).
+    pub change: String,
+    /// Its retry time has come.
+    pub due: bool,
+    /// The record it waits for (entity, global id).
+    pub waits_for: Option<(String, String)>,
 }
 
 /// The state database of one company.
@@ -209,6 +255,72 @@ impl State {
             .connection
             .prepare_cached("SELECT entity, local_id FROM outbox ORDER BY entity, local_id")?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The parked changes, oldest first.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn parked(&self) -> Result<Vec<Parked>, StateError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT entity, global_id, reason, since, tries FROM parked ORDER BY since, entity, global_id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(Parked {
+                entity: row.get(0)?,
+                global_id: row.get(1)?,
+                reason: row.get(2)?,
+                since: row.get(3)?,
+                tries: row.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many changes are parked.
+    pub fn parked_count(&self) -> Result<usize, StateError> {
+        let count: i64 = self
+            .connection
+            .prepare_cached("SELECT COUNT(*) FROM parked")?
+            .query_row([], |row| row.get(0))?;
+        Ok(count.max(0) as usize)
+    }
+
+    /// Whether a change of this record is parked.
+    pub fn is_parked(&self, entity: &str, global_id: &str) -> Result<bool, StateError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT 1 FROM parked WHERE entity = ?1 AND global_id = ?2")?
+            .query_row(params![entity, global_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Parked changes that may be tried again: those due at `now` (Unix
+    /// seconds), oldest retry time first, at most `limit`, and every one
+    /// that waits for a record (the caller decides whether it arrived).
+    pub fn parked_for_retry(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<ParkedChange>, StateError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT entity, global_id, change, retry_at <= ?1, waits_entity, waits_global FROM parked
+             WHERE retry_at <= ?1 OR waits_entity IS NOT NULL
+             ORDER BY retry_at <= ?1 DESC, retry_at, entity, global_id LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![now, limit as i64], |row| {
+            let waits: (Option<String>, Option<String>) = (row.get(4)?, row.get(5)?);
+            Ok(ParkedChange {
+                entity: row.get(0)?,
+                global_id: row.get(1)?,
+                change: row.get(2)?,
+                due: row.get(3)?,
+                waits_for: match waits {
+                    (Some(entity), Some(global_id)) => Some((entity, global_id)),
+                    _ => None,
+                },
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -364,6 +476,85 @@ impl Batch<'_> {
     }
 }
 
+/// What [`Batch::park`] stores.
+#[derive(Debug, Clone, Copy)]
+pub struct ToPark<'a> {
+    pub entity: &'a str,
+    pub global_id: &'a str,
+    /// The change to try again (JSON).
+    pub change: &'a str,
+    pub reason: &'a str,
+    /// Now, RFC 3339 (kept as `since` when the record was not parked yet).
+    pub now: &'a str,
+    /// When to try again, Unix seconds.
+    pub retry_at: i64,
+    /// The record it waits for (entity, global id).
+    pub waits_for: Option<(&'a str, &'a str)>,
+}
+
+impl Batch<'_> {
+    /// Sets a change aside, or replaces the parked change of its record
+    /// (the newer state online wins; `since` stays the first time).
+    pub fn park(&mut self, parked: &ToPark<'_>) -> Result<(), StateError> {
+        let (waits_entity, waits_global) = parked.waits_for.unzip();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO parked (entity, global_id, change, reason, since, tries, retry_at, waits_entity, waits_global)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
+                 ON CONFLICT (entity, global_id) DO UPDATE SET change = excluded.change,
+                     reason = excluded.reason, tries = tries + 1, retry_at = excluded.retry_at,
+                     waits_entity = excluded.waits_entity, waits_global = excluded.waits_global",
+            )?
+            .execute(params![
+                parked.entity,
+                parked.global_id,
+                parked.change,
+                parked.reason,
+                parked.now,
+                parked.retry_at,
+                waits_entity,
+                waits_global
+            ])?;
+        Ok(())
+    }
+
+    /// Tries a parked change again later, unchanged (it was skipped because
+    /// the host had edited the record, or it still waits for `waits_for`).
+    pub fn postpone_parked(
+        &mut self,
+        entity: &str,
+        global_id: &str,
+        retry_at: i64,
+        waits_for: Option<(&str, &str)>,
+    ) -> Result<(), StateError> {
+        let (waits_entity, waits_global) = waits_for.unzip();
+        self.tx
+            .prepare_cached(
+                "UPDATE parked SET tries = tries + 1, retry_at = ?3, waits_entity = ?4, waits_global = ?5
+                 WHERE entity = ?1 AND global_id = ?2",
+            )?
+            .execute(params![entity, global_id, retry_at, waits_entity, waits_global])?;
+        Ok(())
+    }
+
+    /// Forgets the parked change of a record (applied, or superseded).
+    pub fn unpark(&mut self, entity: &str, global_id: &str) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("DELETE FROM parked WHERE entity = ?1 AND global_id = ?2")?
+            .execute(params![entity, global_id])?;
+        Ok(())
+    }
+
+    /// Makes every parked change due at once.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn retry_parked_now(&mut self) -> Result<(), StateError> {
+        self.tx
+            .prepare_cached("UPDATE parked SET retry_at = 0")?
+            .execute([])?;
+        Ok(())
+    }
+}
+
 #[cfg(unix)]
 fn restrict_to_owner(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -512,9 +703,61 @@ mod tests {
             .connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, FORMAT);
         state.commit(|b| b.remove_shadow("contacts", "g1")).unwrap();
         assert_eq!(state.shadow("contacts", "g1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_format_2_file_gains_the_parked_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let connection = Connection::open(dir.path().join("state.db")).unwrap();
+            connection
+                .execute_batch(&format!(
+                    "{}\nDROP TABLE parked; PRAGMA user_version = 2;",
+                    SCHEMA
+                ))
+                .unwrap();
+            connection
+                .execute("INSERT INTO ids VALUES ('contacts', '1', 'g1')", [])
+                .unwrap();
+        }
+        let mut state = State::open(dir.path()).unwrap();
+        assert_eq!(
+            state.global_id("contacts", "1").unwrap().as_deref(),
+            Some("g1")
+        );
+        assert_eq!(state.parked_count().unwrap(), 0);
+        let park = |reason: &'static str, now: &'static str| ToPark {
+            entity: "contacts",
+            global_id: "g2",
+            change: "{}",
+            reason,
+            now,
+            retry_at: 100,
+            waits_for: None,
+        };
+        state
+            .commit(|b| b.park(&park("refused", "2026-01-01T00:00:00Z")))
+            .unwrap();
+        state
+            .commit(|b| b.park(&park("refused again", "2026-01-02T00:00:00Z")))
+            .unwrap();
+        assert_eq!(
+            state.parked().unwrap(),
+            [Parked {
+                entity: "contacts".into(),
+                global_id: "g2".into(),
+                reason: "refused again".into(),
+                since: "2026-01-01T00:00:00Z".into(),
+                tries: 2,
+            }]
+        );
+        assert!(state.parked_for_retry(99, 10).unwrap().is_empty());
+        assert_eq!(state.parked_for_retry(100, 10).unwrap().len(), 1);
+        state.commit(|b| b.unpark("contacts", "g2")).unwrap();
+        assert!(!state.is_parked("contacts", "g2").unwrap());
     }
 
     #[test]
