@@ -72,6 +72,10 @@ pub struct RequestRecord {
 
 type PumpHook = Box<dyn Fn() -> i32 + Send + Sync>;
 
+/// Answers a request from its method and parameters (JSON bytes), or
+/// gives `None` to fall back to the answers set per method.
+pub type RequestHook = Arc<dyn Fn(&str, &[u8]) -> Option<Answer> + Send + Sync>;
+
 /// The host's state behind `user_data`.
 pub struct TestHost {
     answers: Mutex<HashMap<String, Answer>>,
@@ -92,6 +96,9 @@ pub struct TestHost {
     /// Runs inside request_pump (on the plugin's thread) when set; its
     /// result is what request_pump returns.
     pump_hook: Mutex<Option<PumpHook>>,
+    /// Asked first for every request when set (answers that depend on
+    /// the parameters, such as the sync methods' pages).
+    request_hook: Mutex<Option<RequestHook>>,
 }
 
 impl TestHost {
@@ -111,6 +118,7 @@ impl TestHost {
             pump_return: AtomicI32::new(0),
             event_return: AtomicI32::new(0),
             pump_hook: Mutex::new(None),
+            request_hook: Mutex::new(None),
         })
     }
 
@@ -148,6 +156,15 @@ impl TestHost {
     /// with the configured code.
     pub fn set_pump_hook(&self, hook: impl Fn() -> i32 + Send + Sync + 'static) {
         *self.pump_hook.lock() = Some(Box::new(hook));
+    }
+
+    /// Answers requests with `hook` first (it runs on whichever thread
+    /// the plugin calls `request` from).
+    pub fn set_request_hook(
+        &self,
+        hook: impl Fn(&str, &[u8]) -> Option<Answer> + Send + Sync + 'static,
+    ) {
+        *self.request_hook.lock() = Some(Arc::new(hook));
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
@@ -200,7 +217,12 @@ impl TestHost {
         self.callback_panics.load(Ordering::SeqCst)
     }
 
-    fn answer(&self, method: &str) -> Answer {
+    fn answer(&self, method: &str, params: &[u8]) -> Answer {
+        // Cloned out, so that the hook runs without the lock held.
+        let hook = self.request_hook.lock().clone();
+        if let Some(answer) = hook.and_then(|hook| hook(method, params)) {
+            return answer;
+        }
         self.answers
             .lock()
             .get(method)
@@ -269,14 +291,14 @@ unsafe extern "C" fn request_cb(
         };
         host.requests.lock().push(RequestRecord {
             method: method.clone(),
-            params,
+            params: params.clone(),
             thread: std::thread::current().id(),
         });
         let write = response.write.expect("the plugin passes a write function");
         let context = response.context;
         // SAFETY: `write` and `context` come from the plugin for this call.
         let put = |bytes: &[u8]| unsafe { write(context, bytes.as_ptr(), bytes.len()) };
-        match host.answer(&method) {
+        match host.answer(&method, &params) {
             Answer::Json(value) => {
                 // Two writes, to show that answers may come in pieces.
                 let text = value.to_string().into_bytes();

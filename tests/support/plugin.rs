@@ -269,6 +269,69 @@ unsafe fn text(ptr: *const c_char) -> String {
     unsafe { c_string(ptr) }.expect("a required string is NULL")
 }
 
+/// (ABI 1.1) The synchronisation status, copied out of the plugin's struct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub state: od_sync_state,
+    pub state_name: String,
+    pub first_sync_done: bool,
+    pub blocked: bool,
+    pub last_success: Option<String>,
+    pub scheduled_at: Option<String>,
+    pub pending_to_online: u64,
+    pub pending_to_host: u64,
+    pub parked: u64,
+    pub error_code: od_result,
+    pub error: Option<String>,
+    pub progress_entity: Option<String>,
+    pub progress_entity_done: u64,
+    pub progress_entity_total: u64,
+    pub progress_done: u64,
+    pub progress_total: u64,
+    pub progress_seconds_left: i64,
+}
+
+/// Copies a status and checks the invariants every status keeps.
+///
+/// # Safety
+/// `raw` is a live status from `od_plugin_sync_status`.
+pub unsafe fn copy_sync_status(raw: &od_sync_status) -> SyncStatus {
+    assert_eq!(
+        raw.struct_size as usize,
+        std::mem::size_of::<od_sync_status>()
+    );
+    assert!(raw.first_sync_done <= 1 && raw.blocked <= 1, "0 or 1");
+    // SAFETY: the status's strings are NULL or NUL-terminated and live as
+    // long as the status (the caller's contract).
+    let status = unsafe {
+        SyncStatus {
+            state: raw.state,
+            state_name: text(raw.state_name),
+            first_sync_done: raw.first_sync_done == 1,
+            blocked: raw.blocked == 1,
+            last_success: c_string(raw.last_success),
+            scheduled_at: c_string(raw.scheduled_at),
+            pending_to_online: raw.pending_to_online,
+            pending_to_host: raw.pending_to_host,
+            parked: raw.parked,
+            error_code: raw.error_code,
+            error: c_string(raw.error),
+            progress_entity: c_string(raw.progress_entity),
+            progress_entity_done: raw.progress_entity_done,
+            progress_entity_total: raw.progress_entity_total,
+            progress_done: raw.progress_done,
+            progress_total: raw.progress_total,
+            progress_seconds_left: raw.progress_seconds_left,
+        }
+    };
+    assert_eq!(
+        status.error.is_some(),
+        status.error_code != OD_RESULT_OK,
+        "an error has both a code and words: {status:#?}"
+    );
+    status
+}
+
 impl std::fmt::Debug for Instance<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Instance")
@@ -423,6 +486,134 @@ impl Instance<'_> {
         // SAFETY: the list came from check_prerequisites and is freed once.
         unsafe { free(out) };
         Ok(list)
+    }
+
+    /// A string argument as the ABI takes it: NULL, or the bytes with a
+    /// NUL appended (they may be invalid UTF-8 on purpose).
+    fn with_c_string<T>(value: Option<&[u8]>, call: impl FnOnce(*const c_char) -> T) -> T {
+        match value {
+            None => call(std::ptr::null()),
+            Some(bytes) => {
+                let mut owned = bytes.to_vec();
+                owned.push(0);
+                call(owned.as_ptr().cast())
+            }
+        }
+    }
+
+    fn outcome(&self, code: od_result) -> Result<(), Failure> {
+        if code == OD_RESULT_OK {
+            Ok(())
+        } else {
+            Err(self.failure(code))
+        }
+    }
+
+    /// (ABI 1.1) `od_plugin_connection_set` with these bytes (None: NULL).
+    pub fn connection_set(&self, json: Option<&[u8]>) -> Result<(), Failure> {
+        let set = self
+            .plugin
+            .api
+            .plugin_connection_set
+            .expect("plugin_connection_set");
+        // SAFETY: a live handle; the string is NULL or NUL-terminated.
+        let code = Self::with_c_string(json, |ptr| unsafe { set(self.handle, ptr) });
+        self.outcome(code)
+    }
+
+    /// (ABI 1.1) `od_plugin_sync_start`.
+    pub fn sync_start(&self, flags: od_sync_flags) -> Result<(), Failure> {
+        let start = self
+            .plugin
+            .api
+            .plugin_sync_start
+            .expect("plugin_sync_start");
+        // SAFETY: a live handle.
+        let code = unsafe { start(self.handle, flags) };
+        self.outcome(code)
+    }
+
+    /// (ABI 1.1) `od_plugin_sync_stop`.
+    pub fn sync_stop(&self) -> Result<(), Failure> {
+        let stop = self.plugin.api.plugin_sync_stop.expect("plugin_sync_stop");
+        // SAFETY: a live handle.
+        let code = unsafe { stop(self.handle) };
+        self.outcome(code)
+    }
+
+    /// (ABI 1.1) `od_plugin_sync_schedule` with these bytes (None: NULL).
+    pub fn sync_schedule(&self, at: Option<&[u8]>) -> Result<(), Failure> {
+        let schedule = self
+            .plugin
+            .api
+            .plugin_sync_schedule
+            .expect("plugin_sync_schedule");
+        // SAFETY: a live handle; the string is NULL or NUL-terminated.
+        let code = Self::with_c_string(at, |ptr| unsafe { schedule(self.handle, ptr) });
+        self.outcome(code)
+    }
+
+    /// (ABI 1.1) `od_plugin_sync_notify`.
+    pub fn sync_notify(&self) -> Result<(), Failure> {
+        let notify = self
+            .plugin
+            .api
+            .plugin_sync_notify
+            .expect("plugin_sync_notify");
+        // SAFETY: a live handle.
+        let code = unsafe { notify(self.handle) };
+        self.outcome(code)
+    }
+
+    /// (ABI 1.1) `od_plugin_sync_status`, copied out and freed.
+    pub fn sync_status(&self) -> Result<SyncStatus, Failure> {
+        let status = self
+            .plugin
+            .api
+            .plugin_sync_status
+            .expect("plugin_sync_status");
+        let free = self.plugin.api.sync_status_free.expect("sync_status_free");
+        let mut out: *mut od_sync_status = std::ptr::null_mut();
+        // SAFETY: a live handle and a writable out-pointer.
+        let code = unsafe { status(self.handle, &mut out) };
+        if code != OD_RESULT_OK {
+            assert!(out.is_null(), "out_status written on failure");
+            return Err(self.failure(code));
+        }
+        // SAFETY: on success `out` is a live status until freed below.
+        let raw = unsafe { out.as_ref() }.expect("sync_status returned OK but no status");
+        // SAFETY: a live status.
+        let copy = unsafe { copy_sync_status(raw) };
+        // SAFETY: the status came from sync_status and is freed once.
+        unsafe { free(out) };
+        Ok(copy)
+    }
+
+    /// (ABI 1.1) `od_plugin_sync_history`: the text, checked against its
+    /// length, copied out and freed.
+    pub fn sync_history(&self) -> Result<String, Failure> {
+        let history = self
+            .plugin
+            .api
+            .plugin_sync_history
+            .expect("plugin_sync_history");
+        let free = self.plugin.api.text_free.expect("text_free");
+        let mut out: *mut od_text = std::ptr::null_mut();
+        // SAFETY: a live handle and a writable out-pointer.
+        let code = unsafe { history(self.handle, &mut out) };
+        if code != OD_RESULT_OK {
+            assert!(out.is_null(), "out_history written on failure");
+            return Err(self.failure(code));
+        }
+        // SAFETY: on success `out` is a live text until freed below.
+        let raw = unsafe { out.as_ref() }.expect("sync_history returned OK but no text");
+        assert_eq!(raw.struct_size as usize, std::mem::size_of::<od_text>());
+        // SAFETY: a NUL-terminated string that lives as long as the text.
+        let text = unsafe { text(raw.text) };
+        assert_eq!(raw.len, text.len(), "len is strlen(text)");
+        // SAFETY: the text came from sync_history and is freed once.
+        unsafe { free(out) };
+        Ok(text)
     }
 
     /// `od_plugin_free`; the instance is gone afterwards whatever it returns.
