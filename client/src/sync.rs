@@ -12,15 +12,8 @@ use flate2::Compression;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_ENCODING};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
-use uuid::Uuid;
-
-/// A record's fields by name, as they travel (docs/SYNC_PROTOCOL.md §1
-/// types: text, integers, minor units, dates as text, references as global
-/// ids). `null` means "no value".
-pub type Fields = BTreeMap<String, serde_json::Value>;
 
 /// Push bodies larger than this go gzip-compressed
 /// (`Content-Encoding: gzip`); smaller ones are not worth the CPU.
@@ -78,108 +71,19 @@ pub struct SchemaStored {
     pub entities: usize,
 }
 
-// --- Push ---------------------------------------------------------------------------
+// --- Push and pull -----------------------------------------------------------------
 
-/// `POST /api/v1/sync/push`'s body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PushRequest {
-    pub mode: PushMode,
-    pub changes: Vec<Change>,
-}
+/// The push and pull bodies (docs/SYNC_PROTOCOL.md §4–§5): one definition
+/// with the service (od-protocol), so both sides write and read the same
+/// JSON. The service additionally refuses a `base_version` above
+/// `i64::MAX` (it stores versions as SQLite integers); no answer ever
+/// names one.
+pub use od_protocol::{
+    Change, ChangeOp, ChangesPage, Conflict, Fields, PushAnswer, PushMode, PushRequest, PushResult,
+    RemoteChange,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushMode {
-    /// First sync: each record is the host's whole record and replaces what
-    /// is online; no conflict detection.
-    Initial,
-    /// Changes since the last exchange, with field-level conflict detection
-    /// against `base_version`.
-    Incremental,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeOp {
-    Upsert,
-    Delete,
-}
-
-/// One record's change from the host.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
-    pub entity: String,
-    pub global_id: Uuid,
-    pub op: ChangeOp,
-    /// The record version the host last saw (from a push answer or a pull);
-    /// `None` (= 0) for a record new to the host.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base_version: Option<u64>,
-    pub fields: Fields,
-    /// The fields the host changed (incremental). `None` means every field
-    /// in `fields` — deliberately not an empty list, which would mean
-    /// "nothing changed".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub changed: Option<Vec<String>>,
-}
-
-/// `POST /api/v1/sync/push`'s answer (the same again for a repeated key).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PushAnswer {
-    /// One per change, in order.
-    pub results: Vec<PushResult>,
-    pub conflicts: Vec<Conflict>,
-    /// The company's sequence number after the push — not a pull cursor
-    /// (web edits before it may not have been pulled yet).
-    pub cursor: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PushResult {
-    pub global_id: Uuid,
-    pub version: u64,
-    pub deleted: bool,
-}
-
-/// A conflict found at push (docs/SYNC_PROTOCOL.md §5).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Conflict {
-    pub entity: String,
-    pub global_id: Uuid,
-    /// The field, or `*` for a delete against an edit.
-    pub field: String,
-    pub host_value: serde_json::Value,
-    pub online_value: serde_json::Value,
-    /// `host_wins`, `host_delete_wins` or `online_delete_undone`. Text, not
-    /// an enum: an outcome added later must not turn a committed push's
-    /// answer into a protocol error.
-    pub outcome: String,
-    /// Set in the conflict history, not in push answers.
-    #[serde(default)]
-    pub at: Option<DateTime<Utc>>,
-}
-
-// --- Pull, ack, status, checksum -----------------------------------------------------
-
-/// `GET /api/v1/sync/changes`' answer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ChangesPage {
-    pub changes: Vec<RemoteChange>,
-    /// Pass it as `after` next time; it also passes this device's own
-    /// pushes, which are left out (no echo).
-    pub cursor: u64,
-}
-
-/// A record changed online, in its whole current state.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RemoteChange {
-    pub seq: u64,
-    pub entity: String,
-    pub global_id: Uuid,
-    pub version: u64,
-    pub deleted: bool,
-    pub fields: Fields,
-}
+// --- Ack, status, checksum ------------------------------------------------------------
 
 #[derive(Serialize, Deserialize)]
 struct CursorBody {
@@ -419,6 +323,7 @@ impl Client {
 mod tests {
     use super::*;
     use std::io::Read;
+    use uuid::Uuid;
 
     #[test]
     fn small_bodies_go_plain_large_ones_gzip() {
@@ -470,40 +375,6 @@ mod tests {
         assert_eq!(
             long_poll_timing(Duration::from_millis(2900), normal),
             (2, Duration::from_secs(12))
-        );
-    }
-
-    #[test]
-    fn changes_serialise_as_the_protocol_says() {
-        let id = Uuid::nil();
-        let change = Change {
-            entity: "contacts".into(),
-            global_id: id,
-            op: ChangeOp::Upsert,
-            base_version: Some(3),
-            fields: Fields::from([("name".into(), "Ann".into())]),
-            changed: Some(vec!["name".into()]),
-        };
-        let request = PushRequest {
-            mode: PushMode::Incremental,
-            changes: vec![
-                change.clone(),
-                Change {
-                    base_version: None,
-                    changed: None,
-                    op: ChangeOp::Delete,
-                    fields: Fields::new(),
-                    ..change
-                },
-            ],
-        };
-        assert_eq!(
-            serde_json::to_value(&request).unwrap(),
-            serde_json::json!({"mode": "incremental", "changes": [
-                {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": 3,
-                 "fields": {"name": "Ann"}, "changed": ["name"]},
-                {"entity": "contacts", "global_id": id, "op": "delete", "fields": {}}
-            ]})
         );
     }
 

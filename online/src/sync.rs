@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// How long a lease lasts unless renewed.
@@ -86,81 +85,34 @@ pub struct StoredRecord {
 
 // --- Push ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PushMode {
-    /// First sync: the host's snapshot replaces what is online.
-    Initial,
-    /// Changes, with field-level conflict detection.
-    Incremental,
+// The push and pull bodies are shared with the plugin's client
+// (od-protocol, with `ToSchema` for the OpenAPI document).
+pub use od_protocol::{
+    Change, ChangeOp, ChangesPage, Conflict, Fields, PushAnswer, PushMode, PushRequest, PushResult,
+    RemoteChange,
+};
+
+/// A version or sequence number as it travels (`u64`). Stored as SQLite
+/// integers, they start at 0 and only grow, so none is ever negative.
+pub fn wire_number(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or_default()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeOp {
-    Upsert,
-    Delete,
-}
+/// The largest version a push may name as its `base_version`: versions are
+/// stored as `i64`, so a larger one names no version at all.
+pub const MAX_BASE_VERSION: u64 = i64::MAX as u64;
 
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-pub struct PushChange {
-    pub entity: String,
-    #[schema(value_type = String)]
-    pub global_id: Uuid,
-    pub op: ChangeOp,
-    /// The record version the host last saw (from a push answer or a pull);
-    /// none or 0 for a record new to the host.
-    #[serde(default)]
-    pub base_version: Option<i64>,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-    /// The fields the host changed; absent: every field in `fields`.
-    #[serde(default)]
-    pub changed: Option<Vec<String>>,
-}
-
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-pub struct PushRequest {
-    pub mode: PushMode,
-    pub changes: Vec<PushChange>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct PushResult {
-    #[schema(value_type = String)]
-    pub global_id: Uuid,
-    pub version: i64,
-    pub deleted: bool,
-}
-
-/// A conflict as recorded and answered (G7).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Conflict {
-    pub entity: String,
-    #[schema(value_type = String)]
-    pub global_id: Uuid,
-    /// The field, or `*` for a delete against an edit.
-    pub field: String,
-    #[schema(value_type = Object)]
-    pub host_value: Value,
-    #[schema(value_type = Object)]
-    pub online_value: Value,
-    /// `host_wins` (same field changed on both sides), `host_delete_wins`
-    /// (the host deleted a record edited online), `online_delete_undone`
-    /// (the host edited a record deleted online: it is restored).
-    pub outcome: String,
-    /// RFC 3339, set when read from the history.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct PushAnswer {
-    pub results: Vec<PushResult>,
-    pub conflicts: Vec<Conflict>,
-    /// The company's sequence number after this push (not a pull cursor).
-    pub cursor: i64,
+impl From<StoredRecord> for RemoteChange {
+    fn from(record: StoredRecord) -> Self {
+        RemoteChange {
+            seq: wire_number(record.seq),
+            entity: record.entity,
+            global_id: record.global_id,
+            version: wire_number(record.version),
+            deleted: record.deleted,
+            fields: record.fields.into_iter().collect(),
+        }
+    }
 }
 
 /// Applies one pushed change to the stored record (if any). `seq` is the
@@ -169,12 +121,13 @@ pub struct PushAnswer {
 pub fn merge_push(
     mode: PushMode,
     existing: Option<&StoredRecord>,
-    change: &PushChange,
+    change: &Change,
     seq: i64,
     device: Uuid,
 ) -> (Option<StoredRecord>, Vec<Conflict>) {
     let mut conflicts = Vec::new();
-    let base = change.base_version.unwrap_or(0);
+    // The push handler refuses a larger one; saturating keeps it total.
+    let base = i64::try_from(change.base_version.unwrap_or(0)).unwrap_or(i64::MAX);
     let unseen_online = |meta: &FieldMeta| meta.origin() == Origin::Online && meta.version() > base;
     let conflict = |field: &str, host: Value, online: Value, outcome: &str| Conflict {
         entity: change.entity.clone(),
@@ -256,7 +209,7 @@ pub fn merge_push(
                 if mode == PushMode::Incremental && online_delete {
                     conflicts.push(conflict(
                         DELETED_META,
-                        Value::Object(change.fields.clone()),
+                        Value::Object(change.fields.clone().into_iter().collect()),
                         Value::String("deleted".to_owned()),
                         "online_delete_undone",
                     ));
@@ -466,18 +419,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn change(
-        op: ChangeOp,
-        base: Option<i64>,
-        fields: Value,
-        changed: Option<&[&str]>,
-    ) -> PushChange {
-        PushChange {
+    fn change(op: ChangeOp, base: Option<u64>, fields: Value, changed: Option<&[&str]>) -> Change {
+        Change {
             entity: "contacts".to_owned(),
             global_id: Uuid::nil(),
             op,
             base_version: base,
-            fields: fields.as_object().cloned().unwrap_or_default(),
+            fields: fields
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             changed: changed.map(|names| names.iter().map(|name| name.to_string()).collect()),
         }
     }

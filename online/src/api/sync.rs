@@ -24,8 +24,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::model::Device;
 use crate::store::{Fence, Fenced, Lease, LeaseOutcome, PushOutcome};
 use crate::sync::{
-    PushAnswer, PushRequest, Schema, StoredRecord, DEFAULT_PAGE, LEASE_SECONDS, MAX_PAGE,
-    MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
+    wire_number, ChangesPage, PushAnswer, PushRequest, RemoteChange, Schema, DEFAULT_PAGE,
+    LEASE_SECONDS, MAX_BASE_VERSION, MAX_PAGE, MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
 };
 
 /// Per company, the newest sequence number written; pulls waiting for
@@ -347,6 +347,18 @@ pub async fn push(
             format!("The entity {:?} is not in the schema.", change.entity),
         ));
     }
+    // Versions are stored as i64, so a larger base version names none; it
+    // is refused like any other value of the wrong type.
+    if request.changes.iter().any(|change| {
+        change
+            .base_version
+            .is_some_and(|base| base > MAX_BASE_VERSION)
+    }) {
+        return Err(ApiError::with_message(
+            ErrorCode::InvalidRequest,
+            "The request is not valid: a field is missing or has the wrong type.",
+        ));
+    }
     let count = request.changes.len();
     match state
         .store
@@ -355,7 +367,8 @@ pub async fn push(
     {
         PushOutcome::Applied(answer) => {
             tracing::debug!(company = %device.company_id, count, conflicts = answer.conflicts.len(), "push applied");
-            state.sync_events.notify(device.company_id, answer.cursor);
+            let newest = i64::try_from(answer.cursor).unwrap_or(i64::MAX);
+            state.sync_events.notify(device.company_id, newest);
             Ok(Json(answer))
         }
         PushOutcome::Replayed(answer) => {
@@ -376,38 +389,6 @@ pub struct ChangesQuery {
     pub wait: Option<u64>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ChangeView {
-    pub seq: i64,
-    pub entity: String,
-    pub global_id: String,
-    pub version: i64,
-    pub deleted: bool,
-    #[schema(value_type = Object)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl From<StoredRecord> for ChangeView {
-    fn from(record: StoredRecord) -> Self {
-        ChangeView {
-            seq: record.seq,
-            entity: record.entity,
-            global_id: record.global_id.to_string(),
-            version: record.version,
-            deleted: record.deleted,
-            fields: record.fields,
-        }
-    }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChangesAnswer {
-    pub changes: Vec<ChangeView>,
-    /// Pass it as `after` next time (it also passes this device's own
-    /// changes, which are left out).
-    pub cursor: i64,
-}
-
 /// Changes after the cursor (long-poll with `wait`), without the device's
 /// own pushes.
 #[utoipa::path(
@@ -415,7 +396,7 @@ pub struct ChangesAnswer {
     security(("bearer" = [])),
     params(ChangesQuery),
     responses(
-        (status = 200, body = ChangesAnswer),
+        (status = 200, body = ChangesPage),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
     )
 )]
@@ -423,7 +404,7 @@ pub async fn changes(
     State(state): State<AppState>,
     DeviceCaller(device): DeviceCaller,
     query: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<ChangesAnswer>> {
+) -> ApiResult<Json<ChangesPage>> {
     let Query(query) = query.map_err(|_| {
         ApiError::with_message(
             ErrorCode::InvalidRequest,
@@ -443,17 +424,17 @@ pub async fn changes(
             .await?;
         let nothing_new = page.cursor == after;
         if !nothing_new || wait.is_zero() {
-            return Ok(Json(ChangesAnswer {
-                changes: page.records.into_iter().map(ChangeView::from).collect(),
-                cursor: page.cursor,
+            return Ok(Json(ChangesPage {
+                changes: page.records.into_iter().map(RemoteChange::from).collect(),
+                cursor: wire_number(page.cursor),
             }));
         }
         match tokio::time::timeout_at(deadline, news.changed()).await {
             Ok(Ok(())) => continue,
             _ => {
-                return Ok(Json(ChangesAnswer {
+                return Ok(Json(ChangesPage {
                     changes: Vec::new(),
-                    cursor: after,
+                    cursor: wire_number(after),
                 }))
             }
         }

@@ -107,7 +107,7 @@ pub enum PushOutcome {
 
 /// One page of changes after a cursor.
 #[derive(Clone, Debug)]
-pub struct ChangesPage {
+pub struct StoredChanges {
     /// Without the device's own echoes.
     pub records: Vec<StoredRecord>,
     /// The last sequence number looked at (echoes included).
@@ -303,7 +303,7 @@ pub trait Store: Send + Sync + 'static {
         device_id: Uuid,
         after: i64,
         limit: usize,
-    ) -> StoreResult<ChangesPage>;
+    ) -> StoreResult<StoredChanges>;
     /// Stores the device's acknowledged cursor (it never goes back) and
     /// answers it; `None` (nothing stored) when `cursor` is beyond the
     /// company's newest sequence number.

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::migrations::{migrate, MigrationError};
 use super::sqlite_sync;
 use super::{
-    ChangesPage, EventWindow, Fence, Fenced, Lease, LeaseOutcome, Membership, PushOutcome,
-    Rotation, Store, StoreError, StoreResult, SyncCounts, WebOutcome, WebWrite,
+    EventWindow, Fence, Fenced, Lease, LeaseOutcome, Membership, PushOutcome, Rotation, Store,
+    StoreError, StoreResult, StoredChanges, SyncCounts, WebOutcome, WebWrite,
 };
 use crate::model::{
     Account, AccountLogin, Company, CompanyDetails, Device, DeviceToken, DeviceTokenKind,
@@ -915,7 +915,7 @@ impl Store for SqliteStore {
         device_id: Uuid,
         after: i64,
         limit: usize,
-    ) -> StoreResult<ChangesPage> {
+    ) -> StoreResult<StoredChanges> {
         self.call(move |connection| {
             sqlite_sync::changes(connection, company_id, device_id, after, limit)
         })

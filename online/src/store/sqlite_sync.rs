@@ -11,11 +11,12 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    ChangesPage, Fence, Fenced, Lease, LeaseOutcome, PushOutcome, SyncCounts, WebOutcome, WebWrite,
+    Fence, Fenced, Lease, LeaseOutcome, PushOutcome, StoredChanges, SyncCounts, WebOutcome,
+    WebWrite,
 };
 use crate::sync::{
-    apply_web, merge_push, Checksum, Conflict, FieldMeta, PushAnswer, PushRequest, PushResult,
-    StoredRecord, CONFLICT_RETENTION_DAYS,
+    apply_web, merge_push, wire_number, Checksum, Conflict, FieldMeta, PushAnswer, PushRequest,
+    PushResult, StoredRecord, CONFLICT_RETENTION_DAYS,
 };
 
 fn micros(time: DateTime<Utc>) -> i64 {
@@ -306,13 +307,15 @@ pub(super) fn push(
                 save_record(transaction, &company_text, &record, now)?;
                 PushResult {
                     global_id: change.global_id,
-                    version: record.version,
+                    version: wire_number(record.version),
                     deleted: record.deleted,
                 }
             }
             None => PushResult {
                 global_id: change.global_id,
-                version: existing.as_ref().map_or(0, |record| record.version),
+                version: existing
+                    .as_ref()
+                    .map_or(0, |record| wire_number(record.version)),
                 deleted: existing.as_ref().is_none_or(|record| record.deleted),
             },
         };
@@ -323,7 +326,7 @@ pub(super) fn push(
     let answer = PushAnswer {
         results,
         conflicts,
-        cursor: seq,
+        cursor: wire_number(seq),
     };
     transaction
         .prepare_cached(
@@ -345,7 +348,7 @@ pub(super) fn changes(
     device: Uuid,
     after: i64,
     limit: usize,
-) -> rusqlite::Result<ChangesPage> {
+) -> rusqlite::Result<StoredChanges> {
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM sync_records
          WHERE company_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
@@ -363,7 +366,7 @@ pub(super) fn changes(
             records.push(record);
         }
     }
-    Ok(ChangesPage { records, cursor })
+    Ok(StoredChanges { records, cursor })
 }
 
 pub(super) fn ack(
@@ -571,7 +574,7 @@ pub(super) fn conflicts(
             online_value: serde_json::from_str(&online)
                 .map_err(|error| from_sql_error(4, error))?,
             outcome: row.get(5)?,
-            at: DateTime::from_timestamp_micros(at).map(crate::api::types::time_text),
+            at: DateTime::from_timestamp_micros(at),
         })
     })?;
     rows.collect()

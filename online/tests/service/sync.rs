@@ -484,6 +484,47 @@ fn recording_conflicts_deletes_the_companys_conflicts_older_than_the_retention()
         .map(|conflict| conflict["global_id"].clone())
         .collect();
     assert_eq!(listed, [json!(new.to_string()), json!(young.to_string())]);
+    // Times in whole seconds, as documented (the clock has microseconds).
+    let at = history.json()["conflicts"][0]["at"].clone();
+    assert!(
+        at.as_str()
+            .is_some_and(|at| at.len() == "2025-01-01T00:00:00Z".len() && at.ends_with('Z')),
+        "{at}"
+    );
+}
+
+/// The push body's type is shared with od-client, whose versions are
+/// unsigned: a negative `base_version` is refused (it used to count as 0),
+/// and one beyond the stored range still is, as before.
+#[test]
+fn a_base_version_outside_the_stored_range_is_refused() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let id = Uuid::new_v4();
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [contact(id, 1)]}),
+    );
+    for (key, base) in [("negative", json!(-1)), ("too-large", json!(u64::MAX))] {
+        let answer = sync.push(
+            &server,
+            key,
+            &json!({"mode": "incremental", "changes": [
+                {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": base,
+                 "fields": {"name": "Host name"}, "changed": ["name"]}]}),
+        );
+        assert_error(&answer, 400, "invalid_request");
+    }
+    assert_eq!(sync.status(&server)["sequence"], 1, "nothing applied");
+    let largest = sync.push_ok(
+        &server,
+        "largest",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": i64::MAX,
+             "fields": {"name": "Host name"}, "changed": ["name"]}]}),
+    );
+    assert_eq!(largest["results"][0]["version"], 2, "{largest}");
 }
 
 #[test]
