@@ -51,6 +51,32 @@ fn instance(host: &Arc<TestHost>, service: &ClosedPort) -> Instance<'static> {
     plugin().create(&api).expect("create")
 }
 
+/// [`instance`] with a data folder, so that the sync exports can succeed.
+fn instance_in(
+    host: &Arc<TestHost>,
+    service: &ClosedPort,
+    dir: &std::path::Path,
+) -> Instance<'static> {
+    let mut api = HostApi::new(host, &service.url());
+    api.log_level = OD_LOG_LEVEL_ERROR;
+    api.data_dir = Some(dir.to_str().expect("a UTF-8 path").as_bytes().to_vec());
+    plugin().create(&api).expect("create")
+}
+
+/// A connection document for a service that refuses connections.
+fn connection(service: &ClosedPort) -> CString {
+    let json = serde_json::json!({
+        "service_url": service.url(),
+        "company_id": "6f1c1a3e-8d2b-4c55-9a57-0d2c1e4b7a11",
+        "computer_id": "pc-1",
+        "device_id": "0b9d3c57-2f0e-4d8a-a3c1-5e6f7a8b9c0d",
+        "access_token": "od-test-access",
+        "access_expires_at": "2099-01-01T00:00:00Z",
+        "refresh_token": "od-test-refresh",
+    });
+    CString::new(json.to_string()).expect("no NUL")
+}
+
 fn assert_panic_message(message: &str, export: &str) {
     assert!(
         message.contains(export)
@@ -117,6 +143,100 @@ fn exports_on_a_handle_report_the_panic_on_the_handle() {
     }
     assert!(instance.check_licence().expect("licence").ok);
     assert_eq!(instance.check_prerequisites(0).expect("rows").rows.len(), 8);
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert_eq!(host.user_data_frees(), 1);
+}
+
+/// (ABI 1.1) The same for the synchronisation exports. Each panics before
+/// it does anything, so the second half of the list (start, stop) finds
+/// the connection and schedule the first half stored once the injection
+/// stopped.
+#[test]
+fn sync_exports_on_a_handle_report_the_panic_on_the_handle() {
+    let _turn = TURN.lock();
+    let service = ClosedPort::new();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let host = TestHost::complete();
+    let instance = instance_in(&host, &service, dir.path());
+    let api = plugin().api();
+    let handle = instance.handle();
+    let document = connection(&service);
+    let later = CString::new("2099-12-24T22:00:00+01:00").expect("no NUL");
+    let calls: [(&str, &dyn Fn() -> od_result); 7] = [
+        ("od_plugin_connection_set", &|| {
+            // SAFETY: a live handle and a NUL-terminated document.
+            unsafe { api.plugin_connection_set.unwrap()(handle, document.as_ptr()) }
+        }),
+        ("od_plugin_sync_schedule", &|| {
+            // SAFETY: a live handle and a NUL-terminated time.
+            unsafe { api.plugin_sync_schedule.unwrap()(handle, later.as_ptr()) }
+        }),
+        ("od_plugin_sync_notify", &|| {
+            // SAFETY: a live handle.
+            unsafe { api.plugin_sync_notify.unwrap()(handle) }
+        }),
+        ("od_plugin_sync_status", &|| {
+            let mut out = std::ptr::null_mut();
+            // SAFETY: a live handle and a writable output.
+            let code = unsafe { api.plugin_sync_status.unwrap()(handle, &mut out) };
+            assert_eq!(
+                out.is_null(),
+                code != OD_RESULT_OK,
+                "output only on success"
+            );
+            // SAFETY: NULL or the status just made.
+            unsafe { api.sync_status_free.unwrap()(out) };
+            code
+        }),
+        ("od_plugin_sync_history", &|| {
+            let mut out = std::ptr::null_mut();
+            // SAFETY: a live handle and a writable output.
+            let code = unsafe { api.plugin_sync_history.unwrap()(handle, &mut out) };
+            assert_eq!(
+                out.is_null(),
+                code != OD_RESULT_OK,
+                "output only on success"
+            );
+            // SAFETY: NULL or the text just made.
+            unsafe { api.text_free.unwrap()(out) };
+            code
+        }),
+        ("od_plugin_sync_start", &|| {
+            // SAFETY: a live handle.
+            unsafe { api.plugin_sync_start.unwrap()(handle, OD_SYNC_FLAG_NOW) }
+        }),
+        ("od_plugin_sync_stop", &|| {
+            // SAFETY: a live handle.
+            unsafe { api.plugin_sync_stop.unwrap()(handle) }
+        }),
+    ];
+    for (export, call) in calls {
+        let logged_before = host.logs().len();
+        {
+            let _panic = Injection::start(export);
+            assert_eq!(call(), OD_RESULT_PANIC, "{export}");
+            assert_eq!(call(), OD_RESULT_PANIC, "{export}, again");
+            assert_panic_message(&instance.errmsg(), export);
+        }
+        let logs = host.logs();
+        assert!(
+            logs[logged_before..]
+                .iter()
+                .any(|r| r.level == OD_LOG_LEVEL_ERROR && r.message.contains(export)),
+            "{export}: the panic is logged for the host: {logs:#?}"
+        );
+        assert_eq!(call(), OD_RESULT_OK, "{export} works again");
+        assert_eq!(instance.errmsg(), "");
+    }
+    // Nothing was half done: the stored connection and schedule hold.
+    let status = instance.sync_status().expect("status");
+    assert_eq!(
+        status.scheduled_at.as_deref(),
+        Some("2099-12-24T21:00:00Z"),
+        "{status:#?}"
+    );
+    assert!(dir.path().join("connection.json").is_file());
+    assert!(instance.check_licence().expect("licence").ok);
     assert_eq!(instance.free(), OD_RESULT_OK);
     assert_eq!(host.user_data_frees(), 1);
 }
@@ -275,4 +395,45 @@ fn void_and_value_exports_return_safely() {
         api.prerequisite_list_free.unwrap()(list);
     }
     assert!(instance.check_licence().expect("usable").ok);
+
+    // (ABI 1.1) The same for the status and the text.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let sync_host = TestHost::complete();
+    let sync_instance = instance_in(&sync_host, &service, dir.path());
+    let mut status = std::ptr::null_mut();
+    let mut text = std::ptr::null_mut();
+    // SAFETY: a live handle and writable outputs; each output is freed
+    // exactly once, after the injected panics.
+    unsafe {
+        assert_eq!(
+            api.plugin_sync_status.unwrap()(sync_instance.handle(), &mut status),
+            OD_RESULT_OK
+        );
+        assert_eq!(
+            api.plugin_sync_history.unwrap()(sync_instance.handle(), &mut text),
+            OD_RESULT_OK
+        );
+        {
+            let _panic = Injection::start("od_sync_status_free");
+            api.sync_status_free.unwrap()(status);
+        }
+        {
+            let _panic = Injection::start("od_text_free");
+            api.text_free.unwrap()(text);
+        }
+        assert_eq!((*status).state, OD_SYNC_NOT_CONNECTED);
+        let history = c_string((*text).text).expect("a text");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&history).expect("JSON"),
+            serde_json::json!({"runs": [], "conflicts": []})
+        );
+        api.sync_status_free.unwrap()(status);
+        api.text_free.unwrap()(text);
+    }
+    assert_eq!(
+        sync_instance.sync_status().expect("usable").state,
+        OD_SYNC_NOT_CONNECTED
+    );
+    assert_eq!(sync_instance.free(), OD_RESULT_OK);
+    assert_eq!(sync_host.user_data_frees(), 1);
 }
