@@ -57,7 +57,17 @@ pub enum HostError {
 
     /// A call into the plugin failed.
     #[error("The Online Desktop add-on reported an error: {0}")]
-    AddOn(#[from] crate::plugin::instance::CallError),
+    AddOn(crate::plugin::instance::CallError),
+
+    /// The add-on refused a request and said why in words meant for the
+    /// person at the keyboard (its message is shown as it is).
+    #[error("{0}")]
+    AddOnRefused(String),
+
+    /// Talking to the online service failed; the message says why and
+    /// what to do.
+    #[error("{0}")]
+    Online(String),
 
     /// "Connect" was chosen while a requirement is not met (exit code 3).
     #[error("{0}")]
@@ -72,6 +82,17 @@ pub enum HostError {
         context: String,
         source: std::io::Error,
     },
+}
+
+impl From<crate::plugin::instance::CallError> for HostError {
+    fn from(error: crate::plugin::instance::CallError) -> HostError {
+        // An add-on too old for a feature is a loading matter, said as such.
+        if error.code == od_abi::OD_RESULT_ABI_VERSION {
+            HostError::AddOnRefused(error.message)
+        } else {
+            HostError::AddOn(error)
+        }
+    }
 }
 
 impl HostError {

@@ -76,3 +76,33 @@ fn a_plugin_for_another_abi_is_refused_with_the_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn an_add_on_of_abi_1_0_is_refused_for_synchronisation_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let init = Command::new(env!("CARGO_BIN_EXE_host-sim"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["init", "--records", "20"])
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let old = build_plugin(dir.path(), 3);
+    for command in [&["sync", "status"][..], &["agent"], &["sync", "history"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_host-sim"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--plugin")
+            .arg(&old)
+            .args(command)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {text}");
+        assert!(
+            text.contains("(version 1.0.0, ABI 1.0) is too old for synchronisation"),
+            "{command:?}: {text}"
+        );
+    }
+}

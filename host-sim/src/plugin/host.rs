@@ -31,6 +31,11 @@ impl LogOutput for StderrLog {
 
 /// The state behind `user_data`: what the host knows and what the plugin
 /// has asked of it.
+///
+/// Shared by the host's own thread and the plugin's worker threads (which
+/// call `request`, `request_pump` and `log`): the context is read-only, the
+/// log output is `Send + Sync`, and everything that changes is behind the
+/// one mutex. `request` opens its own database connections per call.
 pub struct HostState {
     pub context: HostContext,
     log: Option<Box<dyn LogOutput>>,
@@ -41,8 +46,36 @@ pub struct HostState {
 #[derive(Default)]
 struct PumpState {
     requested: bool,
-    events: Vec<od_event_kind>,
+    /// Someone outside the plugin (a signal handler) woke the loop.
+    interrupted: bool,
+    events: Vec<Event>,
 }
+
+/// One event the plugin delivered through `od_plugin_pump`, copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// One of `OD_EVENT_*`.
+    pub kind: od_event_kind,
+    /// The JSON payload, for kinds that have one.
+    pub payload: Option<String>,
+}
+
+/// Why [`HostState::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The plugin asked for a pump.
+    Pump,
+    /// [`HostState::interrupt`] was called (for example on SIGTERM).
+    Interrupted,
+    /// Nothing happened within the time given.
+    Timeout,
+}
+
+// The plugin calls the callbacks from any thread (see above).
+const _: () = {
+    const fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<HostState>();
+};
 
 impl HostState {
     pub fn new(context: HostContext, log: Option<Box<dyn LogOutput>>) -> HostState {
@@ -78,8 +111,52 @@ impl HostState {
         true
     }
 
-    /// Takes the events delivered by the last pumps.
-    pub fn take_events(&self) -> Vec<od_event_kind> {
+    /// Waits until the plugin asks for a pump or the loop is interrupted,
+    /// at most `timeout`, and clears what it reports. A pending interrupt
+    /// is reported before a pump request, and stays reported until
+    /// [`HostState::clear_interrupt`].
+    pub fn wait(&self, timeout: Duration) -> Wake {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.pump.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if state.interrupted {
+                return Wake::Interrupted;
+            }
+            if state.requested {
+                state.requested = false;
+                return Wake::Pump;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Wake::Timeout;
+            }
+            state = self
+                .pump_signal
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Wakes the loop waiting in [`HostState::wait`]. `[thread-safe]`.
+    pub fn interrupt(&self) {
+        self.pump
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .interrupted = true;
+        self.pump_signal.notify_all();
+    }
+
+    /// Forgets an interrupt once the loop has acted on it.
+    pub fn clear_interrupt(&self) {
+        self.pump
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .interrupted = false;
+    }
+
+    /// Takes the events delivered by the last pumps, oldest first.
+    pub fn take_events(&self) -> Vec<Event> {
         std::mem::take(&mut self.pump.lock().unwrap_or_else(|e| e.into_inner()).events)
     }
 }
@@ -146,12 +223,18 @@ pub(crate) unsafe extern "C" fn on_event(user_data: *mut c_void, event: *const o
     }
     // SAFETY: user_data is the HostState; event is valid for the call.
     let (state, event) = unsafe { (&*user_data.cast::<HostState>(), &*event) };
+    // SAFETY: the payload is NULL or NUL-terminated, valid for the call.
+    let payload = (!event.payload_json.is_null())
+        .then(|| unsafe { super::loader::c_text(event.payload_json) });
     state
         .pump
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .events
-        .push(event.kind);
+        .push(Event {
+            kind: event.kind,
+            payload,
+        });
     0
 }
 

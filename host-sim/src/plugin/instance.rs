@@ -141,6 +141,12 @@ impl<'lib> Instance<'lib> {
         &self.state
     }
 
+    /// The host state shared with the plugin, for a thread that must wake
+    /// the host's loop (a signal handler).
+    pub fn shared_state(&self) -> Arc<HostState> {
+        Arc::clone(&self.state)
+    }
+
     fn error(&self, code: od_result) -> CallError {
         let api = self.library.api();
         let message = match api.plugin_errmsg {
@@ -224,6 +230,224 @@ impl<'lib> Instance<'lib> {
     }
 }
 
+/// Synchronisation (ABI 1.1). Each call refuses an add-on whose table does
+/// not have the function (an ABI 1.0 add-on) with [`CallError::too_old`].
+impl Instance<'_> {
+    fn sync_entry<F>(&self, entry: Option<F>) -> Result<F, CallError> {
+        entry.ok_or_else(|| CallError::too_old(self.library))
+    }
+
+    fn check(&self, code: od_result) -> Result<(), CallError> {
+        if code == OD_RESULT_OK {
+            Ok(())
+        } else {
+            Err(self.error(code))
+        }
+    }
+
+    /// Stores the company's connection (`od_plugin_connection_set`).
+    /// `json` carries tokens: it is never logged.
+    pub fn connection_set(&self, json: &str) -> Result<(), CallError> {
+        let set = self.sync_entry(self.library.api().plugin_connection_set)?;
+        let json = CString::new(json).map_err(|_| CallError {
+            code: OD_RESULT_INVALID_ARGUMENT,
+            message: "the connection document contains a NUL character".into(),
+        })?;
+        // SAFETY: live handle; the string lives for the call (the plugin
+        // copies it).
+        self.check(unsafe { set(self.handle, json.as_ptr()) })
+    }
+
+    /// Starts synchronisation in the background; `now` runs a scheduled
+    /// first synchronisation at once.
+    pub fn sync_start(&self, now: bool) -> Result<(), CallError> {
+        let start = self.sync_entry(self.library.api().plugin_sync_start)?;
+        let flags = if now { OD_SYNC_FLAG_NOW } else { 0 };
+        // SAFETY: live handle.
+        self.check(unsafe { start(self.handle, flags) })
+    }
+
+    /// Asks synchronisation to stop at its next safe point; returns at once.
+    pub fn sync_stop(&self) -> Result<(), CallError> {
+        let stop = self.sync_entry(self.library.api().plugin_sync_stop)?;
+        // SAFETY: live handle.
+        self.check(unsafe { stop(self.handle) })
+    }
+
+    /// Schedules the first synchronisation (RFC 3339), or clears the
+    /// schedule (`None`).
+    pub fn sync_schedule(&self, at: Option<&str>) -> Result<(), CallError> {
+        let schedule = self.sync_entry(self.library.api().plugin_sync_schedule)?;
+        let at = at
+            .map(|text| {
+                CString::new(text).map_err(|_| CallError {
+                    code: OD_RESULT_INVALID_ARGUMENT,
+                    message: "the time contains a NUL character".into(),
+                })
+            })
+            .transpose()?;
+        let ptr = at.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        // SAFETY: live handle; the string is NULL or lives for the call.
+        self.check(unsafe { schedule(self.handle, ptr) })
+    }
+
+    /// Tells the add-on the host has just committed changes.
+    pub fn sync_notify(&self) -> Result<(), CallError> {
+        let notify = self.sync_entry(self.library.api().plugin_sync_notify)?;
+        // SAFETY: live handle.
+        self.check(unsafe { notify(self.handle) })
+    }
+
+    /// The synchronisation status, copied out of the add-on's struct.
+    pub fn sync_status(&self) -> Result<SyncStatusView, CallError> {
+        let api = self.library.api();
+        let status_fn = self.sync_entry(api.plugin_sync_status)?;
+        let free = self.sync_entry(api.sync_status_free)?;
+        let mut status: *mut od_sync_status = std::ptr::null_mut();
+        // SAFETY: live handle, writable out-pointer.
+        let code = unsafe { status_fn(self.handle, &mut status) };
+        self.check(code)?;
+        if status.is_null() {
+            return Err(CallError {
+                code: OD_RESULT_INTERNAL,
+                message: "the add-on answered the status call without a status".into(),
+            });
+        }
+        // SAFETY: on success the add-on returned a valid status, freed
+        // right after the copy, once.
+        let view = unsafe { sync_status_view(&*status) };
+        // SAFETY: as above.
+        unsafe { free(status) };
+        Ok(view)
+    }
+
+    /// The synchronisation history, as the add-on's JSON text.
+    pub fn sync_history(&self) -> Result<String, CallError> {
+        let api = self.library.api();
+        let history = self.sync_entry(api.plugin_sync_history)?;
+        let free = self.sync_entry(api.text_free)?;
+        let mut text: *mut od_text = std::ptr::null_mut();
+        // SAFETY: live handle, writable out-pointer.
+        let code = unsafe { history(self.handle, &mut text) };
+        self.check(code)?;
+        if text.is_null() {
+            return Err(CallError {
+                code: OD_RESULT_INTERNAL,
+                message: "the add-on answered the history call without a text".into(),
+            });
+        }
+        // SAFETY: a valid text from the add-on, `len` bytes at `text`;
+        // freed once after the copy.
+        let copy = unsafe {
+            let t = &*text;
+            let copy = if t.text.is_null() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(std::slice::from_raw_parts(t.text.cast::<u8>(), t.len))
+                    .into_owned()
+            };
+            free(text);
+            copy
+        };
+        Ok(copy)
+    }
+}
+
+/// The synchronisation state (`OD_SYNC_*`), as the host shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    NotConnected,
+    Stopped,
+    Scheduled,
+    Starting,
+    FirstSync,
+    Running,
+    Retrying,
+    Failed,
+    Stopping,
+    /// A state a newer add-on knows and this program does not.
+    Other(od_sync_state),
+}
+
+impl SyncState {
+    pub fn from_code(code: od_sync_state) -> SyncState {
+        match code {
+            OD_SYNC_NOT_CONNECTED => SyncState::NotConnected,
+            OD_SYNC_STOPPED => SyncState::Stopped,
+            OD_SYNC_SCHEDULED => SyncState::Scheduled,
+            OD_SYNC_STARTING => SyncState::Starting,
+            OD_SYNC_FIRST_SYNC => SyncState::FirstSync,
+            OD_SYNC_RUNNING => SyncState::Running,
+            OD_SYNC_RETRYING => SyncState::Retrying,
+            OD_SYNC_FAILED => SyncState::Failed,
+            OD_SYNC_STOPPING => SyncState::Stopping,
+            other => SyncState::Other(other),
+        }
+    }
+
+    /// The state as the add-on names it in its events (`"running"`, ...).
+    pub fn from_name(name: &str) -> SyncState {
+        match name {
+            "not_connected" => SyncState::NotConnected,
+            "stopped" => SyncState::Stopped,
+            "scheduled" => SyncState::Scheduled,
+            "starting" => SyncState::Starting,
+            "first_sync" => SyncState::FirstSync,
+            "running" => SyncState::Running,
+            "retrying" => SyncState::Retrying,
+            "failed" => SyncState::Failed,
+            "stopping" => SyncState::Stopping,
+            _ => SyncState::Other(u32::MAX),
+        }
+    }
+
+    /// The state in words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SyncState::NotConnected => "not connected to Online Desktop",
+            SyncState::Stopped => "stopped",
+            SyncState::Scheduled => "waiting for the scheduled first synchronisation",
+            SyncState::Starting => "starting",
+            SyncState::FirstSync => "first synchronisation running",
+            SyncState::Running => "synchronising continuously",
+            SyncState::Retrying => "an attempt failed; trying again by itself",
+            SyncState::Failed => "stopped on an error that needs you",
+            SyncState::Stopping => "stopping",
+            SyncState::Other(_) => "in a state this program does not know",
+        }
+    }
+}
+
+/// First-synchronisation progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub entity: String,
+    pub entity_done: u64,
+    pub entity_total: u64,
+    pub done: u64,
+    pub total: u64,
+    pub seconds_left: Option<u64>,
+}
+
+/// The synchronisation status, copied out of `od_sync_status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatusView {
+    pub state: SyncState,
+    /// The add-on's short English name of the state.
+    pub state_name: String,
+    pub first_sync_done: bool,
+    pub blocked: bool,
+    pub last_success: Option<String>,
+    pub scheduled_at: Option<String>,
+    pub pending_to_online: u64,
+    pub pending_to_host: u64,
+    pub parked: u64,
+    pub error_code: od_result,
+    pub error: Option<String>,
+    /// While the first synchronisation runs.
+    pub progress: Option<SyncProgress>,
+}
+
 impl Drop for Instance<'_> {
     fn drop(&mut self) {
         if let Some(free) = self.library.api().plugin_free {
@@ -235,6 +459,19 @@ impl Drop for Instance<'_> {
                     self.library.last_error_message()
                 );
             }
+        }
+    }
+}
+
+impl CallError {
+    /// The add-on's table lacks the synchronisation functions (ABI 1.0).
+    pub fn too_old(library: &Library) -> CallError {
+        CallError {
+            code: OD_RESULT_ABI_VERSION,
+            message: library.require_sync().err().map_or_else(
+                || "the add-on lacks a synchronisation function".into(),
+                |e| e.to_string(),
+            ),
         }
     }
 }
@@ -316,6 +553,34 @@ unsafe fn prerequisites_view(l: &od_prerequisite_list) -> PrerequisitesView {
                     fix_location: c_text(p.fix_location),
                 })
                 .collect(),
+        }
+    }
+}
+
+unsafe fn sync_status_view(s: &od_sync_status) -> SyncStatusView {
+    // SAFETY (whole function): as in `licence_view`.
+    unsafe {
+        let progress_entity = opt(s.progress_entity);
+        SyncStatusView {
+            state: SyncState::from_code(s.state),
+            state_name: c_text(s.state_name),
+            first_sync_done: s.first_sync_done != 0,
+            blocked: s.blocked != 0,
+            last_success: opt(s.last_success),
+            scheduled_at: opt(s.scheduled_at),
+            pending_to_online: s.pending_to_online,
+            pending_to_host: s.pending_to_host,
+            parked: s.parked,
+            error_code: s.error_code,
+            error: opt(s.error),
+            progress: progress_entity.map(|entity| SyncProgress {
+                entity,
+                entity_done: s.progress_entity_done,
+                entity_total: s.progress_entity_total,
+                done: s.progress_done,
+                total: s.progress_total,
+                seconds_left: u64::try_from(s.progress_seconds_left).ok(),
+            }),
         }
     }
 }

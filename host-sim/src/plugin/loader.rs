@@ -3,7 +3,7 @@
 
 use od_abi::*;
 use std::ffi::{c_char, CStr};
-use std::mem::size_of;
+use std::mem::{offset_of, size_of, MaybeUninit};
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the plugin library.
@@ -25,12 +25,34 @@ pub enum LoadError {
          Install the add-on version made for this program."
     )]
     Incompatible { path: PathBuf, reason: String },
+    #[error(
+        "The Online Desktop add-on at {path} (version {version}, ABI {abi}) is too old for synchronisation: \
+         it needs ABI 1.1 or newer. Install the current Online Desktop add-on."
+    )]
+    TooOldForSync {
+        path: PathBuf,
+        version: String,
+        abi: String,
+    },
 }
+
+/// Size of the plugin's table in ABI 1.0: everything before the first
+/// entry ABI 1.1 appended. A smaller table is refused.
+const ABI_1_0_TABLE_SIZE: usize = offset_of!(od_plugin_api, plugin_connection_set);
+
+/// Size of the table up to the last synchronisation entry (ABI 1.1).
+const SYNC_TABLE_SIZE: usize =
+    offset_of!(od_plugin_api, text_free) + size_of::<Option<unsafe extern "C" fn(*mut od_text)>>();
 
 /// The plugin library, loaded, with its function table.
 pub struct Library {
     path: PathBuf,
-    api: *const od_plugin_api,
+    /// A copy of the plugin's table, as far as its `struct_size` covers
+    /// it; the entries it does not cover are `None` (an older plugin).
+    api: od_plugin_api,
+    /// The plugin's `struct_size`, to tell an older plugin from a
+    /// damaged one.
+    table_size: usize,
     // Dropped last: unloads the library. Every instance borrows `self`, so
     // none can outlive it.
     _library: libloading::Library,
@@ -101,34 +123,71 @@ impl Library {
                 reason,
             });
         }
-        // SAFETY: a non-NULL table from `od_entry` is static while loaded.
-        let table = unsafe { &*api };
-        if table.abi_major != OD_VERSION_MAJOR
-            || (table.struct_size as usize) < size_of::<od_plugin_api>()
-        {
+        // SAFETY: a non-NULL table from `od_entry` is static while loaded;
+        // its first fields (size and versions) exist in every version.
+        let (table_size, abi_major, abi_minor) = unsafe {
+            let head = api.cast::<u32>();
+            (*head as usize, *head.add(1), *head.add(2))
+        };
+        if abi_major != OD_VERSION_MAJOR || table_size < ABI_1_0_TABLE_SIZE {
             return Err(LoadError::Incompatible {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "it implements ABI {}.{}, this program needs {OD_VERSION_MAJOR}.{OD_VERSION_MINOR} or newer",
-                    table.abi_major, table.abi_minor
+                    "it implements ABI {abi_major}.{abi_minor}, this program needs {OD_VERSION_MAJOR}.0 or a newer {OD_VERSION_MAJOR}.x"
                 ),
             });
         }
+        // Only the entries the plugin's struct_size covers are read (an ABI
+        // 1.0 plugin's table ends before the synchronisation entries); the
+        // rest of the copy stays zero, which is `None` for every entry.
+        let mut copy = MaybeUninit::<od_plugin_api>::zeroed();
+        // SAFETY: the plugin's table has `table_size` readable bytes; at
+        // most `size_of::<od_plugin_api>()` are copied into `copy`, which
+        // is that large. All-zero is a valid `od_plugin_api` (integers and
+        // optional function pointers).
+        let api = unsafe {
+            std::ptr::copy_nonoverlapping(
+                api.cast::<u8>(),
+                copy.as_mut_ptr().cast::<u8>(),
+                table_size.min(size_of::<od_plugin_api>()),
+            );
+            copy.assume_init()
+        };
         Ok(Library {
             path: path.to_path_buf(),
             api,
+            table_size,
             _library: library,
         })
+    }
+
+    /// Whether the add-on has the synchronisation functions (ABI 1.1).
+    pub fn has_sync(&self) -> bool {
+        self.table_size >= SYNC_TABLE_SIZE
+    }
+
+    /// Refuses an add-on that is too old for synchronisation, with the
+    /// reason in words.
+    pub fn require_sync(&self) -> Result<(), LoadError> {
+        if self.has_sync() {
+            Ok(())
+        } else {
+            Err(LoadError::TooOldForSync {
+                path: self.path.clone(),
+                version: self.version(),
+                abi: format!("{}.{}", self.api.abi_major, self.api.abi_minor),
+            })
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The plugin's table; entries an older plugin does not have are
+    /// `None`. Its function pointers are valid while `self` lives.
     pub(crate) fn api(&self) -> &od_plugin_api {
-        // SAFETY: checked at load; static while the library is loaded,
-        // which `&self` guarantees.
-        unsafe { &*self.api }
+        &self.api
     }
 
     /// The plugin's version, e.g. "1.0.0".

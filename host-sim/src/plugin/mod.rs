@@ -5,5 +5,9 @@ pub mod host;
 pub mod instance;
 pub mod loader;
 
-pub use instance::{Instance, LicenceView, PrerequisitesView, Row, RowState, Rule, Settings};
+pub use host::{Event, Wake};
+pub use instance::{
+    Instance, LicenceView, PrerequisitesView, Row, RowState, Rule, Settings, SyncProgress,
+    SyncState, SyncStatusView,
+};
 pub use loader::{Library, LoadError};
