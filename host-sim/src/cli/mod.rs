@@ -12,6 +12,7 @@ mod integration;
 mod licence;
 mod record;
 mod session;
+mod sync;
 mod table;
 mod user;
 
@@ -119,6 +120,14 @@ pub enum Command {
     /// Load, use and unload the add-on many times in one process, then
     /// check that no thread is left and memory did not grow
     Lifecycle(desktop::LifecycleArgs),
+    /// Online Desktop synchronisation: connect, run, status, history,
+    /// schedule
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
+    /// The headless sync agent: keeps the company synchronised until
+    /// SIGTERM or Ctrl-C, one log line per state change (for CI and
+    /// services)
+    Agent(sync::AgentArgs),
 }
 
 /// `on` or `off`, for settings people switch.
@@ -155,6 +164,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Settings(args) => desktop::settings(global, args),
         Command::Desktop => crate::desktop::interactive::run(global),
         Command::Lifecycle(args) => desktop::lifecycle(global, args),
+        Command::Sync(command) => sync::run(global, command),
+        Command::Agent(args) => sync::agent(global, args),
     }
 }
 

@@ -154,6 +154,19 @@ pub struct LicenceDocument {
     pub registered_at: String,
 }
 
+/// Where a company database is connected to the online service (written by
+/// `host-sim sync connect`; the device credentials stay with the add-on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineConnection {
+    pub company_id: String,
+    pub service_url: String,
+    /// The company's id on the online service.
+    pub online_company_id: String,
+    /// The Online ID (e-mail) that connected it.
+    pub connected_by: String,
+    pub connected_at: String,
+}
+
 /// An add-on registered for one company database under one licence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddOnBinding {
@@ -263,6 +276,86 @@ impl SystemDb {
             [],
             |row| row.get(0),
         )?)
+    }
+
+    /// The system database's stable id, which the online service binds to
+    /// the licence and the company. Made (a random UUID) the first time it
+    /// is asked for; older system databases get the table then.
+    pub fn database_id(&self) -> Result<String> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS system_identity (
+                 id          INTEGER PRIMARY KEY CHECK (id = 1),
+                 database_id TEXT NOT NULL
+             );",
+        )?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO system_identity (id, database_id) VALUES (1, ?1)",
+            params![uuid::Uuid::new_v4().to_string()],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT database_id FROM system_identity WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    // --- online connections -----------------------------------------------
+
+    fn ensure_online_connections(&self) -> Result<()> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS online_connections (
+                 company_id         TEXT PRIMARY KEY,
+                 service_url        TEXT NOT NULL,
+                 online_company_id  TEXT NOT NULL,
+                 connected_by       TEXT NOT NULL,
+                 connected_at       TEXT NOT NULL
+             );",
+        )?;
+        Ok(())
+    }
+
+    /// Records where a company database is connected (no credentials: the
+    /// add-on keeps those) and marks it connected.
+    pub fn record_online_connection(&self, connection: &OnlineConnection) -> Result<()> {
+        self.ensure_online_connections()?;
+        self.conn.execute(
+            "INSERT INTO online_connections
+                 (company_id, service_url, online_company_id, connected_by, connected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (company_id) DO UPDATE SET service_url = excluded.service_url,
+                 online_company_id = excluded.online_company_id,
+                 connected_by = excluded.connected_by, connected_at = excluded.connected_at",
+            params![
+                connection.company_id,
+                connection.service_url,
+                connection.online_company_id,
+                connection.connected_by,
+                connection.connected_at
+            ],
+        )?;
+        self.set_online_desktop_connected(&connection.company_id, true)
+    }
+
+    /// Where the company database is connected, if it is.
+    pub fn online_connection(&self, company_id: &str) -> Result<Option<OnlineConnection>> {
+        self.ensure_online_connections()?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT company_id, service_url, online_company_id, connected_by, connected_at
+                 FROM online_connections WHERE company_id = ?1",
+                params![company_id],
+                |row| {
+                    Ok(OnlineConnection {
+                        company_id: row.get(0)?,
+                        service_url: row.get(1)?,
+                        online_company_id: row.get(2)?,
+                        connected_by: row.get(3)?,
+                        connected_at: row.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     pub fn set_evaluation_installation(&self, on: bool) -> Result<()> {
