@@ -128,6 +128,8 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
         ("od_event_kind", size_of::<od_event_kind>()),
         ("od_check_state", size_of::<od_check_state>()),
         ("od_check_flags", size_of::<od_check_flags>()),
+        ("od_sync_flags", size_of::<od_sync_flags>()),
+        ("od_sync_state", size_of::<od_sync_state>()),
     ] {
         lines.push(format!("OD_ASSERT(sizeof({ty}) == {size}, \"{ty}\");"));
     }
@@ -245,6 +247,37 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
     );
     layout!(
         lines,
+        od_sync_status {
+            struct_size,
+            state,
+            state_name,
+            first_sync_done,
+            blocked,
+            last_success,
+            scheduled_at,
+            pending_to_online,
+            pending_to_host,
+            parked,
+            error_code,
+            error,
+            progress_entity,
+            progress_entity_done,
+            progress_entity_total,
+            progress_done,
+            progress_total,
+            progress_seconds_left,
+        }
+    );
+    layout!(
+        lines,
+        od_text {
+            struct_size,
+            text,
+            len
+        }
+    );
+    layout!(
+        lines,
         od_plugin_api {
             struct_size,
             abi_major,
@@ -261,6 +294,15 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
             licence_report_free,
             plugin_check_prerequisites,
             prerequisite_list_free,
+            plugin_connection_set,
+            plugin_sync_start,
+            plugin_sync_stop,
+            plugin_sync_schedule,
+            plugin_sync_notify,
+            plugin_sync_status,
+            sync_status_free,
+            plugin_sync_history,
+            text_free,
         }
     );
     constants!(
@@ -281,6 +323,10 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
         OD_RESULT_HOST_DATA_INVALID,
         OD_RESULT_HOST_CALLBACK_MISSING,
         OD_RESULT_SERVICE_UNREACHABLE,
+        OD_RESULT_SERVICE_UNAVAILABLE,
+        OD_RESULT_SERVICE_AUTH,
+        OD_RESULT_SERVICE_REFUSED,
+        OD_RESULT_SERVICE_PROTOCOL,
         OD_RESULT_BAD_STATE,
         OD_RESULT_INTERNAL,
         OD_RESULT_PANIC,
@@ -291,6 +337,18 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
         OD_LOG_LEVEL_DEBUG,
         OD_LOG_LEVEL_TRACE,
         OD_EVENT_PREREQUISITES_CHANGED,
+        OD_EVENT_SYNC_STATE,
+        OD_EVENT_SYNC_PROGRESS,
+        OD_SYNC_NOT_CONNECTED,
+        OD_SYNC_STOPPED,
+        OD_SYNC_SCHEDULED,
+        OD_SYNC_STARTING,
+        OD_SYNC_FIRST_SYNC,
+        OD_SYNC_RUNNING,
+        OD_SYNC_RETRYING,
+        OD_SYNC_FAILED,
+        OD_SYNC_STOPPING,
+        OD_SYNC_FLAG_NOW,
         OD_CHECK_FAILED,
         OD_CHECK_PASSED,
         OD_CHECK_PENDING,
@@ -337,13 +395,14 @@ fn build_c_host(dir: &Path) -> PathBuf {
     exe
 }
 
-/// Everything the C host needs: its binary, a licence file and a service
-/// address that refuses connections.
+/// Everything the C host needs: its binary, a licence file, a service
+/// address that refuses connections and an empty folder for the plugin.
 struct Setup {
     dir: tempfile::TempDir,
     exe: PathBuf,
     licence: PathBuf,
     service: ClosedPort,
+    data_dir: PathBuf,
 }
 
 fn setup() -> Setup {
@@ -352,10 +411,13 @@ fn setup() -> Setup {
     let licence = dir.path().join("licence.odl");
     std::fs::write(&licence, fixtures::signed_document(&fixtures::licence()))
         .expect("write the licence");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("the data folder");
     Setup {
         exe,
         licence,
         service: ClosedPort::new(),
+        data_dir,
         dir,
     }
 }
@@ -366,6 +428,7 @@ impl Setup {
             path(plugin().path()).to_owned(),
             path(&self.licence).to_owned(),
             self.service.url(),
+            path(&self.data_dir).to_owned(),
         ]
     }
 }
@@ -444,6 +507,34 @@ fn assert_expected_output(stdout: &str, service_url: &str, context: &str) {
         has("unknown flags: an argument has an invalid value: unknown flags 0x80"),
         "{context}"
     );
+    // (ABI 1.1) Synchronisation.
+    assert!(
+        has("sync status: not_connected (0), first sync done 0, error 0: (none)"),
+        "{context}"
+    );
+    assert!(
+        has("sync history: {") && last("sync history: ").ends_with('}'),
+        "{context}"
+    );
+    let refused = last("sync start without a connection: ");
+    assert!(
+        refused.contains("the plugin's state does not allow this call")
+            && refused.contains("not connected"),
+        "{refused}\n{context}"
+    );
+    assert!(
+        has("sync status: stopped (1), first sync done 0, error 0: (none)"),
+        "{context}"
+    );
+    for state in ["starting", "retrying", "stopped"] {
+        assert!(
+            has(&format!("event 2 (sync state {state}): ")),
+            "{state}\n{context}"
+        );
+    }
+    let error = last("sync error: ");
+    assert!(error.contains(service_url), "{error}\n{context}");
+    assert!(has("sync stopped after "), "{context}");
     assert!(
         has("plugin freed; user_data_free called 1 time(s)"),
         "{context}"
@@ -477,9 +568,20 @@ fn the_c_host_refuses_to_run_without_its_inputs() {
         .output()
         .expect("run the C host");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let output = Command::new(&setup.exe)
+        .args(&setup.args()[..3])
+        .env_remove("OD_DATA_DIR")
+        .output()
+        .expect("run the C host");
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let missing = setup.dir.path().join("missing.so");
     let output = Command::new(&setup.exe)
-        .args([path(&missing), path(&setup.licence), &setup.service.url()])
+        .args([
+            path(&missing),
+            path(&setup.licence),
+            &setup.service.url(),
+            path(&setup.data_dir),
+        ])
         .output()
         .expect("run the C host");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));

@@ -2,19 +2,22 @@
  * A minimal host program in C11 that drives the Online Desktop plugin the
  * way the real ERP does, through include/online_desktop.h only:
  *
- *   host <plugin-library> <licence-file> <service-url>
+ *   host <plugin-library> <licence-file> <service-url> <data-dir>
  *
  * It loads the library with dlopen, looks up nothing but od_entry, checks
  * the ABI version, answers the plugin's host-channel requests from static
  * JSON (the licence document comes from <licence-file>), runs the licence
  * check and the prerequisites (waiting for request_pump and then pumping on
- * its own main thread, its "UI thread"), frees everything, destroys the
+ * its own main thread, its "UI thread"), then the synchronisation calls of
+ * ABI 1.1 (status, history, connection, start against the service, stop,
+ * pumping until the engine says it stopped), frees everything, destroys the
  * plugin and unloads the library.
  *
  * <service-url> must refuse connections, so that the reachability row ends
- * FAILED; every other row must pass. Exit status 0 only when every
- * expectation held; otherwise each failed one is printed to stderr.
- * Driven by tests/c_host.rs, also under valgrind.
+ * FAILED and synchronisation keeps retrying; every other row must pass.
+ * <data-dir> is an empty folder for the plugin's state. Exit status 0 only
+ * when every expectation held; otherwise each failed one is printed to
+ * stderr. Driven by tests/c_host.rs, also under valgrind.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +43,14 @@ _Static_assert(sizeof(void *) == sizeof(entry_fn),
 
 /* How long to wait for the plugin's request_pump (generous: valgrind). */
 #define PUMP_WAIT_SECONDS 120
+
+/* How long to wait for a synchronisation state (generous: valgrind). */
+#define SYNC_WAIT_SECONDS 120
+
+/* Whether the plugin's table is long enough to hold `field`: a plugin of an
+ * older minor version has a shorter table. */
+#define OD_API_HAS(api, field) \
+    ((api)->struct_size >= offsetof(od_plugin_api, field) + sizeof((api)->field))
 
 /* The company the static answers describe; tests/support/fixtures.rs signs
  * a licence for the same licence number and company. */
@@ -76,6 +88,12 @@ typedef struct {
     int events;
     int events_off_ui_thread;
     int user_data_frees;
+    /* OD_EVENT_SYNC_STATE events, and the state of the last one. */
+    int sync_state_events;
+    char sync_state[32];
+    /* Bit (1 << OD_SYNC_*) for every state an event reported. */
+    unsigned sync_states_seen;
+    int sync_progress_events;
     /* The answer to licence.documents, built from the licence file. */
     char *licence_answer;
 } host_state;
@@ -105,7 +123,30 @@ static const static_answer ANSWERS[] = {
      "{\"username\": \"admin\", \"is_super_user\": true, \"employee\": {\"id\": \"7\","
      " \"name\": \"Kari Nordmann\", \"email\": \"kari@fjordline.example\"}}"},
     {"sessions.active", "{\"users\": [], \"integrations\": []}"},
+    /* A tiny declaration for synchronisation (docs/HOST_CHANNEL.md). */
+    {"schema.entities",
+     "{\"version\": 1, \"entities\": [{\"name\": \"contacts\", \"title\": \"Contacts\","
+     " \"online_create\": true, \"fields\": [{\"name\": \"name\", \"type\": \"text\","
+     " \"required\": true, \"online\": \"read_write\", \"direction\": \"two_way\"}]}]}"},
+    {"changes.position", "{\"seq\": 0}"},
+    {"records.count", "{\"count\": 0}"},
+    {"records.page", "{\"records\": [], \"done\": true}"},
+    {"sync.block", "{\"blocked\": true, \"reason\": \"first sync\", \"blocked_at\": \"now\"}"},
+    {"sync.unblock", "{\"blocked\": false}"},
 };
+
+/* The OD_SYNC_* state named `name`, or -1. */
+static int sync_state_of(const char *name) {
+    static const char *const NAMES[] = {"not_connected", "stopped", "scheduled",
+                                        "starting",      "first_sync", "running",
+                                        "retrying",      "failed",  "stopping"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
+        if (strcmp(name, NAMES[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
 
 /* ------------------------------------------------------------- callbacks */
 
@@ -186,6 +227,31 @@ static int32_t OD_CALL host_on_event(void *user_data, const od_event *event) {
     host->events++;
     if (!pthread_equal(pthread_self(), host->ui_thread)) {
         host->events_off_ui_thread++;
+    }
+    if (event->kind == OD_EVENT_SYNC_STATE) {
+        /* {"state": s, "error": s | null}: the state's word, by hand. */
+        host->sync_state_events++;
+        host->sync_state[0] = '\0';
+        const char *payload = event->payload_json != NULL ? event->payload_json : "";
+        const char *state = strstr(payload, "\"state\":\"");
+        if (state != NULL) {
+            state += strlen("\"state\":\"");
+            size_t len = strcspn(state, "\"");
+            if (len < sizeof host->sync_state) {
+                memcpy(host->sync_state, state, len);
+                host->sync_state[len] = '\0';
+            }
+        }
+        int code = sync_state_of(host->sync_state);
+        expect(code >= 0, "a known sync state in %s", payload);
+        if (code >= 0) {
+            host->sync_states_seen |= 1u << (unsigned)code;
+        }
+        printf("event 2 (sync state %s): %s\n", host->sync_state, payload);
+        return 0;
+    }
+    if (event->kind == OD_EVENT_SYNC_PROGRESS) {
+        host->sync_progress_events++;
     }
     printf("event %u%s\n", (unsigned)event->kind,
            event->kind == OD_EVENT_PREREQUISITES_CHANGED ? " (prerequisites changed)" : "");
@@ -349,9 +415,150 @@ static void check_final_prerequisites(const od_prerequisite_list *list, const ch
     }
 }
 
+/* ------------------------------------------- synchronisation (ABI 1.1) */
+
+/* Pumps on the UI thread until an OD_EVENT_SYNC_STATE event has reported
+ * `state` (one of OD_SYNC_*); 0 when it did not within SYNC_WAIT_SECONDS. */
+static int pump_until_sync_state(const od_plugin_api *api, od_plugin *plugin, host_state *host,
+                                 int state) {
+    time_t deadline = time(NULL) + SYNC_WAIT_SECONDS;
+    while ((host->sync_states_seen & (1u << (unsigned)state)) == 0) {
+        time_t now = time(NULL);
+        if (now >= deadline) {
+            return 0;
+        }
+        if (wait_for_pump_request(host, (int)(deadline - now))) {
+            od_result result = api->plugin_pump(plugin);
+            expect(result == OD_RESULT_OK, "od_plugin_pump: %s", api->result_text(result));
+        }
+    }
+    return 1;
+}
+
+/* The status, printed; NULL on failure. Free it with sync_status_free. */
+static od_sync_status *sync_status(const od_plugin_api *api, od_plugin *plugin) {
+    od_sync_status *status = NULL;
+    od_result result = api->plugin_sync_status(plugin, &status);
+    expect(result == OD_RESULT_OK && status != NULL, "od_plugin_sync_status: %s",
+           api->result_text(result));
+    if (status == NULL) {
+        return NULL;
+    }
+    expect(status->struct_size >= sizeof(od_sync_status), "the status is complete");
+    expect(status->state_name != NULL, "the status names its state");
+    printf("sync status: %s (%u), first sync done %u, error %u: %s\n",
+           status->state_name != NULL ? status->state_name : "(none)", (unsigned)status->state,
+           (unsigned)status->first_sync_done, (unsigned)status->error_code,
+           status->error != NULL ? status->error : "(none)");
+    return status;
+}
+
+static void run_sync(const od_plugin_api *api, od_plugin *plugin, host_state *host,
+                     const char *service_url) {
+    if (!(OD_API_HAS(api, plugin_connection_set) && OD_API_HAS(api, plugin_sync_start) &&
+          OD_API_HAS(api, plugin_sync_stop) && OD_API_HAS(api, plugin_sync_schedule) &&
+          OD_API_HAS(api, plugin_sync_notify) && OD_API_HAS(api, plugin_sync_status) &&
+          OD_API_HAS(api, sync_status_free) && OD_API_HAS(api, plugin_sync_history) &&
+          OD_API_HAS(api, text_free))) {
+        expect(0, "the plugin's table has the synchronisation entries of ABI 1.1");
+        return;
+    }
+
+    /* Not connected yet: nothing known, nothing to start. */
+    od_sync_status *status = sync_status(api, plugin);
+    if (status != NULL) {
+        expect(status->state == OD_SYNC_NOT_CONNECTED, "not connected, got %u",
+               (unsigned)status->state);
+        expect(strcmp(status->state_name, "not_connected") == 0, "named not_connected");
+        expect(status->last_success == NULL && status->scheduled_at == NULL &&
+                   status->error == NULL && status->progress_entity == NULL,
+               "no times, error or progress yet");
+        expect(status->progress_seconds_left == -1, "no time left known");
+        api->sync_status_free(status);
+    }
+
+    od_text *history = NULL;
+    od_result result = api->plugin_sync_history(plugin, &history);
+    expect(result == OD_RESULT_OK && history != NULL, "od_plugin_sync_history: %s",
+           api->result_text(result));
+    if (history != NULL) {
+        expect(history->struct_size >= sizeof(od_text), "the text is complete");
+        expect(history->len == strlen(history->text), "len is the text's length");
+        expect(history->len >= 2 && history->text[0] == '{' &&
+                   history->text[history->len - 1] == '}',
+               "the history is a JSON object: %s", history->text);
+        expect(strstr(history->text, "\"runs\":[]") != NULL &&
+                   strstr(history->text, "\"conflicts\":[]") != NULL,
+               "no runs and no conflicts yet: %s", history->text);
+        printf("sync history: %s\n", history->text);
+        api->text_free(history);
+    }
+
+    result = api->plugin_sync_start(plugin, OD_SYNC_FLAG_NOW);
+    char *message = read_message(api, plugin, errmsg_of);
+    printf("sync start without a connection: %s: %s\n", api->result_text(result),
+           message != NULL ? message : "(no message)");
+    expect(result == OD_RESULT_BAD_STATE, "no start without a connection");
+    expect(message != NULL && strstr(message, "not connected") != NULL,
+           "the message says the company is not connected");
+    free(message);
+
+    /* Connected: stopped. */
+    char connection[1024];
+    int written = snprintf(
+        connection, sizeof connection,
+        "{\"service_url\": \"%s\", \"company_id\": \"6f1c1a3e-8d2b-4c55-9a57-0d2c1e4b7a11\","
+        " \"computer_id\": \"pc-1\", \"device_id\": \"0b9d3c57-2f0e-4d8a-a3c1-5e6f7a8b9c0d\","
+        " \"access_token\": \"c-host-access\", \"access_expires_at\": \"2099-01-01T00:00:00Z\","
+        " \"refresh_token\": \"c-host-refresh\"}",
+        service_url);
+    expect(written > 0 && (size_t)written < sizeof connection, "the connection fits");
+    result = api->plugin_connection_set(plugin, connection);
+    expect(result == OD_RESULT_OK, "od_plugin_connection_set: %s", api->result_text(result));
+    status = sync_status(api, plugin);
+    if (status != NULL) {
+        expect(status->state == OD_SYNC_STOPPED, "stopped once connected, got %u",
+               (unsigned)status->state);
+        api->sync_status_free(status);
+    }
+
+    /* Started against a service that refuses connections: it retries. */
+    result = api->plugin_sync_start(plugin, OD_SYNC_FLAG_NOW);
+    expect(result == OD_RESULT_OK, "od_plugin_sync_start: %s", api->result_text(result));
+    result = api->plugin_sync_notify(plugin);
+    expect(result == OD_RESULT_OK, "od_plugin_sync_notify: %s", api->result_text(result));
+    expect(pump_until_sync_state(api, plugin, host, OD_SYNC_RETRYING),
+           "the state retrying within %d s", SYNC_WAIT_SECONDS);
+    status = sync_status(api, plugin);
+    if (status != NULL) {
+        expect(status->error_code == OD_RESULT_SERVICE_UNREACHABLE,
+               "the service is unreachable, got %u", (unsigned)status->error_code);
+        expect(status->error != NULL && strstr(status->error, service_url) != NULL,
+               "the error names %s", service_url);
+        if (status->error != NULL) {
+            printf("sync error: %s\n", status->error);
+        }
+        api->sync_status_free(status);
+    }
+
+    /* Stopped: the engine says so through the pump. */
+    result = api->plugin_sync_stop(plugin);
+    expect(result == OD_RESULT_OK, "od_plugin_sync_stop: %s", api->result_text(result));
+    expect(pump_until_sync_state(api, plugin, host, OD_SYNC_STOPPED),
+           "the state stopped within %d s", SYNC_WAIT_SECONDS);
+    status = sync_status(api, plugin);
+    if (status != NULL) {
+        expect(status->state == OD_SYNC_STOPPED, "stopped, got %u", (unsigned)status->state);
+        api->sync_status_free(status);
+    }
+    expect(host->sync_progress_events == 0, "no progress without a service");
+    printf("sync stopped after %d state event(s)\n", host->sync_state_events);
+}
+
 /* ------------------------------------------------------------ the run */
 
-static void run(const od_plugin_api *api, host_state *host, const char *service_url) {
+static void run(const od_plugin_api *api, host_state *host, const char *service_url,
+                const char *data_dir) {
     od_host_api table;
     memset(&table, 0, sizeof table);
     table.struct_size = sizeof table;
@@ -364,7 +571,7 @@ static void run(const od_plugin_api *api, host_state *host, const char *service_
     table.request = host_request;
     table.request_pump = host_request_pump;
     table.on_event = host_on_event;
-    table.data_dir = NULL;
+    table.data_dir = data_dir;
     table.trace_log_path = NULL;
     table.trace_log_level = OD_LOG_LEVEL_OFF;
     table.service_url = service_url;
@@ -462,6 +669,8 @@ static void run(const od_plugin_api *api, host_state *host, const char *service_
     expect(message != NULL && strstr(message, "0x80") != NULL, "the message names the flags");
     free(message);
 
+    run_sync(api, plugin, host, service_url);
+
     result = api->plugin_free(plugin);
     expect(result == OD_RESULT_OK, "od_plugin_free: %s", api->result_text(result));
     expect(host->user_data_frees == 1, "user_data_free once, got %d", host->user_data_frees);
@@ -472,8 +681,11 @@ int main(int argc, char **argv) {
     const char *library_path = argc > 1 ? argv[1] : NULL;
     const char *licence_path = argc > 2 ? argv[2] : getenv("OD_LICENCE_FILE");
     const char *service_url = argc > 3 ? argv[3] : getenv("OD_SERVICE_URL");
-    if (library_path == NULL || licence_path == NULL || service_url == NULL) {
-        fprintf(stderr, "usage: %s <plugin-library> <licence-file> <service-url>\n", argv[0]);
+    const char *data_dir = argc > 4 ? argv[4] : getenv("OD_DATA_DIR");
+    if (library_path == NULL || licence_path == NULL || service_url == NULL ||
+        data_dir == NULL) {
+        fprintf(stderr, "usage: %s <plugin-library> <licence-file> <service-url> <data-dir>\n",
+                argv[0]);
         return 2;
     }
 
@@ -534,7 +746,7 @@ int main(int argc, char **argv) {
             expect(strcmp(api->version_string(), header_version) == 0,
                    "the plugin and the header agree on the version");
             if (api->struct_size >= sizeof(od_plugin_api) && api->abi_major == OD_VERSION_MAJOR) {
-                run(api, &host, service_url);
+                run(api, &host, service_url, data_dir);
             }
         }
     }
