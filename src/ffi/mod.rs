@@ -721,8 +721,12 @@ pub unsafe extern "C" fn od_sync_status_free(status: *mut od_sync_status) {
 /// "ended_at": s?, "outcome": "running"|"finished"|"stopped"|"failed"|
 /// "interrupted", "error": s?, "entities": [{"entity", "to_online",
 /// "to_host"}]}], "conflicts": [{"entity", "global_id", "field",
-/// "host_value", "online_value", "outcome", "recorded_at"}]}` — runs newest
-/// first (at most 200), conflicts of the last 7 days.
+/// "host_value", "online_value", "outcome", "recorded_at"}], "parked":
+/// [{"entity", "global_id", "reason", "since", "tries"}]}` — runs newest
+/// first (at most 200), conflicts of the last 7 days, and the online
+/// changes set aside because the program refused them (with its reason;
+/// tried again at each start, when the record changes online, and every
+/// 5 minutes).
 ///
 /// # Safety
 /// `out_history` is NULL or writable.

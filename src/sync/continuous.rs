@@ -299,7 +299,6 @@ pub fn cursor(state: &State) -> Result<u64, StateError> {
 /// applied to the host, oldest first, with the host's reason: for the user
 /// to see (and fix, online or in the program).
 // The engine (src/sync/engine.rs) shows them; until it does, only tests call this.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn parked(state: &State) -> Result<Vec<Parked>, StateError> {
     state.parked()
 }
@@ -314,7 +313,6 @@ pub fn parked_count(state: &State) -> Result<usize, StateError> {
 /// Makes the next pull try every parked change again (after the user fixed
 /// what the program refused), instead of waiting for [`PARKED_RETRY`].
 // The engine (src/sync/engine.rs) shows them; until it does, only tests call this.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn retry_parked(state: &mut State) -> Result<(), StateError> {
     state.commit(|b| b.retry_parked_now())
 }
@@ -1046,7 +1044,8 @@ pub async fn pull_remote<H: HostChanges, R: SyncRemote>(
 }
 
 /// One round: the host's changes first (until the log is read to the end),
-/// then one pull.
+/// then one pull. (The engine interleaves the two itself.)
+#[cfg(test)]
 pub async fn sync_once<H: HostChanges, R: SyncRemote>(
     schema: &Schema,
     host: &H,

@@ -61,6 +61,9 @@ impl Default for Timing {
     }
 }
 
+/// Conflicts are kept this long in `state.db` (the history shows 7 days).
+pub(crate) const CONFLICT_DAYS: i64 = 30;
+
 const USER_AGENT: &str = concat!("online-desktop-plugin/", env!("CARGO_PKG_VERSION"));
 const SCHEDULE_FILE: &str = "schedule.json";
 
@@ -522,7 +525,28 @@ impl Engine {
         } else {
             Vec::new()
         };
-        Ok(serde_json::json!({ "runs": runs, "conflicts": conflicts }).to_string())
+        let parked: Vec<serde_json::Value> = if folder.join("state.db").exists() {
+            State::open(folder)
+                .and_then(|s| continuous::parked(&s))
+                .map_err(|e| Refusal::internal(e.to_string()))?
+                .into_iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "entity": p.entity,
+                        "global_id": p.global_id,
+                        "reason": p.reason,
+                        "since": p.since,
+                        "tries": p.tries,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(
+            serde_json::json!({ "runs": runs, "conflicts": conflicts, "parked": parked })
+                .to_string(),
+        )
     }
 }
 
@@ -720,6 +744,16 @@ impl Task {
             .await
             .map_err(|e| Failure::service(&e))?;
         tracing::info!(fencing = lease.fencing, "synchronisation connected");
+        let mut state = state;
+        // Housekeeping at each start: old conflicts go; parked changes are
+        // tried again at once (the program may have been fixed meanwhile).
+        let before = stamp(Utc::now() - chrono::Duration::days(CONFLICT_DAYS));
+        let pruned = state
+            .commit(|b| b.prune_conflicts(&before).map(drop))
+            .and_then(|()| continuous::retry_parked(&mut state));
+        if let Err(e) = pruned {
+            tracing::warn!("the add-on's housekeeping failed: {e}");
+        }
         Ok(Session {
             client,
             device,

@@ -259,7 +259,6 @@ impl State {
     }
 
     /// The parked changes, oldest first.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn parked(&self) -> Result<Vec<Parked>, StateError> {
         let mut statement = self.connection.prepare_cached(
             "SELECT entity, global_id, reason, since, tries FROM parked ORDER BY since, entity, global_id",
@@ -458,6 +457,15 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Deletes the conflicts recorded before `before` (RFC 3339, UTC, as
+    /// recorded); returns how many. The history shows 7 days; they are kept
+    /// a while longer, then deleted, since they hold customer data.
+    pub fn prune_conflicts(&mut self, before: &str) -> Result<usize, StateError> {
+        Ok(self
+            .tx
+            .execute("DELETE FROM conflicts WHERE recorded_at < ?1", [before])?)
+    }
+
     /// Marks a host row to be sent at the next push (see [`State::outbox`]).
     pub fn add_to_outbox(&mut self, entity: &str, local_id: &str) -> Result<(), StateError> {
         self.tx
@@ -546,7 +554,6 @@ impl Batch<'_> {
     }
 
     /// Makes every parked change due at once.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn retry_parked_now(&mut self) -> Result<(), StateError> {
         self.tx
             .prepare_cached("UPDATE parked SET retry_at = 0")?
@@ -624,6 +631,37 @@ mod tests {
             state.global_id("contacts", "1").unwrap().as_deref(),
             Some("g1")
         );
+    }
+
+    #[test]
+    fn old_conflicts_are_pruned_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let conflict = |at: &str| LocalConflict {
+            entity: "contacts".into(),
+            global_id: "g1".into(),
+            field: "city".into(),
+            host_value: "Oslo".into(),
+            online_value: "Bergen".into(),
+            outcome: "host_wins".into(),
+            recorded_at: at.into(),
+        };
+        state
+            .commit(|b| {
+                b.record_conflict(&conflict("2026-09-01T10:00:00Z"))?;
+                b.record_conflict(&conflict("2026-11-20T10:00:00Z"))
+            })
+            .unwrap();
+        let mut pruned = 0;
+        state
+            .commit(|b| {
+                pruned = b.prune_conflicts("2026-10-29T00:00:00Z")?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(pruned, 1);
+        let left = state.conflicts().unwrap();
+        assert_eq!(left, vec![conflict("2026-11-20T10:00:00Z")]);
     }
 
     #[test]
