@@ -12,7 +12,7 @@
 use crate::online::ServiceUrl;
 use chrono::{DateTime, Utc};
 use od_client::{DeviceCredentials, Secret, Uuid};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -20,12 +20,10 @@ use thiserror::Error;
 const FILE: &str = "connection.json";
 
 /// What `od_plugin_connection_set` receives and what is stored.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Serialize)]
 pub struct Connection {
     /// The service the company is registered with; the plugin's configured
     /// service when not given.
-    #[serde(default)]
     pub service_url: Option<String>,
     pub company_id: Uuid,
     /// This computer's id in the host's system database.
@@ -59,12 +57,64 @@ pub enum ConnectionError {
 }
 
 impl Connection {
-    /// Parses and checks the JSON a host hands over.
+    /// Parses and checks the JSON a host hands over. Every refusal names
+    /// the field.
     pub fn parse(json: &str) -> Result<Connection, ConnectionError> {
-        let connection: Connection =
-            serde_json::from_str(json).map_err(|e| ConnectionError::Invalid(e.to_string()))?;
+        let invalid = |text: String| ConnectionError::Invalid(text);
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(invalid(
+                "the connection details must be a JSON object".into(),
+            ));
+        };
+        const KNOWN: [&str; 7] = [
+            "service_url",
+            "company_id",
+            "computer_id",
+            "device_id",
+            "access_token",
+            "access_expires_at",
+            "refresh_token",
+        ];
+        if let Some(unknown) = map.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "unknown field `{unknown}`, expected one of {}",
+                KNOWN.map(|k| format!("`{k}`")).join(", ")
+            )));
+        }
+        fn field<T: serde::de::DeserializeOwned>(
+            map: &mut serde_json::Map<String, serde_json::Value>,
+            name: &str,
+        ) -> Result<T, ConnectionError> {
+            let value = map
+                .remove(name)
+                .ok_or_else(|| ConnectionError::Invalid(format!("missing field `{name}`")))?;
+            serde_json::from_value(value)
+                .map_err(|e| ConnectionError::Invalid(format!("field `{name}`: {e}")))
+        }
+        let service_url = match map.remove("service_url") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(url)) => Some(url),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "field `service_url`: expected a string, found {other}"
+                )))
+            }
+        };
+        let connection = Connection {
+            service_url,
+            company_id: field(&mut map, "company_id")?,
+            computer_id: field(&mut map, "computer_id")?,
+            device_id: field(&mut map, "device_id")?,
+            access_token: field(&mut map, "access_token")?,
+            access_expires_at: field(&mut map, "access_expires_at")?,
+            refresh_token: field(&mut map, "refresh_token")?,
+        };
         if connection.computer_id.trim().is_empty() {
-            return Err(ConnectionError::Invalid("computer_id is empty".into()));
+            return Err(ConnectionError::Invalid(
+                "field `computer_id` is empty".into(),
+            ));
         }
         for (name, token) in [
             ("access_token", &connection.access_token),
@@ -72,13 +122,13 @@ impl Connection {
         ] {
             if token.is_empty() || token.len() > 4096 || token.chars().any(char::is_control) {
                 return Err(ConnectionError::Invalid(format!(
-                    "{name} is empty, too long or holds control characters"
+                    "field `{name}` is empty, too long or holds control characters"
                 )));
             }
         }
         if let Some(url) = &connection.service_url {
             ServiceUrl::parse(url)
-                .map_err(|e| ConnectionError::Invalid(format!("service_url: {e}")))?;
+                .map_err(|e| ConnectionError::Invalid(format!("field `service_url`: {e}")))?;
         }
         Ok(connection)
     }
@@ -239,6 +289,12 @@ mod tests {
             .to_string();
         assert!(error.contains("unknown field `password`"), "{error}");
         value.as_object_mut().unwrap().remove("password");
+        value["device_id"] = 17.into();
+        let error = Connection::parse(&value.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `device_id`"), "{error}");
+        value["device_id"] = "0b6c7c9e-4a43-4f07-8a52-9a3a4b8f8e21".into();
         value["service_url"] = "http://example.com".into();
         assert!(Connection::parse(&value.to_string()).is_err());
         value["service_url"] = "http://127.0.0.1:8480".into();
