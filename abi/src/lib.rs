@@ -533,7 +533,10 @@ pub struct od_plugin_api {
     pub plugin_sync_notify: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
     /// (ABI 1.1) See `od_plugin_sync_status`.
     pub plugin_sync_status: Option<
-        unsafe extern "C" fn(plugin: *mut od_plugin, out_status: *mut *mut od_sync_status) -> od_result,
+        unsafe extern "C" fn(
+            plugin: *mut od_plugin,
+            out_status: *mut *mut od_sync_status,
+        ) -> od_result,
     >,
     /// (ABI 1.1) See `od_sync_status_free`.
     pub sync_status_free: Option<unsafe extern "C" fn(status: *mut od_sync_status)>,
