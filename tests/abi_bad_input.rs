@@ -1553,15 +1553,14 @@ fn connection_set_refuses_documents_that_do_not_fit() {
     assert_eq!(instance.errmsg(), "");
 }
 
-/// OPEN PLUGIN BUG (found by this test, not yet fixed; do not ignore):
-/// `od_plugin_connection_set` refuses a value of the wrong kind with
-/// OD_RESULT_INVALID_ARGUMENT, but its message is serde's alone, for
-/// example "the connection details are not valid: invalid type: integer
-/// `17`, expected a formatted UUID string at line 1 column 170", which does
-/// not name the field (`device_id`), although the header promises "the
-/// message names the field". (Missing and unknown fields are named.)
+/// Regression (found by this test, fixed in the plugin): a value of the
+/// wrong kind was refused with serde's message alone, for example "the
+/// connection details are not valid: invalid type: integer `17`, expected
+/// a formatted UUID string at line 1 column 170", which did not name the
+/// field (`device_id`), although the header promises "the message names
+/// the field".
 #[test]
-fn bug_connection_set_names_no_field_for_a_value_of_the_wrong_kind() {
+fn regression_a_value_of_the_wrong_kind_was_refused_without_naming_its_field() {
     let cases: Vec<RefusedDocument> = [
         ("company_id", serde_json::json!("not-a-uuid")),
         ("device_id", serde_json::json!(17)),
