@@ -1287,7 +1287,8 @@ void OD_CALL od_sync_status_free(od_sync_status *status);
  * first (at most 200), conflicts of the last 7 days, and the online
  * changes set aside because the program refused them (with its reason;
  * tried again at each start, when the record changes online, and every
- * 5 minutes).
+ * 5 minutes). Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_BAD_STATE`
+ * (no `data_dir`), `OD_RESULT_INTERNAL` (the history cannot be read).
  *
  * # Safety
  * `out_history` is NULL or writable.

@@ -703,7 +703,13 @@ impl Task {
             return Ok(());
         }
         self.set_state(SyncState::Starting, None);
-        let mut session = self.connect().await?;
+        // Connecting may wait on a silent service through its retries; a
+        // stop does not wait for that (nothing is half-done yet).
+        let mut stop = self.shared.stop.subscribe();
+        let mut session = tokio::select! {
+            session = self.connect() => session?,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
         let done = first_sync::finished(&session.state)
             .map_err(|e| Failure::retry(OD_RESULT_INTERNAL, e.to_string()))?;
         self.shared.status.lock().first_sync_done = done;
@@ -1554,6 +1560,32 @@ mod tests {
             (4_000..=4_000 + first_sync::BATCH as u64).contains(&sent),
             "{sent}"
         );
+    }
+
+    #[test]
+    fn a_stop_while_connecting_to_a_silent_service_is_prompt() {
+        let f = fixture("OD-ENGINE-7");
+        // Accepts connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = silent.local_addr().unwrap();
+        let mut connection: Value =
+            serde_json::to_value(connection::load(f.folder.path()).unwrap().unwrap()).unwrap();
+        connection["service_url"] = format!("http://{address}").into();
+        f.engine.set_connection(&connection.to_string()).unwrap();
+        f.engine.start(&f.runtime, true).unwrap();
+        f.eventually("a connection to the silent service", || {
+            silent.set_nonblocking(true).unwrap();
+            silent.accept().is_ok()
+        });
+        let asked = Instant::now();
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert_eq!(f.engine.status().state, SyncState::Stopped);
     }
 
     #[test]
