@@ -15,6 +15,8 @@ use crate::text::slug;
 pub const SYSTEM_DB_FILE: &str = "system.db";
 /// Folder (inside the data directory) holding the company database files.
 pub const COMPANIES_DIR: &str = "companies";
+/// Folder (inside the data directory) holding the add-on's local folders.
+pub const ADD_ON_DIR: &str = "online-desktop";
 
 /// Paths inside a data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,47 @@ impl DataDir {
     /// Whether an installation (a system database) exists here.
     pub fn has_installation(&self) -> bool {
         self.system_db().is_file()
+    }
+
+    /// The add-on's local folder for `company_id` on the computer
+    /// `computer_id` (its state, connection and trace log). Each computer
+    /// has its own, as on a real installation, where the add-on folder is
+    /// on the computer's own disk and only the databases are shared.
+    pub fn add_on_folder(&self, computer_id: &str, company_id: &str) -> PathBuf {
+        self.root
+            .join(ADD_ON_DIR)
+            .join(computer_id)
+            .join(company_id)
+    }
+
+    /// [`DataDir::add_on_folder`], after moving a folder of the old layout
+    /// (`online-desktop/<company id>`, one per company, made before each
+    /// computer had its own) to the computer that holds the system
+    /// database, which is the computer the old layout served by default.
+    pub fn add_on_folder_moving_old(
+        &self,
+        computer: &Computer,
+        company_id: &str,
+    ) -> Result<PathBuf> {
+        let folder = self.add_on_folder(&computer.id, company_id);
+        let old = self.root.join(ADD_ON_DIR).join(company_id);
+        if computer.holds_system_database && old.is_dir() && !folder.exists() {
+            let moved = folder
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::rename(&old, &folder));
+            moved.map_err(|e| {
+                HostError::io(
+                    format!(
+                        "moving the add-on folder {} to {}",
+                        old.display(),
+                        folder.display()
+                    ),
+                    e,
+                )
+            })?;
+        }
+        Ok(folder)
     }
 }
 

@@ -259,6 +259,21 @@ impl Host {
         let identity: serde_json::Value = serde_json::from_str(&out).expect("JSON");
         identity["id"].as_str().expect("an id").to_owned()
     }
+
+    /// The id of the computer the host runs on by default (the one that
+    /// holds the system database), as the host tells the plugin.
+    fn computer_id(&self) -> String {
+        let out = self.ok(&["channel", "system.computers"]);
+        let computers: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        computers["computers"]
+            .as_array()
+            .expect("a list of computers")
+            .iter()
+            .find(|c| c["holds_system_database"] == true)
+            .and_then(|c| c["id"].as_str())
+            .expect("the computer that holds the system database")
+            .to_owned()
+    }
 }
 
 /// One licence rule or prerequisite row: its mark, its title and the lines
@@ -1018,6 +1033,7 @@ fn settings_show_status_licence_and_trace_log() {
     let trace_log = host
         .data_dir()
         .join("online-desktop")
+        .join(host.computer_id())
         .join(host.company_id("nordlys"))
         .join("trace.log");
     run.assert_line(&format!("Trace log: {}", trace_log.display()));

@@ -75,13 +75,16 @@ pub struct LifecycleArgs {
 
 impl GlobalArgs {
     /// The add-on's settings for the context these options describe: its
-    /// folder and trace log live under the data directory, per company.
+    /// folder and trace log live under the data directory, per computer and
+    /// company (`online-desktop/<computer id>/<company id>`).
     pub fn add_on_settings(&self) -> Result<Settings> {
         let context = self.host_context()?;
-        let folder = self
-            .data_dir
-            .join("online-desktop")
-            .join(&context.company_id);
+        let installation = self.open_installation()?;
+        let computer = installation.computer_or_default(Some(&context.computer_id))?;
+        let folder = installation
+            .dir()
+            .add_on_folder_moving_old(&computer, &context.company_id)?;
+        drop(installation);
         let level = self.add_on.add_on_log;
         Ok(Settings {
             trace_log: Some(folder.join("trace.log")),

@@ -286,7 +286,7 @@ fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         service.as_str().trim_end_matches('/'),
         args.email
     );
-    let (company, credentials) = runtime.block_on(async {
+    let (company, created, credentials) = runtime.block_on(async {
         let session = client
             .log_in(&args.email, &password)
             .await
@@ -314,7 +314,7 @@ fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
             .await
             .map_err(|e| online_error("The online service did not accept this computer", &e));
         let _ = client.log_out(&session.token).await;
-        Ok::<_, HostError>((registered.company, device?))
+        Ok::<_, HostError>((registered.company, registered.created, device?))
     })?;
     drop(password);
     let connection = json!({
@@ -350,6 +350,20 @@ fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         ))
         .green()
     );
+    if !created {
+        // Registering the same company again with its super user's Online
+        // ID is allowed (the service answers with the company); this
+        // computer becomes another device of it. The service lets one
+        // computer synchronise at a time: this one is refused while another
+        // is the sync computer, until synchronisation is moved.
+        println!(
+            "The company was registered online before; this computer ({}) is now a device of it too. \
+             Only the company's sync computer synchronises; if that is another computer, move \
+             synchronisation to this one first (Company settings → Online Desktop, or \
+             POST /api/v1/companies/{}/sync-computer).",
+            target.computer_name, company.id
+        );
+    }
     println!(
         "This computer ({}) is its device. Start synchronising with `host-sim agent` (in the background) \
          or `host-sim sync run` (in this terminal).",
@@ -713,11 +727,14 @@ fn state_line(state: SyncState, name: &str, error: Option<&str>) -> String {
 // --- agent --------------------------------------------------------------------
 
 /// Where the agent reports its status for `sync status` in other
-/// processes (the add-on's own files say only what is stored).
-fn agent_report_path(global: &GlobalArgs, company_id: &str) -> PathBuf {
+/// processes (the add-on's own files say only what is stored): per
+/// computer and company, like the add-on's folder, so that agents on two
+/// computers of one installation do not overwrite each other's report.
+fn agent_report_path(global: &GlobalArgs, computer_id: &str, company_id: &str) -> PathBuf {
     global
         .data_dir
         .join("agents")
+        .join(computer_id)
         .join(format!("{company_id}.json"))
 }
 
@@ -783,7 +800,7 @@ pub fn agent(global: &GlobalArgs, args: AgentArgs) -> Result<()> {
         service,
         library.version()
     ));
-    let report_path = agent_report_path(global, &company.id);
+    let report_path = agent_report_path(global, &computer.id, &company.id);
     instance.sync_start(args.now).map_err(refused)?;
     let mut last_progress = Instant::now() - PROGRESS_LOG_EVERY;
     let mut pending_progress: Option<Progress> = None;
@@ -852,9 +869,10 @@ pub fn agent(global: &GlobalArgs, args: AgentArgs) -> Result<()> {
 
 // --- sync status ----------------------------------------------------------------
 
-/// The agent's last report, when one is running for the company.
-fn running_agent(global: &GlobalArgs, company_id: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(agent_report_path(global, company_id)).ok()?;
+/// The agent's last report, when one is running for the company on the
+/// computer.
+fn running_agent(global: &GlobalArgs, computer_id: &str, company_id: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(agent_report_path(global, computer_id, company_id)).ok()?;
     let report: Value = serde_json::from_str(&text).ok()?;
     let updated = DateTime::parse_from_rfc3339(report["updated_at"].as_str()?).ok()?;
     let age = Utc::now().signed_duration_since(updated.with_timezone(&Utc));
@@ -865,12 +883,13 @@ fn status(global: &GlobalArgs) -> Result<()> {
     let library = load(global)?;
     let installation = global.open_installation()?;
     let company = installation.company_or_default(global.company.as_deref())?;
+    let computer = installation.computer_or_default(global.computer.as_deref())?;
     let connection = installation.system().online_connection(&company.id)?;
     drop(installation);
     let instance = Instance::create(&library, global.add_on_settings()?)?;
     let mut status = instance.sync_status()?;
     drop(instance);
-    let agent = running_agent(global, &company.id);
+    let agent = running_agent(global, &computer.id, &company.id);
     if let Some(report) = &agent {
         // The running agent knows what the files cannot: its state, what
         // is pending, the current error and progress.
