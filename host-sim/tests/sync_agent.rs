@@ -6,293 +6,25 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{field, Host, AS_OF};
-use host_sim::installation::Installation;
-use host_sim::sync::{checksum, schema};
+use common::sync::{eventually, licensed_host, Agent, Web, EMAIL, PASSWORD};
+use common::{field, Host};
 use od_online::testing::TestServer;
 use serde_json::{json, Value};
 
-const EMAIL: &str = "ingrid.solberg@nordlyshandel.no";
-const PASSWORD: &str = "correct horse battery";
-/// Generous: a loaded CI machine builds and runs other tests meanwhile.
-const DEADLINE: Duration = Duration::from_secs(120);
-
-/// Runs host-sim against `host` and `server` with `password` in the
-/// environment (never on the command line).
-fn run(host: &Host, server: &TestServer, password: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_host-sim"));
-    command
-        .arg("--data-dir")
-        .arg(host.data_dir())
-        .arg("--service-url")
-        .arg(server.base_url())
-        .args(args)
-        .env_remove("OD_HOST_DATA")
-        .env_remove("OD_ONLINE_PASSWORD")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    if let Some(password) = password {
-        command.env("OD_ONLINE_PASSWORD", password);
-    }
-    command.output().expect("host-sim runs")
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 fn ok(host: &Host, server: &TestServer, password: Option<&str>, args: &[&str]) -> String {
-    let output = run(host, server, password, args);
-    let (stdout, stderr) = text(&output);
-    assert!(
-        output.status.success(),
-        "host-sim {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    common::sync::ok(host, server.base_url(), password, args)
 }
 
 fn fails(host: &Host, server: &TestServer, password: Option<&str>, args: &[&str]) -> String {
-    let output = run(host, server, password, args);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "host-sim {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stderr
+    common::sync::fails(host, server.base_url(), password, args)
 }
 
-/// A demo installation of `records` records with a valid licence
-/// registered and bound to the demo company.
-fn licensed_host(records: &str) -> Host {
-    let host = Host::empty();
-    host.ok(&[
-        "init",
-        "--records",
-        records,
-        "--seed",
-        "5",
-        "--as-of",
-        AS_OF,
-    ]);
-    let licence = host.path("nordlys.licence");
-    let licence = licence.to_str().unwrap();
-    host.ok(&[
-        "licence",
-        "issue",
-        "--out",
-        licence,
-        "--valid-until",
-        "2099-12-31",
-    ]);
-    host.ok(&["licence", "add", licence]);
-    host.ok(&["licence", "bind", "--company", "nordlys"]);
-    host
-}
-
-/// Polls `check` until it gives a value or the deadline passes.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The agent process; killed if a test fails before it stopped it.
-struct Agent {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Agent {
-    fn start(host: &Host, server: &TestServer) -> Agent {
-        let log = host.path("agent.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_host-sim"))
-            .arg("--data-dir")
-            .arg(host.data_dir())
-            .arg("--service-url")
-            .arg(server.base_url())
-            .arg("agent")
-            .env_remove("OD_HOST_DATA")
-            .stdin(Stdio::null())
-            .stdout(File::create(&log).unwrap())
-            .stderr(File::create(host.path("agent.err")).unwrap())
-            .spawn()
-            .expect("the agent starts");
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit code (within a few seconds).
-    fn terminate(&mut self) -> Option<i32> {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the agent did not stop within 15 s of SIGTERM\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A logged-in Online ID on the service, for the records API.
-struct Web<'a> {
-    server: &'a TestServer,
-    token: String,
-    company_id: String,
-}
-
-impl<'a> Web<'a> {
-    fn log_in(server: &'a TestServer) -> Web<'a> {
-        let token = server.log_in(EMAIL, PASSWORD).token;
-        let companies = server.get("/api/v1/companies").bearer(&token).send().json();
-        let company_id = companies["companies"][0]["id"].as_str().unwrap().to_owned();
-        Web {
-            server,
-            token,
-            company_id,
-        }
-    }
-
-    fn records(&self, entity: &str) -> Vec<Value> {
-        let mut all = Vec::new();
-        let mut after = String::new();
-        loop {
-            let path = format!(
-                "/api/v1/companies/{}/records/{entity}?limit=500{after}",
-                self.company_id
-            );
-            let answer = self.server.get(&path).bearer(&self.token).send();
-            assert_eq!(answer.status, 200, "{}", answer.text());
-            let page = answer.json();
-            all.extend(page["records"].as_array().unwrap().iter().cloned());
-            match page["next"].as_str() {
-                Some(next) => after = format!("&after={next}"),
-                None => return all,
-            }
-        }
-    }
-
-    fn contact_by_number(&self, number: i64) -> Option<Value> {
-        self.records("contacts")
-            .into_iter()
-            .find(|r| r["fields"]["number"].as_i64() == Some(number))
-    }
-
-    fn patch(&self, entity: &str, global_id: &str, fields: Value) {
-        let answer = self
-            .server
-            .patch(&format!(
-                "/api/v1/companies/{}/records/{entity}/{global_id}",
-                self.company_id
-            ))
-            .bearer(&self.token)
-            .json(&json!({ "fields": fields }))
-            .send();
-        assert_eq!(answer.status, 200, "{}", answer.text());
-    }
-
-    /// The service's checksum per entity, asked as a device of its own.
-    fn checksums(&self) -> BTreeMap<String, (u64, String)> {
-        let answer = self
-            .server
-            .post(&format!("/api/v1/companies/{}/devices", self.company_id))
-            .bearer(&self.token)
-            .json(&json!({ "computer_id": "checksum-oracle", "computer_name": "Test oracle" }))
-            .send();
-        assert_eq!(answer.status, 201, "{}", answer.text());
-        let access = answer.json()["access_token"].as_str().unwrap().to_owned();
-        let answer = self
-            .server
-            .get("/api/v1/sync/checksum")
-            .bearer(&access)
-            .send();
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        answer.json()["entities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["entity"].as_str().unwrap().to_owned(),
-                    (
-                        e["count"].as_u64().unwrap(),
-                        e["sha256"].as_str().unwrap().to_owned(),
-                    ),
-                )
-            })
-            .collect()
-    }
-}
-
-/// The host's checksum per entity, with local ids mapped to global ids
-/// through the add-on's id map (the oracle of GUARANTEES.md).
-fn host_checksums(data_dir: &Path) -> BTreeMap<String, (u64, String)> {
-    let installation = Installation::open(data_dir).unwrap();
-    let company = installation.company_or_default(None).unwrap();
-    let state = rusqlite::Connection::open_with_flags(
-        data_dir
-            .join("online-desktop")
-            .join(&company.id)
-            .join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let ids: BTreeMap<(String, String), String> = state
-        .prepare("SELECT entity, local_id, global_id FROM ids")
-        .unwrap()
-        .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let db = installation.open_company_db(&company).unwrap();
-    let global = |entity: &str, local: i64| {
-        ids.get(&(entity.to_owned(), local.to_string()))
-            .cloned()
-            .unwrap_or_else(|| format!("unsent:{entity}:{local}"))
-    };
-    schema::ENTITIES
-        .iter()
-        .map(|entity| {
-            let digest = checksum::entity_digest(db.connection(), entity, &global).unwrap();
-            (entity.name.to_owned(), digest)
-        })
-        .collect()
+fn contact_by_number(web: &Web, number: i64) -> Option<Value> {
+    web.records("contacts")
+        .into_iter()
+        .find(|r| r["fields"]["number"].as_i64() == Some(number))
 }
 
 #[test]
@@ -321,7 +53,7 @@ fn the_agent_keeps_host_and_online_in_step_and_stops_on_sigterm() {
         "{err}"
     );
 
-    let mut agent = Agent::start(&host, &server);
+    let mut agent = Agent::start(&host, server.base_url(), None, "agent");
     let status = eventually("the first synchronisation", || {
         let out = ok(&host, &server, None, &["sync", "status"]);
         (field(&out, "First synchronisation") == Some("done")).then_some(out)
@@ -341,16 +73,14 @@ fn the_agent_keeps_host_and_online_in_step_and_stops_on_sigterm() {
     assert!(log.contains("state first_sync"), "{log}");
 
     // The oracle: every entity's digest online equals the host's.
-    let web = Web::log_in(&server);
-    let online = web.checksums();
-    let local = host_checksums(&host.data_dir());
-    for (entity, (count, digest)) in &local {
-        assert!(*count > 0, "{entity} has no records in the demo");
-        assert_eq!(
-            online.get(entity),
-            Some(&(*count, digest.clone())),
-            "{entity}: the host and the online copy differ"
-        );
+    let web = Web::log_in(server.base_url(), EMAIL, PASSWORD);
+    let local = common::sync::host_checksums(&host.data_dir(), None);
+    assert!(
+        local.values().all(|(count, _)| *count > 0),
+        "an entity has no records in the demo: {local:?}"
+    );
+    if let Some(report) = common::sync::differences(&host, None, &web) {
+        panic!("the host and the online copy differ:\n{report}");
     }
 
     // An edit in the program goes online.
@@ -358,8 +88,7 @@ fn the_agent_keeps_host_and_online_in_step_and_stops_on_sigterm() {
     let number: i64 = field(&shown, "number").unwrap().parse().unwrap();
     host.ok(&["record", "edit", "contacts", "1", "--set", "city=Tromsø"]);
     let online_contact = eventually("the host's edit online", || {
-        web.contact_by_number(number)
-            .filter(|r| r["fields"]["city"] == "Tromsø")
+        contact_by_number(&web, number).filter(|r| r["fields"]["city"] == "Tromsø")
     });
 
     // An edit online comes into the program.
@@ -470,7 +199,7 @@ fn connecting_to_a_service_that_is_not_there_says_so() {
         .env_remove("OD_HOST_DATA")
         .output()
         .unwrap();
-    let (_, err) = text(&output);
+    let (_, err) = common::sync::text(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
         err.contains("cannot be reached from this computer"),

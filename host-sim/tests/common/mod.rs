@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this.
 
+pub mod sync;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
