@@ -886,6 +886,8 @@ impl Task {
             fencing: session.fencing,
         };
         let mut stop_watch = self.shared.stop.subscribe();
+        let computer_id = self.connection.computer_id.clone();
+        let lease_renew = self.timing.lease_renew;
         let counts = &mut self.counts;
         let shared = &self.shared;
         let events = &self.events;
@@ -932,11 +934,21 @@ impl Task {
             },
         );
         // The stop flag is copied into first_sync's between batches.
+        // The lease lasts a minute; a big first sync takes longer.
+        let keep = keep_lease(
+            &session.client,
+            &session.device,
+            &computer_id,
+            session.fencing,
+            lease_renew,
+        );
         let outcome = {
             tokio::pin!(run);
+            tokio::pin!(keep);
             loop {
                 tokio::select! {
                     result = &mut run => break result,
+                    failure = &mut keep => return Err(failure),
                     _ = stop_watch.wait_for(|s| *s) => stop.store(true, Ordering::SeqCst),
                 }
             }
@@ -1069,6 +1081,33 @@ impl Task {
     }
 }
 
+/// Renews the lease every `interval` while other work runs; resolves only
+/// when it cannot (another computer took over, the service refuses, or the
+/// lease lapsed and came back with a new fencing number, which makes the
+/// writes under way stale).
+async fn keep_lease(
+    client: &Client,
+    device: &DeviceSession,
+    computer_id: &str,
+    fencing: u64,
+    interval: Duration,
+) -> Failure {
+    loop {
+        tokio::time::sleep(interval).await;
+        match client.lease(device, Some(computer_id)).await {
+            Ok(lease) if lease.fencing == fencing => {}
+            Ok(lease) => return Failure::retry(
+                OD_RESULT_SERVICE_REFUSED,
+                format!(
+                    "the synchronisation lease lapsed and was taken anew (fencing {fencing} → {})",
+                    lease.fencing
+                ),
+            ),
+            Err(e) => return Failure::service(&e),
+        }
+    }
+}
+
 /// Opens the history and begins a run in it. Held as `&mut` across waits
 /// (a SQLite connection is Send, not Sync). None when the history cannot be
 /// written: synchronisation goes on without it.
@@ -1120,8 +1159,8 @@ mod tests {
         sessions: Mutex<Value>,
         blocks: Mutex<Vec<String>>,
         pumps: AtomicUsize,
-        /// Pages come slowly (a big database on a slow disk).
-        slow_pages: AtomicBool,
+        /// Milliseconds each page takes (a big database on a slow disk).
+        slow_pages: std::sync::atomic::AtomicU64,
     }
 
     impl Program {
@@ -1139,9 +1178,8 @@ mod tests {
                     json!({ "count": self.log.rows(params["entity"].as_str()?).len() })
                 }
                 "records.page" => {
-                    if self.slow_pages.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(30));
-                    }
+                    let delay = self.slow_pages.load(Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(delay));
                     let after = params["after_local_id"].as_i64().unwrap_or(0);
                     let limit = params["limit"].as_u64().unwrap_or(1000) as usize;
                     let rows = self.log.rows(params["entity"].as_str()?);
@@ -1217,7 +1255,7 @@ mod tests {
             sessions: Mutex::new(json!({"users": [], "integrations": []})),
             blocks: Mutex::new(Vec::new()),
             pumps: AtomicUsize::new(0),
-            slow_pages: AtomicBool::new(false),
+            slow_pages: std::sync::atomic::AtomicU64::new(0),
         });
         let host = Host::new(program.clone());
         let events = Arc::new(EventQueue::new(host.clone()));
@@ -1526,7 +1564,7 @@ mod tests {
     fn a_stopped_first_sync_resumes_where_it_stopped() {
         let f = fixture("OD-ENGINE-5");
         company_data(&f.program.log, 4_000);
-        f.program.slow_pages.store(true, Ordering::SeqCst);
+        f.program.slow_pages.store(30, Ordering::SeqCst);
         f.engine.start(&f.runtime, true).unwrap();
         f.wait_for("some progress", |s| {
             s.progress.as_ref().is_some_and(|p| p.done >= 1_000)
@@ -1536,7 +1574,7 @@ mod tests {
         let stopped = f.engine.status();
         assert_eq!(stopped.state, SyncState::Stopped);
         assert!(!stopped.first_sync_done, "stopped half-way");
-        f.program.slow_pages.store(false, Ordering::SeqCst);
+        f.program.slow_pages.store(0, Ordering::SeqCst);
         assert_eq!(*f.program.blocks.lock(), ["sync.block", "sync.unblock"]);
         f.engine.start(&f.runtime, true).unwrap();
         f.wait_for("the first sync", |s| s.first_sync_done);
@@ -1586,6 +1624,29 @@ mod tests {
             asked.elapsed()
         );
         assert_eq!(f.engine.status().state, SyncState::Stopped);
+    }
+
+    #[test]
+    fn a_first_sync_longer_than_the_lease_keeps_it() {
+        let f = fixture("OD-ENGINE-8");
+        company_data(&f.program.log, 4_000);
+        f.program.slow_pages.store(700, Ordering::SeqCst);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the first sync", |s| s.state == SyncState::FirstSync);
+        // The service's clock runs 45 s per 2.5 s here: three times over the
+        // minute a lease lasts before the first sync is through.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(2_500));
+            f.server.clock().advance(chrono::Duration::seconds(45));
+        }
+        f.program.slow_pages.store(0, Ordering::SeqCst);
+        f.wait_for("the first sync", |s| s.first_sync_done);
+        let states = f.states_posted();
+        assert!(
+            !states.iter().any(|s| s == "retrying"),
+            "the lease lapsed: {states:?}"
+        );
+        f.assert_same_on_both_sides();
     }
 
     #[test]
