@@ -672,21 +672,23 @@ pub fn host_rows(
     let installation = Installation::open(data_dir).unwrap();
     let company = installation.company_or_default(None).unwrap();
     let computer = installation.computer_or_default(computer).unwrap();
-    let state = rusqlite::Connection::open_with_flags(
-        installation
-            .dir()
-            .add_on_folder(&computer.id, &company.id)
-            .join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let ids: BTreeMap<(String, String), String> = state
-        .prepare("SELECT entity, local_id, global_id FROM ids")
-        .unwrap()
-        .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let state = installation
+        .dir()
+        .add_on_folder(&computer.id, &company.id)
+        .join("state.db");
+    // No state yet (not connected): nothing has a global id.
+    let ids: BTreeMap<(String, String), String> = if state.is_file() {
+        rusqlite::Connection::open_with_flags(&state, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
+            .prepare("SELECT entity, local_id, global_id FROM ids")
+            .unwrap()
+            .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    } else {
+        BTreeMap::new()
+    };
     let db = installation.open_company_db(&company).unwrap();
     let global = |entity: &str, local: i64| {
         ids.get(&(entity.to_owned(), local.to_string()))
