@@ -345,6 +345,24 @@ impl State {
     }
 }
 
+/// A new global id: a UUID whose first 48 bits are the time in
+/// milliseconds and the rest random (version 7, RFC 9562). Ids minted
+/// together sort together, so the 1,000 new ids of a first-sync batch land
+/// in a few pages of every index keyed by them (here and in the service's
+/// records) instead of in 1,000 random ones: with random (v4) ids each
+/// batch rewrote about one index page per record (docs/PERFORMANCE.md).
+pub(crate) fn new_global_id() -> String {
+    let random = uuid::Uuid::new_v4().into_bytes();
+    let mut counter_and_random = [0u8; 10];
+    counter_and_random.copy_from_slice(&random[6..]);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    uuid::Builder::from_unix_timestamp_millis(millis, &counter_and_random)
+        .into_uuid()
+        .to_string()
+}
+
 /// Writes inside one [`State::commit`].
 pub struct Batch<'a> {
     tx: Transaction<'a>,
@@ -371,7 +389,7 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// The global id of a host record, made now (UUID v4) when it has none:
+    /// The global id of a host record, made now ([`new_global_id`]) when it has none:
     /// the side that creates a record, or first sends it, names it.
     pub fn global_id_or_mint(
         &mut self,
@@ -386,7 +404,7 @@ impl Batch<'_> {
         if let Some(global_id) = known {
             return Ok(global_id);
         }
-        let global_id = uuid::Uuid::new_v4().to_string();
+        let global_id = new_global_id();
         self.map(entity, local_id, &global_id)?;
         Ok(global_id)
     }
@@ -609,6 +627,20 @@ mod tests {
             Some("17")
         );
         assert_eq!(state.global_id("products", "17").unwrap(), None);
+    }
+
+    #[test]
+    fn ids_minted_later_sort_later_and_are_uuids() {
+        let first = new_global_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later: Vec<String> = (0..100).map(|_| new_global_id()).collect();
+        for id in &later {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 7, "{id}");
+            assert!(*id > first, "{id} minted after {first} sorts before it");
+        }
+        let distinct: std::collections::HashSet<&String> = later.iter().collect();
+        assert_eq!(distinct.len(), later.len());
     }
 
     #[test]
