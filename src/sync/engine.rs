@@ -808,6 +808,7 @@ impl Task {
             }
             self.renew_lease(session).await?;
         }
+        self.refuse_a_second_copy(session).await?;
         let sessions = self
             .host
             .active_sessions()
@@ -857,6 +858,39 @@ impl Task {
             let _ = std::fs::remove_file(self.folder.join(SCHEDULE_FILE));
         }
         outcome
+    }
+
+    /// A first sync that begins from nothing while the company's data is
+    /// online already would mint new ids for records that have ones: every
+    /// record online twice. That happens when another computer synchronised
+    /// the company before (synchronisation was moved here), or this
+    /// computer's add-on folder was lost. Taking the existing online ids
+    /// over is the connection update of Company settings; until then the
+    /// engine stops with the reason rather than duplicate anything.
+    async fn refuse_a_second_copy(&self, session: &mut Session) -> Result<(), Failure> {
+        let started = first_sync::started(&session.state)
+            .map_err(|e| Failure::retry(OD_RESULT_INTERNAL, e.to_string()))?;
+        if started {
+            return Ok(());
+        }
+        let online = session
+            .client
+            .sync_status(&session.device)
+            .await
+            .map_err(|e| Failure::service(&e))?;
+        let records: u64 = online.entities.iter().map(|e| e.records + e.deleted).sum();
+        if records == 0 {
+            return Ok(());
+        }
+        Err(Failure::stop(
+            OD_RESULT_BAD_STATE,
+            format!(
+                "The online copy of this company already holds {records} records, synchronised earlier from \
+                 another computer or before this computer's Online Desktop data was lost. Sending the company \
+                 again from here would put every record online twice, so synchronisation does not start. \
+                 Choose Update connection in Company settings → Online Desktop to take the online copy over."
+            ),
+        ))
     }
 
     async fn first_sync_blocked(
@@ -1096,13 +1130,15 @@ async fn keep_lease(
         tokio::time::sleep(interval).await;
         match client.lease(device, Some(computer_id)).await {
             Ok(lease) if lease.fencing == fencing => {}
-            Ok(lease) => return Failure::retry(
-                OD_RESULT_SERVICE_REFUSED,
-                format!(
+            Ok(lease) => {
+                return Failure::retry(
+                    OD_RESULT_SERVICE_REFUSED,
+                    format!(
                     "the synchronisation lease lapsed and was taken anew (fencing {fencing} → {})",
                     lease.fencing
                 ),
-            ),
+                )
+            }
             Err(e) => return Failure::service(&e),
         }
     }
@@ -1647,6 +1683,49 @@ mod tests {
             "the lease lapsed: {states:?}"
         );
         f.assert_same_on_both_sides();
+    }
+
+    #[test]
+    fn a_lost_state_does_not_send_the_company_online_a_second_time() {
+        let f = fixture("OD-ENGINE-9");
+        company_data(&f.program.log, 5);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the first sync", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        // The add-on's folder is lost (a new disk, another computer); the
+        // connection is set up again.
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let _ = std::fs::remove_file(f.folder.path().join(name));
+        }
+        f.engine.start(&f.runtime, true).unwrap();
+        let status = f.wait_for("the refusal", |s| s.state == SyncState::Failed);
+        let error = status.error.unwrap();
+        assert!(
+            error.message.contains("already holds 11 records"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("Update connection"),
+            "{}",
+            error.message
+        );
+        assert!(f.program.blocks.lock().len() == 2, "not blocked again");
+        let connection = connection::load(f.folder.path()).unwrap().unwrap();
+        let client = Client::new(
+            ServiceUrl::parse(f.server.base_url()).unwrap(),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        let online = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(client.sync_status(&DeviceSession::new(connection.credentials())))
+            .unwrap();
+        let records: u64 = online.entities.iter().map(|e| e.records).sum();
+        assert_eq!(records, 11, "nothing online twice: {online:?}");
     }
 
     #[test]

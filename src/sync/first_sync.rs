@@ -104,6 +104,12 @@ pub fn finished(state: &State) -> Result<bool, StateError> {
     Ok(state.checkpoint(FINISHED)?.is_some())
 }
 
+/// Whether a first synchronisation has begun with this state database (it
+/// may be unfinished).
+pub fn started(state: &State) -> Result<bool, StateError> {
+    Ok(state.checkpoint(START_POSITION)?.is_some())
+}
+
 /// Whether the first synchronisation has completed, read from the state
 /// database in `folder` without changing anything (false when there is
 /// none yet). For status screens while the engine does not run.
