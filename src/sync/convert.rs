@@ -49,6 +49,19 @@ pub fn local_id(key: &str) -> Value {
 pub fn to_online<E>(
     entity: &Entity,
     host: &Fields,
+    global_id: impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<Fields, E>
+where
+    E: From<ConvertError>,
+{
+    into_online(entity, host.clone(), global_id)
+}
+
+/// [`to_online`] of a record the caller gives away: its names and values
+/// move instead of being copied (the first sync converts every record).
+pub fn into_online<E>(
+    entity: &Entity,
+    mut host: Fields,
     mut global_id: impl FnMut(&str, &str) -> Result<String, E>,
 ) -> Result<Fields, E>
 where
@@ -56,7 +69,9 @@ where
 {
     let mut online = Fields::new();
     for field in &entity.fields {
-        let value = host.get(&field.name).cloned().unwrap_or(Value::Null);
+        let (name, value) = host
+            .remove_entry(&field.name)
+            .unwrap_or_else(|| (field.name.clone(), Value::Null));
         let value = match (field.kind, &value, &field.entity) {
             (FieldType::Reference, Value::Null, _) | (_, _, None) => value,
             (FieldType::Reference, id, Some(target)) => {
@@ -69,7 +84,7 @@ where
             }
             _ => value,
         };
-        online.insert(field.name.clone(), value);
+        online.insert(name, value);
     }
     Ok(online)
 }

@@ -14,7 +14,7 @@ use super::convert::{self, Fields};
 use super::schema::Schema;
 use super::state::{State, StateError};
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,18 +123,30 @@ struct Batch {
 fn with_global_ids(
     state: &mut State,
     entity: &super::schema::Entity,
-    page: &[(Value, Fields)],
+    page: Vec<(Value, Fields)>,
 ) -> Result<Vec<OnlineRecord>, FirstSyncError> {
     let mut records = Vec::with_capacity(page.len());
+    // Neighbouring records often refer to the same record (the lines of
+    // one sales document): looked up once per batch.
+    let mut referred: HashMap<(String, String), String> = HashMap::new();
     state.commit(|b| {
         for (local_id, host_fields) in page {
-            let key = convert::local_key(local_id).unwrap_or_default();
-            let global_id = b.global_id_or_mint(&entity.name, &key)?;
-            let fields =
-                convert::to_online::<FirstSyncError>(entity, host_fields, |target, target_key| {
-                    Ok(b.global_id_or_mint(target, target_key)?)
-                })
-                .map_err(|e| StateError::Convert(e.to_string()))?;
+            let key = convert::local_key(&local_id).unwrap_or_default();
+            let global_id = b.mint_or_global_id(&entity.name, &key)?;
+            let fields = convert::into_online::<FirstSyncError>(
+                entity,
+                host_fields,
+                |target, target_key| {
+                    let wanted = (target.to_owned(), target_key.to_owned());
+                    if let Some(global_id) = referred.get(&wanted) {
+                        return Ok(global_id.clone());
+                    }
+                    let global_id = b.global_id_or_mint(target, target_key)?;
+                    referred.insert(wanted, global_id.clone());
+                    Ok(global_id)
+                },
+            )
+            .map_err(|e| StateError::Convert(e.to_string()))?;
             records.push(OnlineRecord {
                 entity: entity.name.clone(),
                 global_id,
@@ -182,21 +194,36 @@ fn drive<F: Future>(in_flight: &mut VecDeque<Sending<F>>, cx: &mut Context<'_>) 
     }
 }
 
-/// Drives the batches on the wire once and yields once, without waiting
-/// for an answer: the host's pages are read synchronously, so this is
-/// where the requests and the futures beside this one make progress.
-async fn give_a_turn<F: Future>(in_flight: &mut VecDeque<Sending<F>>) {
-    let mut yielded = false;
+/// Reads one page of the host's records on a blocking thread: the host
+/// answers synchronously, and meanwhile the batches on the wire (and the
+/// lease renewal beside the first sync) must make progress.
+fn read_page<H>(
+    host: &H,
+    entity: &str,
+    after: Option<Value>,
+) -> tokio::task::JoinHandle<Result<Page, FirstSyncError>>
+where
+    H: HostRecords + Clone + Send + 'static,
+{
+    let host = host.clone();
+    let entity = entity.to_owned();
+    tokio::task::spawn_blocking(move || {
+        host.page(&entity, after.as_ref(), BATCH)
+            .map_err(|e| FirstSyncError::Host(e.to_string()))
+    })
+}
+
+/// Waits for a page being read while driving the batches on the wire.
+async fn receive<F: Future>(
+    in_flight: &mut VecDeque<Sending<F>>,
+    mut read: tokio::task::JoinHandle<Result<Page, FirstSyncError>>,
+) -> Result<Page, FirstSyncError> {
     std::future::poll_fn(|cx| {
         drive(in_flight, cx);
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        Pin::new(&mut read).poll(cx)
     })
     .await
+    .map_err(|e| FirstSyncError::Host(format!("reading the program's records failed: {e}")))?
 }
 
 /// Drives every batch on the wire and returns the oldest one's answer as
@@ -246,17 +273,21 @@ pub fn finished_in(folder: &std::path::Path) -> bool {
 }
 
 /// Runs (or resumes) the first synchronisation. Checks `stop` before
-/// reading each batch: a stop waits for the batches already sent and leaves
-/// a consistent checkpoint. Returns the change-log
+/// taking each page: a stop waits for the batches already sent and leaves a
+/// consistent checkpoint. Needs a tokio runtime (pages are read with
+/// `spawn_blocking`). Returns the change-log
 /// position continuous sync starts after.
-pub async fn run<H: HostRecords, R: Remote>(
+pub async fn run<H, R: Remote>(
     schema: &Schema,
     host: &H,
     remote: &R,
     state: &mut State,
     stop: &AtomicBool,
     mut progress: impl FnMut(Progress),
-) -> Result<u64, FirstSyncError> {
+) -> Result<u64, FirstSyncError>
+where
+    H: HostRecords + Clone + Send + 'static,
+{
     if let Some(position) = state.checkpoint(FINISHED)? {
         return Ok(position.parse().unwrap_or(0));
     }
@@ -302,79 +333,92 @@ pub async fn run<H: HostRecords, R: Remote>(
         });
         // Up to IN_FLIGHT batches on the wire; their answers are applied
         // oldest first, so the checkpoint only ever passes batches the
-        // service acknowledged, in order.
+        // service acknowledged, in order. The host's next page is read on
+        // a thread of its own meanwhile (the host answers synchronously).
         let mut in_flight = VecDeque::new();
-        let mut read_all = false;
-        let mut stopped = false;
-        loop {
-            while !read_all && in_flight.len() < IN_FLIGHT {
-                if stop.load(Ordering::SeqCst) {
-                    // The batches already sent are waited for (a request
-                    // cut off while it refreshes the device's token would
-                    // lose the new one), then the run stops.
-                    stopped = true;
-                    break;
-                }
-                let page = host
-                    .page(&entity.name, after.as_ref(), BATCH)
-                    .map_err(|e| FirstSyncError::Host(e.to_string()))?;
-                let Some((last_id, _)) = page.records.last() else {
-                    read_all = true;
-                    break;
-                };
-                let last_id = last_id.clone();
-                let batch = Batch {
-                    key: format!(
-                        "first:{}:{}:{}",
-                        entity.name,
-                        after
-                            .as_ref()
-                            .and_then(convert::local_key)
-                            .unwrap_or_default(),
-                        convert::local_key(&last_id).unwrap_or_default()
-                    ),
-                    last_key: convert::local_key(&last_id).unwrap_or_default(),
-                    // Ids first: a batch sent again must carry the same ids.
-                    records: with_global_ids(state, entity, &page.records)?,
-                };
-                read_all = page.done;
-                after = Some(last_id);
-                in_flight.push_back(Sending::new(send(remote, batch)));
-                // The batch goes on the wire before the next page is read,
-                // and what runs beside the first sync (the lease renewal)
-                // gets its turn between two pages.
-                give_a_turn(&mut in_flight).await;
-            }
-            let Some((answer, batch)) = oldest_answer(&mut in_flight).await else {
-                break;
-            };
-            let versions = answer.map_err(|e| FirstSyncError::Remote(e.to_string()))?;
-            // The shadows (what was exchanged, at which version) go with the
-            // position: continuous sync computes changed fields from them.
-            let sent: std::collections::HashMap<&str, &Fields> = batch
-                .records
-                .iter()
-                .map(|r| (r.global_id.as_str(), &r.fields))
-                .collect();
-            let count = batch.records.len() as u64;
-            state.commit(|b| {
-                for (global_id, version) in &versions {
-                    if let Some(fields) = sent.get(global_id.as_str()) {
-                        b.set_shadow(&entity.name, global_id, *version, fields)?;
+        let mut reading = Some(read_page(host, &entity.name, after.clone()));
+        let mut stopping = false;
+        let outcome: Result<bool, FirstSyncError> = async {
+            loop {
+                while !stopping && in_flight.len() < IN_FLIGHT {
+                    let Some(read) = reading.take() else {
+                        break;
+                    };
+                    if stop.load(Ordering::SeqCst) {
+                        // No new batch; the answers of those on the wire
+                        // are still applied.
+                        reading = Some(read);
+                        stopping = true;
+                        break;
                     }
+                    let page = receive(&mut in_flight, read).await?;
+                    let Some((last_id, _)) = page.records.last() else {
+                        break;
+                    };
+                    let last_id = last_id.clone();
+                    if !page.done {
+                        reading = Some(read_page(host, &entity.name, Some(last_id.clone())));
+                    }
+                    let batch = Batch {
+                        key: format!(
+                            "first:{}:{}:{}",
+                            entity.name,
+                            after
+                                .as_ref()
+                                .and_then(convert::local_key)
+                                .unwrap_or_default(),
+                            convert::local_key(&last_id).unwrap_or_default()
+                        ),
+                        last_key: convert::local_key(&last_id).unwrap_or_default(),
+                        // Ids first: a batch sent again must carry the same ids.
+                        records: with_global_ids(state, entity, page.records)?,
+                    };
+                    after = Some(last_id);
+                    in_flight.push_back(Sending::new(send(remote, batch)));
                 }
-                b.set_checkpoint(&after_key(&entity.name), &batch.last_key)?;
-                b.set_checkpoint(&sent_key(&entity.name), &(done + count).to_string())
-            })?;
-            done += count;
-            progress(Progress {
-                entity: entity.name.clone(),
-                done,
-                total: total.max(done),
-                batch: count,
-            });
+                let Some((answer, batch)) = oldest_answer(&mut in_flight).await else {
+                    return Ok(stopping);
+                };
+                let versions = answer.map_err(|e| FirstSyncError::Remote(e.to_string()))?;
+                // The shadows (what was exchanged, at which version) go with
+                // the position: continuous sync computes changed fields from
+                // them.
+                let sent: HashMap<&str, &Fields> = batch
+                    .records
+                    .iter()
+                    .map(|r| (r.global_id.as_str(), &r.fields))
+                    .collect();
+                let count = batch.records.len() as u64;
+                state.commit(|b| {
+                    for (global_id, version) in &versions {
+                        if let Some(fields) = sent.get(global_id.as_str()) {
+                            b.set_shadow(&entity.name, global_id, *version, fields)?;
+                        }
+                    }
+                    b.set_checkpoint(&after_key(&entity.name), &batch.last_key)?;
+                    b.set_checkpoint(&sent_key(&entity.name), &(done + count).to_string())
+                })?;
+                done += count;
+                progress(Progress {
+                    entity: entity.name.clone(),
+                    done,
+                    total: total.max(done),
+                    batch: count,
+                });
+            }
         }
-        if stopped {
+        .await;
+        // After a failure, the batches already sent are waited for (a
+        // request cut off while it refreshes the device's token would lose
+        // the new one); their answers are not used, a restart sends them
+        // again. A page being read is waited for too.
+        if !matches!(outcome, Ok(false)) {
+            while oldest_answer(&mut in_flight).await.is_some() {}
+            if let Some(read) = reading.take() {
+                let _ = read.await;
+            }
+        }
+        if outcome? {
             return Err(FirstSyncError::Stopped);
         }
         state.commit(|b| b.set_checkpoint(&done_key(&entity.name), "1"))?;
@@ -389,11 +433,12 @@ mod tests {
     use crate::sync::schema::tests::sample;
     use serde_json::json;
     use std::cell::{Cell, RefCell};
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
 
     /// A host with records in memory.
+    #[derive(Clone)]
     struct Records {
-        tables: BTreeMap<String, BTreeMap<i64, Fields>>,
+        tables: std::sync::Arc<BTreeMap<String, BTreeMap<i64, Fields>>>,
     }
 
     impl Records {
@@ -425,7 +470,9 @@ mod tests {
                     })
                     .collect(),
             );
-            Records { tables }
+            Records {
+                tables: std::sync::Arc::new(tables),
+            }
         }
     }
 

@@ -401,12 +401,32 @@ impl Batch<'_> {
             .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
             .query_row(params![entity, local_id], |row| row.get(0))
             .optional()?;
-        if let Some(global_id) = known {
-            return Ok(global_id);
+        match known {
+            Some(global_id) => Ok(global_id),
+            None => self.mint_or_global_id(entity, local_id),
         }
-        let global_id = new_global_id();
-        self.map(entity, local_id, &global_id)?;
-        Ok(global_id)
+    }
+
+    /// The same as [`Batch::global_id_or_mint`], for a record that most
+    /// likely has no global id yet (the first sync sending it): one
+    /// statement when it has none, two when it has one.
+    pub fn mint_or_global_id(
+        &mut self,
+        entity: &str,
+        local_id: &str,
+    ) -> Result<String, StateError> {
+        let minted = new_global_id();
+        let inserted = self
+            .tx
+            .prepare_cached("INSERT INTO ids (entity, local_id, global_id) VALUES (?1, ?2, ?3) ON CONFLICT (entity, local_id) DO NOTHING")?
+            .execute(params![entity, local_id, minted])?;
+        if inserted == 1 {
+            return Ok(minted);
+        }
+        Ok(self
+            .tx
+            .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
+            .query_row(params![entity, local_id], |row| row.get(0))?)
     }
 
     /// Forgets the mapping of a record deleted on both sides.
@@ -641,6 +661,31 @@ mod tests {
         }
         let distinct: std::collections::HashSet<&String> = later.iter().collect();
         assert_eq!(distinct.len(), later.len());
+    }
+
+    #[test]
+    fn minting_twice_gives_the_first_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        state
+            .commit(|b| {
+                ids.push(b.mint_or_global_id("contacts", "1")?);
+                ids.push(b.mint_or_global_id("contacts", "1")?);
+                ids.push(b.global_id_or_mint("contacts", "1")?);
+                ids.push(b.global_id_or_mint("contacts", "2")?);
+                ids.push(b.mint_or_global_id("contacts", "2")?);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[0], ids[2]);
+        assert_eq!(ids[3], ids[4]);
+        assert_ne!(ids[0], ids[3]);
+        assert_eq!(
+            state.local_id("contacts", &ids[3]).unwrap().as_deref(),
+            Some("2")
+        );
     }
 
     #[test]
