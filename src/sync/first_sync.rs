@@ -118,17 +118,29 @@ struct Batch {
     records: Vec<OnlineRecord>,
 }
 
+/// The global ids of records referred to, by (entity, local key): many
+/// records refer to the same few (the lines of one sales document, the
+/// products), so each is looked up in the state database about once. Kept
+/// for one run only: any failure ends the run, so it never holds an id
+/// whose transaction was rolled back.
+type Referred = HashMap<(String, String), String>;
+
+/// At most this many ids are kept in [`Referred`] (a few MiB); then it
+/// starts again, so memory stays flat however large the company is.
+const REFERRED_KEPT: usize = 20_000;
+
 /// Gives every record of a page, and every record it refers to, its global
 /// id, committed before the batch is sent.
 fn with_global_ids(
     state: &mut State,
     entity: &super::schema::Entity,
     page: Vec<(Value, Fields)>,
+    referred: &mut Referred,
 ) -> Result<Vec<OnlineRecord>, FirstSyncError> {
     let mut records = Vec::with_capacity(page.len());
-    // Neighbouring records often refer to the same record (the lines of
-    // one sales document): looked up once per batch.
-    let mut referred: HashMap<(String, String), String> = HashMap::new();
+    if referred.len() >= REFERRED_KEPT {
+        referred.clear();
+    }
     state.commit(|b| {
         for (local_id, host_fields) in page {
             let key = convert::local_key(&local_id).unwrap_or_default();
@@ -303,6 +315,7 @@ where
             position
         }
     };
+    let mut referred = Referred::new();
     for entity in super::schema::travel_order(schema)? {
         let sent: u64 = state
             .checkpoint(&sent_key(&entity.name))?
@@ -371,7 +384,7 @@ where
                         ),
                         last_key: convert::local_key(&last_id).unwrap_or_default(),
                         // Ids first: a batch sent again must carry the same ids.
-                        records: with_global_ids(state, entity, page.records)?,
+                        records: with_global_ids(state, entity, page.records, &mut referred)?,
                     };
                     after = Some(last_id);
                     in_flight.push_back(Sending::new(send(remote, batch)));
