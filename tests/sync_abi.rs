@@ -557,3 +557,45 @@ fn the_connection_is_owner_only_and_its_tokens_are_never_logged() {
         assert!(!error.contains(secret), "{error}");
     }
 }
+
+/// `od_plugin_free` in the middle of the first sync: it returns promptly
+/// (well within its 10-second deadline) with OD_RESULT_OK, the program is
+/// unblocked, and the first sync has not finished (it resumes at the next
+/// start; tested in src/sync/engine.rs).
+#[test]
+fn freeing_the_plugin_in_the_middle_of_the_first_sync_stops_it_and_unblocks_the_program() {
+    let server = TestServer::start();
+    let company = server.connected_company("sync-free@example.com", "OD-SYNC-ABI-3");
+    let connection = device_connection(&server, &company, "pc-1");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let host = TestHost::complete();
+    let blocks = Arc::new(Mutex::new(Vec::new()));
+    let seen_blocks = Arc::clone(&blocks);
+    host.set_request_hook(move |method, params| {
+        if method == "records.page" {
+            // A slow disk: the first sync is still running when freed.
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        answer_sync(method, params, &seen_blocks)
+    });
+    let mut api = HostApi::new(&host, server.base_url());
+    api.data_dir = data_dir(dir.path());
+    let instance = plugin().create(&api).expect("create");
+    instance
+        .connection_set(Some(connection.to_string().as_bytes()))
+        .expect("connection_set");
+    instance.sync_start(OD_SYNC_FLAG_NOW).expect("sync_start");
+    pump_until_state(&instance, "first_sync");
+    let asked = Instant::now();
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        *blocks.lock(),
+        ["sync.block", "sync.unblock"],
+        "the program is unblocked"
+    );
+}
