@@ -46,6 +46,14 @@
 #endif
 
 
+#define STEPS 6
+
+/**
+ * Longest value a field takes (the service allows 128-character
+ * passwords and 254-character addresses).
+ */
+#define MAX_FIELD_CHARS 512
+
 /**
  * Major version of the ABI. A host and a plugin work together only when
  * their major versions are equal.
@@ -56,7 +64,7 @@
  * Minor version of the ABI. Grows when functions or struct fields are
  * appended; a host built against an older minor version keeps working.
  */
-#define OD_VERSION_MINOR 1
+#define OD_VERSION_MINOR 2
 
 /**
  * Patch version: fixes that do not change the ABI.
@@ -593,6 +601,13 @@ typedef struct {
 } od_text;
 
 /**
+ * (ABI 1.2) What the person asked the connect wizard to do
+ * (`od_plugin_wizard_action`). A page's `actions` object says which are
+ * allowed now.
+ */
+typedef uint32_t od_wizard_action;
+
+/**
  * The plugin's table, returned by `od_entry`. Every entry points at the
  * exported function of the same name (without the `od_` prefix); see those
  * functions for their documentation. Entries are only ever appended: read
@@ -709,6 +724,30 @@ typedef struct {
    * (ABI 1.1) See `od_text_free`.
    */
   void (OD_CALL *text_free)(od_text *text);
+  /**
+   * (ABI 1.2) See `od_plugin_wizard_open`.
+   */
+  od_result (OD_CALL *plugin_wizard_open)(od_plugin *plugin);
+  /**
+   * (ABI 1.2) See `od_plugin_wizard_page`.
+   */
+  od_result (OD_CALL *plugin_wizard_page)(od_plugin *plugin,
+                                  od_text **out_json);
+  /**
+   * (ABI 1.2) See `od_plugin_wizard_set`.
+   */
+  od_result (OD_CALL *plugin_wizard_set)(od_plugin *plugin,
+                                 const char *field_id,
+                                 const char *value);
+  /**
+   * (ABI 1.2) See `od_plugin_wizard_action`.
+   */
+  od_result (OD_CALL *plugin_wizard_action)(od_plugin *plugin,
+                                    od_wizard_action action);
+  /**
+   * (ABI 1.2) See `od_plugin_wizard_close`.
+   */
+  od_result (OD_CALL *plugin_wizard_close)(od_plugin *plugin);
 } od_plugin_api;
 
 /**
@@ -876,6 +915,47 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
  * fewer, never stale, ones.
  */
 #define OD_EVENT_SYNC_PROGRESS 3
+
+/**
+ * (ABI 1.2) The connect wizard's page changed (background work finished
+ * or failed, a prerequisite was checked, a field was validated). Read it
+ * again with `od_plugin_wizard_page`. No payload.
+ */
+#define OD_EVENT_WIZARD_CHANGED 4
+
+/**
+ * Go to the next page (on the Online ID page: log in).
+ */
+#define OD_WIZARD_NEXT 1
+
+/**
+ * Go to the previous page.
+ */
+#define OD_WIZARD_BACK 2
+
+/**
+ * Stop connecting; leaves nothing behind. Allowed on every page, also
+ * while the page is busy.
+ */
+#define OD_WIZARD_CANCEL 3
+
+/**
+ * On the last page: register the company, this computer and the
+ * credentials, and start or schedule the first synchronisation.
+ */
+#define OD_WIZARD_FINISH 4
+
+/**
+ * On the Online ID page: create a new Online ID for the e-mail address
+ * entered (the service sends a verification e-mail).
+ */
+#define OD_WIZARD_CREATE_ONLINE_ID 5
+
+/**
+ * On the prerequisites page: check every prerequisite again (with a new
+ * reachability check of the online service).
+ */
+#define OD_WIZARD_RECHECK 6
 
 /**
  * No connection is stored for this company (connect first).
@@ -1307,6 +1387,137 @@ od_result OD_CALL od_plugin_sync_history(od_plugin *plugin,
  */
 OD_EXPORT
 void OD_CALL od_text_free(od_text *text);
+
+/**
+ * `[ui-thread]` (ABI 1.2) Opens the connect wizard (PRODUCT.md §3) on
+ * its first page, the prerequisites. Reads the current user from the host
+ * on the calling thread; does no network work itself (the prerequisites
+ * page starts the reachability check in the background).
+ *
+ * The wizard is a state machine inside the plugin; the host only renders
+ * its pages. Its threading rules:
+ * - Every `od_plugin_wizard_*` function is `[ui-thread]`: call them from
+ *   the thread that pumps (`od_plugin_pump`), never from two threads at
+ *   once. None of them waits for the network.
+ * - `od_plugin_wizard_action` returns at once. Work that needs the online
+ *   service (create an Online ID, log in, finish) runs on the plugin's
+ *   own threads; meanwhile the page is `busy` and every action except
+ *   `OD_WIZARD_CANCEL` is refused with `OD_RESULT_BAD_STATE`.
+ * - When background work changes the page, the plugin queues
+ *   `OD_EVENT_WIZARD_CHANGED` and calls `request_pump`; after pumping,
+ *   read the page again with `od_plugin_wizard_page`.
+ * - The plugin calls the host's `request` for the wizard's data on the
+ *   calling thread and, during finish, on its own threads (the
+ *   `[thread-safe]` rule of the data channel).
+ *
+ * Returns `OD_RESULT_BAD_STATE` when the current user is not a super
+ * user, the company is connected already, there is no `data_dir`, or a
+ * wizard is open already (close it first); `OD_RESULT_HOST_CALLBACK_FAILED`
+ * when the host cannot say who is logged in. The message says which.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_wizard_open(od_plugin *plugin);
+
+/**
+ * `[ui-thread]` (ABI 1.2) The connect wizard's current page as UTF-8 JSON
+ * in `*out_json` (free with `od_text_free`). Every page has the same
+ * shape, so a host renders it without knowing the pages (docs/WIZARD.md):
+ *
+ * `{"page": "prerequisites"|"welcome"|"online_id"|"company"|"start"|
+ * "finish"|"cancelled", "step": n (1-6; 0 when cancelled), "steps": 6,
+ * "title": s, "text": s (paragraphs separated by a blank line),
+ * "fields": [{"id": s, "label": s, "kind": "text"|"email"|"password"|
+ * "choice"|"datetime"|"info", "value": s|null, "required": b,
+ * "read_only": b, "help": s|null, "choices": [{"value": s, "label": s}]|null,
+ * "error": s|null}], "rows": [{"id", "title", "state": "passed"|"failed"|
+ * "pending", "blocking": b, "detail", "fix_location"}]|null,
+ * "actions": {"back": b, "next": b, "finish": b, "cancel": b,
+ * "create_online_id": b, "recheck": b}, "busy": b, "busy_text": s|null,
+ * "error": s|null, "error_code": n|null, "notice": s|null, "done": b,
+ * "cancelled": b}`
+ *
+ * Every key is always present. A field's `error` is shown at the field,
+ * the page's `error` (with its `od_result` in `error_code`) above them,
+ * `notice` as information. A `password` field's `value` is always the
+ * empty string: the plugin never hands a password back. `rows` are the
+ * prerequisites (first page only). When `done` (connected) or `cancelled`
+ * is true, every action is false: show the page, then close the wizard.
+ * Host data on the page is read afresh on the calling thread.
+ *
+ * Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_BAD_STATE` (no wizard is
+ * open).
+ *
+ * # Safety
+ * `out_json` is NULL or writable.
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_wizard_page(od_plugin *plugin,
+                                od_text **out_json);
+
+/**
+ * `[ui-thread]` (ABI 1.2) Sets a field of the wizard's current page to
+ * `value` (UTF-8; both strings are copied). Fields: on `online_id`
+ * `email` and `password`; on `start` `when` (`"now"` or `"later"`) and
+ * `at` (a date and time). The password is kept only in memory until the
+ * login, zeroed afterwards, never logged and never shown on a page.
+ * Values are checked when the person moves on (`OD_WIZARD_NEXT`), and a
+ * problem shows as the field's `error`.
+ *
+ * Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_INVALID_UTF8`,
+ * `OD_RESULT_STRING_TOO_LONG` (over 4096 bytes), `OD_RESULT_INVALID_ARGUMENT`
+ * (no such field on this page, a value over 512 characters, or a `when`
+ * that is neither choice), `OD_RESULT_BAD_STATE` (no wizard open, or the
+ * page is busy).
+ *
+ * # Safety
+ * `field_id` and `value` are NULL or NUL-terminated strings.
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_wizard_set(od_plugin *plugin,
+                               const char *field_id,
+                               const char *value);
+
+/**
+ * `[ui-thread]` (ABI 1.2) Asks the wizard to do `action`, one of
+ * `OD_WIZARD_*`, and returns at once. The page's `actions` say which are
+ * possible now. Next, Back and Recheck change the page at once (or show
+ * field errors); Create a new Online ID, Next on the Online ID page (log
+ * in) and Finish run in the background: the page is `busy` until
+ * `OD_EVENT_WIZARD_CHANGED` arrives. Service errors (wrong password,
+ * Online ID not verified, service unreachable, licence refused, company
+ * already connected) show on the page they concern, and the person can
+ * correct and try again. Cancel is possible on every page and while busy
+ * (except in the last moment of finish, when the connection is being
+ * stored): it leaves nothing behind; a running finish first takes back
+ * what it registered (the page stays busy until it has).
+ *
+ * Returns `OD_RESULT_INVALID_ARGUMENT` (not an `OD_WIZARD_*` value),
+ * `OD_RESULT_BAD_STATE` (no wizard open; the page is busy; the action is
+ * not possible on this page; cancel after the company was connected).
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_wizard_action(od_plugin *plugin,
+                                  od_wizard_action action);
+
+/**
+ * `[ui-thread]` (ABI 1.2) Closes the connect wizard. A wizard that has not
+ * connected the company is cancelled first (nothing is left behind).
+ * Closing when no wizard is open does nothing. Returns
+ * `OD_RESULT_BAD_STATE` while the page is busy (cancel, wait for the
+ * page to be no longer busy, then close). `od_plugin_free` closes an
+ * open wizard too.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_wizard_close(od_plugin *plugin);
 
 #ifdef __cplusplus
 }  // extern "C"

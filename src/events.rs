@@ -14,6 +14,7 @@ pub enum EventKind {
     PrerequisitesChanged,
     SyncState,
     SyncProgress,
+    WizardChanged,
 }
 
 impl EventKind {
@@ -22,6 +23,7 @@ impl EventKind {
             EventKind::PrerequisitesChanged => od_abi::OD_EVENT_PREREQUISITES_CHANGED,
             EventKind::SyncState => od_abi::OD_EVENT_SYNC_STATE,
             EventKind::SyncProgress => od_abi::OD_EVENT_SYNC_PROGRESS,
+            EventKind::WizardChanged => od_abi::OD_EVENT_WIZARD_CHANGED,
         }
     }
 }

@@ -111,6 +111,38 @@ impl Host {
     pub fn active_sessions(&self) -> Result<ActiveSessions, HostError> {
         self.get("sessions.active")
     }
+
+    /// `system.identity` (ABI 1.2): the system database's id, which the
+    /// online service binds the company to.
+    pub fn system_identity(&self) -> Result<SystemIdentity, HostError> {
+        self.get("system.identity")
+    }
+
+    /// `connection.record` (ABI 1.2): tells the host this company database
+    /// is now connected (the last step of the connect wizard's finish).
+    pub fn record_connection(&self, record: &ConnectionRecord) -> Result<(), HostError> {
+        self.call::<_, serde_json::Value>("connection.record", record)
+            .map(drop)
+    }
+}
+
+/// `system.identity`: the system database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemIdentity {
+    pub id: String,
+}
+
+/// The parameters of `connection.record`: what the host keeps about the
+/// connection (never a token or password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub company_id: String,
+    pub online_company_id: String,
+    pub service_url: String,
+    pub connected_by: String,
+    pub connected_at: String,
+    pub licence_number: String,
+    pub computer_id: String,
 }
 
 /// `host.info`: the installation and this computer.

@@ -14,3 +14,4 @@ mod plugin;
 mod prerequisites;
 mod runtime;
 mod sync;
+mod wizard;

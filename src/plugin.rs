@@ -1,14 +1,16 @@
 //! One plugin instance: the plugin's state for one company database in one
 //! host process. Plain Rust; the FFI layer wraps it in a handle.
 
-use crate::events::{Event, EventQueue};
+use crate::events::{Event, EventKind, EventQueue};
 use crate::host::Host;
 use crate::logging::{self, LogConfig};
 use crate::online::ServiceUrl;
 use crate::prerequisites::{self, PrerequisiteList, Reachability};
 use crate::runtime::Runtime;
 use crate::sync::engine::{Engine, Refusal, Status};
+use crate::wizard::{self, Action, Wizard};
 use od_licence::LicenceReport;
+use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::Dispatch;
@@ -27,7 +29,10 @@ pub struct Plugin {
     reachability: Arc<Reachability>,
     events: Arc<EventQueue>,
     runtime: Runtime,
-    engine: Engine,
+    engine: Arc<Engine>,
+    service: ServiceUrl,
+    /// The connect wizard, while it is open.
+    wizard: Mutex<Option<Arc<Wizard>>>,
 }
 
 impl Plugin {
@@ -50,12 +55,14 @@ impl Plugin {
         });
         let events = Arc::new(EventQueue::new(host.clone()));
         Plugin {
-            engine: Engine::new(
+            engine: Arc::new(Engine::new(
                 config.data_dir,
                 config.service.clone(),
                 host.clone(),
                 Arc::clone(&events),
-            ),
+            )),
+            wizard: Mutex::new(None),
+            service: config.service.clone(),
             events,
             runtime: Runtime::new(dispatch.clone()),
             reachability: Arc::new(Reachability::new(config.service)),
@@ -123,14 +130,97 @@ impl Plugin {
         self.engine.history_json()
     }
 
-    /// The events queued for the host's UI thread.
+    /// The events queued for the host's UI thread. A change of the
+    /// prerequisites is a change of the wizard's page while it shows them.
     pub fn take_events(&self) -> Vec<Event> {
-        self.events.drain()
+        let mut events = self.events.drain();
+        let wizard_shows_prerequisites = self
+            .wizard
+            .lock()
+            .as_ref()
+            .is_some_and(|w| w.shows_prerequisites());
+        if wizard_shows_prerequisites
+            && events
+                .iter()
+                .any(|e| e.kind == EventKind::PrerequisitesChanged)
+            && !events.iter().any(|e| e.kind == EventKind::WizardChanged)
+        {
+            events.push(Event {
+                kind: EventKind::WizardChanged,
+                payload: None,
+            });
+        }
+        events
+    }
+
+    fn wizard_context(&self) -> wizard::Context<'_> {
+        wizard::Context {
+            host: &self.host,
+            licence: &self.licence,
+            reachability: &self.reachability,
+            runtime: &self.runtime,
+            events: &self.events,
+            engine: &self.engine,
+            service: &self.service,
+        }
+    }
+
+    fn open_wizard(&self) -> Result<Arc<Wizard>, Refusal> {
+        self.wizard.lock().clone().ok_or_else(|| Refusal {
+            code: od_abi::OD_RESULT_BAD_STATE,
+            message: "The connect wizard is not open; open it with od_plugin_wizard_open.".to_owned(),
+        })
+    }
+
+    /// Opens the connect wizard on its first page.
+    pub fn wizard_open(&self) -> Result<(), Refusal> {
+        if self.wizard.lock().is_some() {
+            return Err(Refusal {
+                code: od_abi::OD_RESULT_BAD_STATE,
+                message: "The connect wizard is open already; close it first (od_plugin_wizard_close).".to_owned(),
+            });
+        }
+        let opened = Wizard::open(&self.wizard_context())?;
+        let mut slot = self.wizard.lock();
+        if slot.is_some() {
+            return Err(Refusal {
+                code: od_abi::OD_RESULT_BAD_STATE,
+                message: "The connect wizard is open already.".to_owned(),
+            });
+        }
+        *slot = Some(opened);
+        Ok(())
+    }
+
+    /// The wizard's current page as JSON.
+    pub fn wizard_page(&self) -> Result<String, Refusal> {
+        Ok(self.open_wizard()?.page(&self.wizard_context()))
+    }
+
+    pub fn wizard_set(&self, field: &str, value: &str) -> Result<(), Refusal> {
+        self.open_wizard()?.set(field, value)
+    }
+
+    pub fn wizard_action(&self, action: Action) -> Result<(), Refusal> {
+        self.open_wizard()?.act(&self.wizard_context(), action)
+    }
+
+    /// Closes the wizard (cancelling what is not finished).
+    pub fn wizard_close(&self) -> Result<(), Refusal> {
+        let mut slot = self.wizard.lock();
+        if let Some(wizard) = slot.as_ref() {
+            wizard.close()?;
+        }
+        *slot = None;
+        Ok(())
     }
 
     /// Stops all background work and joins its threads. Returns false when
     /// work did not stop within the deadline.
     pub fn shut_down(&self) -> bool {
+        // An open wizard goes with the instance: its password and session
+        // are dropped (zeroed) with it.
+        self.wizard.lock().take();
         let stopped = self.runtime.shut_down();
         tracing::dispatcher::with_default(&self.dispatch, || {
             if stopped {

@@ -36,6 +36,15 @@ impl Runtime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.spawner()?.spawn(task);
+        Ok(())
+    }
+
+    /// A handle that background tasks keep to start more tasks (the
+    /// wizard's finish starts the sync engine from the runtime). Starts the
+    /// runtime when needed. It does not keep the runtime alive: after the
+    /// shutdown, tasks it spawns are dropped at once.
+    pub fn spawner(&self) -> io::Result<Spawner> {
         let mut state = self.inner.lock();
         if matches!(*state, State::NotStarted) {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -47,10 +56,10 @@ impl Runtime {
             *state = State::Running(runtime);
         }
         match &*state {
-            State::Running(runtime) => {
-                runtime.spawn(task.with_subscriber(self.dispatch.clone()));
-                Ok(())
-            }
+            State::Running(runtime) => Ok(Spawner {
+                handle: runtime.handle().clone(),
+                dispatch: self.dispatch.clone(),
+            }),
             _ => Err(io::Error::other("the add-on is shutting down")),
         }
     }
@@ -68,6 +77,24 @@ impl Runtime {
             }
             _ => true,
         }
+    }
+}
+
+/// Starts tasks on the instance's runtime from anywhere, under its log
+/// dispatcher (see [`Runtime::spawner`]).
+#[derive(Clone)]
+pub struct Spawner {
+    handle: tokio::runtime::Handle,
+    dispatch: Dispatch,
+}
+
+impl Spawner {
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle
+            .spawn(task.with_subscriber(self.dispatch.clone()));
     }
 }
 

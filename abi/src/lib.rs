@@ -17,7 +17,7 @@ use core::ffi::{c_char, c_void};
 pub const OD_VERSION_MAJOR: u32 = 1;
 /// Minor version of the ABI. Grows when functions or struct fields are
 /// appended; a host built against an older minor version keeps working.
-pub const OD_VERSION_MINOR: u32 = 1;
+pub const OD_VERSION_MINOR: u32 = 2;
 /// Patch version: fixes that do not change the ABI.
 pub const OD_VERSION_PATCH: u32 = 0;
 
@@ -108,6 +108,31 @@ pub const OD_EVENT_SYNC_STATE: od_event_kind = 2;
 /// Events are merged while the host has not pumped, so a slow host sees
 /// fewer, never stale, ones.
 pub const OD_EVENT_SYNC_PROGRESS: od_event_kind = 3;
+/// (ABI 1.2) The connect wizard's page changed (background work finished
+/// or failed, a prerequisite was checked, a field was validated). Read it
+/// again with `od_plugin_wizard_page`. No payload.
+pub const OD_EVENT_WIZARD_CHANGED: od_event_kind = 4;
+
+/// (ABI 1.2) What the person asked the connect wizard to do
+/// (`od_plugin_wizard_action`). A page's `actions` object says which are
+/// allowed now.
+pub type od_wizard_action = u32;
+/// Go to the next page (on the Online ID page: log in).
+pub const OD_WIZARD_NEXT: od_wizard_action = 1;
+/// Go to the previous page.
+pub const OD_WIZARD_BACK: od_wizard_action = 2;
+/// Stop connecting; leaves nothing behind. Allowed on every page, also
+/// while the page is busy.
+pub const OD_WIZARD_CANCEL: od_wizard_action = 3;
+/// On the last page: register the company, this computer and the
+/// credentials, and start or schedule the first synchronisation.
+pub const OD_WIZARD_FINISH: od_wizard_action = 4;
+/// On the Online ID page: create a new Online ID for the e-mail address
+/// entered (the service sends a verification e-mail).
+pub const OD_WIZARD_CREATE_ONLINE_ID: od_wizard_action = 5;
+/// On the prerequisites page: check every prerequisite again (with a new
+/// reachability check of the online service).
+pub const OD_WIZARD_RECHECK: od_wizard_action = 6;
 
 /// (ABI 1.1) State of the synchronisation engine of one plugin instance.
 pub type od_sync_state = u32;
@@ -546,6 +571,26 @@ pub struct od_plugin_api {
     >,
     /// (ABI 1.1) See `od_text_free`.
     pub text_free: Option<unsafe extern "C" fn(text: *mut od_text)>,
+    /// (ABI 1.2) See `od_plugin_wizard_open`.
+    pub plugin_wizard_open: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
+    /// (ABI 1.2) See `od_plugin_wizard_page`.
+    pub plugin_wizard_page: Option<
+        unsafe extern "C" fn(plugin: *mut od_plugin, out_json: *mut *mut od_text) -> od_result,
+    >,
+    /// (ABI 1.2) See `od_plugin_wizard_set`.
+    pub plugin_wizard_set: Option<
+        unsafe extern "C" fn(
+            plugin: *mut od_plugin,
+            field_id: *const c_char,
+            value: *const c_char,
+        ) -> od_result,
+    >,
+    /// (ABI 1.2) See `od_plugin_wizard_action`.
+    pub plugin_wizard_action: Option<
+        unsafe extern "C" fn(plugin: *mut od_plugin, action: od_wizard_action) -> od_result,
+    >,
+    /// (ABI 1.2) See `od_plugin_wizard_close`.
+    pub plugin_wizard_close: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
 }
 
 /// Signature of the one entry point, `od_entry`, for hosts that look it up

@@ -199,6 +199,11 @@ static PLUGIN_API: od_plugin_api = od_plugin_api {
     sync_status_free: Some(od_sync_status_free),
     plugin_sync_history: Some(od_plugin_sync_history),
     text_free: Some(od_text_free),
+    plugin_wizard_open: Some(od_plugin_wizard_open),
+    plugin_wizard_page: Some(od_plugin_wizard_page),
+    plugin_wizard_set: Some(od_plugin_wizard_set),
+    plugin_wizard_action: Some(od_plugin_wizard_action),
+    plugin_wizard_close: Some(od_plugin_wizard_close),
 };
 
 /// `[thread-safe]` The entry point: the one symbol a host looks up after
@@ -757,6 +762,168 @@ pub unsafe extern "C" fn od_text_free(text: *mut od_text) {
         if !text.is_null() && !outputs::free_text(text) {
             guard::set_last_error("od_text_free: not a live text; ignored");
         }
+    })
+}
+
+/// Longest field id or value `od_plugin_wizard_set` accepts, in bytes.
+const MAX_WIZARD_VALUE_BYTES: usize = 4096;
+
+/// `[ui-thread]` (ABI 1.2) Opens the connect wizard (PRODUCT.md §3) on
+/// its first page, the prerequisites. Reads the current user from the host
+/// on the calling thread; does no network work itself (the prerequisites
+/// page starts the reachability check in the background).
+///
+/// The wizard is a state machine inside the plugin; the host only renders
+/// its pages. Its threading rules:
+/// - Every `od_plugin_wizard_*` function is `[ui-thread]`: call them from
+///   the thread that pumps (`od_plugin_pump`), never from two threads at
+///   once. None of them waits for the network.
+/// - `od_plugin_wizard_action` returns at once. Work that needs the online
+///   service (create an Online ID, log in, finish) runs on the plugin's
+///   own threads; meanwhile the page is `busy` and every action except
+///   `OD_WIZARD_CANCEL` is refused with `OD_RESULT_BAD_STATE`.
+/// - When background work changes the page, the plugin queues
+///   `OD_EVENT_WIZARD_CHANGED` and calls `request_pump`; after pumping,
+///   read the page again with `od_plugin_wizard_page`.
+/// - The plugin calls the host's `request` for the wizard's data on the
+///   calling thread and, during finish, on its own threads (the
+///   `[thread-safe]` rule of the data channel).
+///
+/// Returns `OD_RESULT_BAD_STATE` when the current user is not a super
+/// user, the company is connected already, there is no `data_dir`, or a
+/// wizard is open already (close it first); `OD_RESULT_HOST_CALLBACK_FAILED`
+/// when the host cannot say who is logged in. The message says which.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_wizard_open(plugin: *mut od_plugin) -> od_result {
+    with_plugin("od_plugin_wizard_open", plugin, |entry| {
+        Ok(entry.plugin.wizard_open()?)
+    })
+}
+
+/// `[ui-thread]` (ABI 1.2) The connect wizard's current page as UTF-8 JSON
+/// in `*out_json` (free with `od_text_free`). Every page has the same
+/// shape, so a host renders it without knowing the pages (docs/WIZARD.md):
+///
+/// `{"page": "prerequisites"|"welcome"|"online_id"|"company"|"start"|
+/// "finish"|"cancelled", "step": n (1-6; 0 when cancelled), "steps": 6,
+/// "title": s, "text": s (paragraphs separated by a blank line),
+/// "fields": [{"id": s, "label": s, "kind": "text"|"email"|"password"|
+/// "choice"|"datetime"|"info", "value": s|null, "required": b,
+/// "read_only": b, "help": s|null, "choices": [{"value": s, "label": s}]|null,
+/// "error": s|null}], "rows": [{"id", "title", "state": "passed"|"failed"|
+/// "pending", "blocking": b, "detail", "fix_location"}]|null,
+/// "actions": {"back": b, "next": b, "finish": b, "cancel": b,
+/// "create_online_id": b, "recheck": b}, "busy": b, "busy_text": s|null,
+/// "error": s|null, "error_code": n|null, "notice": s|null, "done": b,
+/// "cancelled": b}`
+///
+/// Every key is always present. A field's `error` is shown at the field,
+/// the page's `error` (with its `od_result` in `error_code`) above them,
+/// `notice` as information. A `password` field's `value` is always the
+/// empty string: the plugin never hands a password back. `rows` are the
+/// prerequisites (first page only). When `done` (connected) or `cancelled`
+/// is true, every action is false: show the page, then close the wizard.
+/// Host data on the page is read afresh on the calling thread.
+///
+/// Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_BAD_STATE` (no wizard is
+/// open).
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_wizard_page(
+    plugin: *mut od_plugin,
+    out_json: *mut *mut od_text,
+) -> od_result {
+    with_plugin("od_plugin_wizard_page", plugin, |entry| {
+        require_out(out_json, "out_json")?;
+        let json = entry.plugin.wizard_page()?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { *out_json = outputs::text(&json) };
+        Ok(())
+    })
+}
+
+/// `[ui-thread]` (ABI 1.2) Sets a field of the wizard's current page to
+/// `value` (UTF-8; both strings are copied). Fields: on `online_id`
+/// `email` and `password`; on `start` `when` (`"now"` or `"later"`) and
+/// `at` (a date and time). The password is kept only in memory until the
+/// login, zeroed afterwards, never logged and never shown on a page.
+/// Values are checked when the person moves on (`OD_WIZARD_NEXT`), and a
+/// problem shows as the field's `error`.
+///
+/// Returns `OD_RESULT_NULL_ARGUMENT`, `OD_RESULT_INVALID_UTF8`,
+/// `OD_RESULT_STRING_TOO_LONG` (over 4096 bytes), `OD_RESULT_INVALID_ARGUMENT`
+/// (no such field on this page, a value over 512 characters, or a `when`
+/// that is neither choice), `OD_RESULT_BAD_STATE` (no wizard open, or the
+/// page is busy).
+///
+/// # Safety
+/// `field_id` and `value` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_wizard_set(
+    plugin: *mut od_plugin,
+    field_id: *const c_char,
+    value: *const c_char,
+) -> od_result {
+    with_plugin("od_plugin_wizard_set", plugin, |entry| {
+        // SAFETY: forwarded from the caller.
+        let field = unsafe { strings::optional(field_id, "field_id", MAX_WIZARD_VALUE_BYTES) }?
+            .ok_or_else(|| FfiError::null("field_id"))?;
+        // SAFETY: forwarded from the caller.
+        let value = unsafe { strings::optional(value, "value", MAX_WIZARD_VALUE_BYTES) }?
+            .map(od_client::Secret::new)
+            .ok_or_else(|| FfiError::null("value"))?;
+        Ok(entry.plugin.wizard_set(&field, value.expose())?)
+    })
+}
+
+/// `[ui-thread]` (ABI 1.2) Asks the wizard to do `action`, one of
+/// `OD_WIZARD_*`, and returns at once. The page's `actions` say which are
+/// possible now. Next, Back and Recheck change the page at once (or show
+/// field errors); Create a new Online ID, Next on the Online ID page (log
+/// in) and Finish run in the background: the page is `busy` until
+/// `OD_EVENT_WIZARD_CHANGED` arrives. Service errors (wrong password,
+/// Online ID not verified, service unreachable, licence refused, company
+/// already connected) show on the page they concern, and the person can
+/// correct and try again. Cancel is possible on every page and while busy
+/// (except in the last moment of finish, when the connection is being
+/// stored): it leaves nothing behind; a running finish first takes back
+/// what it registered (the page stays busy until it has).
+///
+/// Returns `OD_RESULT_INVALID_ARGUMENT` (not an `OD_WIZARD_*` value),
+/// `OD_RESULT_BAD_STATE` (no wizard open; the page is busy; the action is
+/// not possible on this page; cancel after the company was connected).
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_wizard_action(
+    plugin: *mut od_plugin,
+    action: od_wizard_action,
+) -> od_result {
+    with_plugin("od_plugin_wizard_action", plugin, |entry| {
+        let action = crate::wizard::Action::try_from(action)?;
+        Ok(entry.plugin.wizard_action(action)?)
+    })
+}
+
+/// `[ui-thread]` (ABI 1.2) Closes the connect wizard. A wizard that has not
+/// connected the company is cancelled first (nothing is left behind).
+/// Closing when no wizard is open does nothing. Returns
+/// `OD_RESULT_BAD_STATE` while the page is busy (cancel, wait for the
+/// page to be no longer busy, then close). `od_plugin_free` closes an
+/// open wizard too.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_wizard_close(plugin: *mut od_plugin) -> od_result {
+    with_plugin("od_plugin_wizard_close", plugin, |entry| {
+        Ok(entry.plugin.wizard_close()?)
     })
 }
 

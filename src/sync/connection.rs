@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-const FILE: &str = "connection.json";
+pub(crate) const FILE: &str = "connection.json";
 
 /// What `od_plugin_connection_set` receives and what is stored.
 #[derive(Clone, Serialize)]

@@ -18,7 +18,7 @@ use super::state::State;
 use crate::events::{Event, EventKind, EventQueue};
 use crate::host::Host;
 use crate::online::ServiceUrl;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Spawner};
 use chrono::{DateTime, SecondsFormat, Utc};
 use od_abi::*;
 use od_client::{Client, ClientConfig, ClientError, DeviceSession};
@@ -330,6 +330,46 @@ impl Engine {
         Ok(())
     }
 
+    /// Stores a connection the wizard made (the path of
+    /// `od_plugin_connection_set`, without the JSON).
+    pub fn store_connection(&self, connection: &Connection) -> Result<(), Refusal> {
+        let folder = self.folder()?;
+        if self.shared.running.load(Ordering::SeqCst) {
+            return Err(Refusal::bad_state(
+                "Synchronisation is running; stop it before changing the connection.",
+            ));
+        }
+        connection::save(folder, connection).map_err(|e| Refusal::internal(e.to_string()))?;
+        tracing::info!(
+            company = %connection.company_id,
+            computer = connection.computer_id.as_str(),
+            "connection stored"
+        );
+        Ok(())
+    }
+
+    /// Removes what [`Engine::store_connection`] and [`Engine::schedule`]
+    /// wrote (the wizard's finish failed or was cancelled after storing).
+    /// Only for an engine that has not started.
+    pub fn forget_connection(&self) -> Result<(), Refusal> {
+        let folder = self.folder()?;
+        for file in [connection::FILE, SCHEDULE_FILE] {
+            let path = folder.join(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Refusal::internal(format!("{}: {e}", path.display()))),
+            }
+        }
+        self.shared.status.lock().scheduled_at = None;
+        Ok(())
+    }
+
+    /// The folder of the add-on's data, if the host gave one.
+    pub fn data_folder(&self) -> Option<&Path> {
+        self.folder.as_deref()
+    }
+
     /// Schedules the first synchronisation for `at` (None: no schedule).
     pub fn schedule(&self, at: Option<&str>) -> Result<(), Refusal> {
         let folder = self.folder()?;
@@ -386,6 +426,14 @@ impl Engine {
     /// Starts the engine in the background (`od_plugin_sync_start`); does
     /// nothing when it runs already.
     pub fn start(&self, runtime: &Runtime, now: bool) -> Result<(), Refusal> {
+        let spawner = runtime
+            .spawner()
+            .map_err(|e| Refusal::bad_state(e.to_string()))?;
+        self.start_with(&spawner, now)
+    }
+
+    /// [`Engine::start`] from a task on the runtime (the wizard's finish).
+    pub fn start_with(&self, spawner: &Spawner, now: bool) -> Result<(), Refusal> {
         let folder = self.folder()?.to_path_buf();
         let connection = connection::load(&folder)
             .map_err(|e| Refusal::bad_state(e.to_string()))?
@@ -421,16 +469,10 @@ impl Engine {
         };
         self.shared.status.lock().error = None;
         task.set_state(SyncState::Starting, None);
-        let shared = Arc::clone(&self.shared);
-        let spawned = runtime.spawn(async move {
+        spawner.spawn(async move {
             let _running = RunningGuard(Arc::clone(&task.shared));
             task.run().await;
         });
-        if let Err(e) = spawned {
-            shared.running.store(false, Ordering::SeqCst);
-            shared.status.lock().state = SyncState::Stopped;
-            return Err(Refusal::bad_state(e.to_string()));
-        }
         Ok(())
     }
 
@@ -1176,7 +1218,7 @@ async fn local_change(host: &Host, pushed: u64, wake: &Notify, interval: Duratio
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The engine against the real online service (`TestServer` on
     //! 127.0.0.1) and an in-memory host with a real change log.
     use super::*;
@@ -1190,16 +1232,29 @@ mod tests {
 
     /// The in-memory host, plus what the engine asks of a whole program:
     /// the schema, paging, the log position, sessions and blocking.
-    struct Program {
-        log: Arc<LogHost>,
-        sessions: Mutex<Value>,
-        blocks: Mutex<Vec<String>>,
+    pub(crate) struct Program {
+        pub(crate) log: Arc<LogHost>,
+        pub(crate) sessions: Mutex<Value>,
+        pub(crate) blocks: Mutex<Vec<String>>,
         pumps: AtomicUsize,
         /// Milliseconds each page takes (a big database on a slow disk).
         slow_pages: std::sync::atomic::AtomicU64,
     }
 
     impl Program {
+        /// A program with the test schema's demo rows and nobody else
+        /// logged in.
+        pub(crate) fn new() -> Arc<Program> {
+            let (log, _) = log_host();
+            Arc::new(Program {
+                log,
+                sessions: Mutex::new(json!({"users": [], "integrations": []})),
+                blocks: Mutex::new(Vec::new()),
+                pumps: AtomicUsize::new(0),
+                slow_pages: std::sync::atomic::AtomicU64::new(0),
+            })
+        }
+
         fn answer(&self, method: &str, params: &Value) -> Option<Value> {
             Some(match method {
                 "schema.entities" => serde_json::to_value(schema()).unwrap(),

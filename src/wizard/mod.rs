@@ -1,0 +1,733 @@
+//! The connect wizard (PRODUCT.md §3): prerequisites → welcome → Online ID
+//! → company registration → start of synchronisation → finish.
+//!
+//! A state machine the host drives from its UI thread: it reads the current
+//! page as JSON ([`page`] — any UI can render it without knowing the
+//! pages), sets fields, and asks for actions. Everything that waits for the
+//! network (sign-up, log in, finish) runs on the instance's runtime; the
+//! page is `busy` meanwhile and refuses every action but cancel, and the
+//! result arrives as `OD_EVENT_WIZARD_CHANGED` through the pump. No lock is
+//! held across a call into the host or the network. See docs/WIZARD.md.
+
+mod company;
+mod finish;
+mod form;
+mod page;
+#[cfg(test)]
+mod tests;
+
+use crate::events::{Event, EventKind, EventQueue};
+use crate::host::Host;
+use crate::online::ServiceUrl;
+use crate::prerequisites::{self, PrerequisiteList, Reachability};
+use crate::runtime::{Runtime, Spawner};
+use crate::sync::engine::{Engine, Refusal, SyncState};
+use form::{Form, StartWhen};
+use od_abi::*;
+use od_client::{Client, ClientConfig, ClientError, Secret, SessionToken};
+use od_licence::LicenceReport;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The pages, in order; `Cancelled` is where a cancelled wizard rests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Prerequisites,
+    Welcome,
+    OnlineId,
+    Company,
+    Start,
+    Finish,
+    Cancelled,
+}
+
+impl Page {
+    pub fn id(self) -> &'static str {
+        match self {
+            Page::Prerequisites => "prerequisites",
+            Page::Welcome => "welcome",
+            Page::OnlineId => "online_id",
+            Page::Company => "company",
+            Page::Start => "start",
+            Page::Finish => "finish",
+            Page::Cancelled => "cancelled",
+        }
+    }
+
+    /// 1-based position among the six pages (the cancelled page keeps 0).
+    pub fn step(self) -> u32 {
+        match self {
+            Page::Prerequisites => 1,
+            Page::Welcome => 2,
+            Page::OnlineId => 3,
+            Page::Company => 4,
+            Page::Start => 5,
+            Page::Finish => 6,
+            Page::Cancelled => 0,
+        }
+    }
+
+    fn previous(self) -> Option<Page> {
+        match self {
+            Page::Welcome => Some(Page::Prerequisites),
+            Page::OnlineId => Some(Page::Welcome),
+            Page::Company => Some(Page::OnlineId),
+            Page::Start => Some(Page::Company),
+            Page::Finish => Some(Page::Start),
+            Page::Prerequisites | Page::Cancelled => None,
+        }
+    }
+}
+
+pub const STEPS: u32 = 6;
+
+/// The ABI's `OD_WIZARD_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Next,
+    Back,
+    Cancel,
+    Finish,
+    CreateOnlineId,
+    Recheck,
+}
+
+impl TryFrom<od_wizard_action> for Action {
+    type Error = Refusal;
+    fn try_from(value: od_wizard_action) -> Result<Action, Refusal> {
+        Ok(match value {
+            OD_WIZARD_NEXT => Action::Next,
+            OD_WIZARD_BACK => Action::Back,
+            OD_WIZARD_CANCEL => Action::Cancel,
+            OD_WIZARD_FINISH => Action::Finish,
+            OD_WIZARD_CREATE_ONLINE_ID => Action::CreateOnlineId,
+            OD_WIZARD_RECHECK => Action::Recheck,
+            other => {
+                return Err(refusal(
+                    OD_RESULT_INVALID_ARGUMENT,
+                    format!("{other} is not one of the OD_WIZARD_* actions"),
+                ))
+            }
+        })
+    }
+}
+
+fn refusal(code: od_result, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+fn bad_state(message: impl Into<String>) -> Refusal {
+    refusal(OD_RESULT_BAD_STATE, message)
+}
+
+/// Work running on the runtime for the wizard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    SignUp,
+    LogIn,
+    Finish,
+}
+
+/// How far a running finish got: until `Committing` a cancel is honoured
+/// (what was registered online is undone); from then on it is too late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FinishPhase {
+    Online,
+    Committing,
+}
+
+struct Busy {
+    job: Job,
+    text: String,
+    /// The finish was asked to stop; it undoes what it did at its next step.
+    cancel_requested: bool,
+}
+
+/// A logged-in Online ID (the session token is a secret too).
+struct LoggedIn {
+    email: String,
+    token: SessionToken,
+}
+
+/// What finish made, for the last page.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub company_name: String,
+    pub online_company_id: String,
+    pub licence_number: String,
+    pub tier: String,
+    pub email: String,
+    pub computer_name: String,
+    /// `None`: the first synchronisation started now.
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The engine could not be started (the connection is complete).
+    pub start_problem: Option<String>,
+}
+
+/// An error shown on a page: the status code and the sentence.
+#[derive(Debug, Clone, PartialEq)]
+struct PageError {
+    code: od_result,
+    message: String,
+}
+
+struct State {
+    page: Page,
+    form: Form,
+    field_errors: BTreeMap<&'static str, String>,
+    error: Option<PageError>,
+    /// Information that is not an error (the verification mail was sent).
+    notice: Option<String>,
+    busy: Option<Busy>,
+    finish_phase: Option<FinishPhase>,
+    /// Bumped when a running sign-up or login is cancelled: its answer,
+    /// arriving later, is ignored.
+    generation: u64,
+    session: Option<LoggedIn>,
+    connected: Option<Connected>,
+}
+
+/// What the wizard's background work needs; cloned into every task.
+#[derive(Clone)]
+struct Env {
+    host: Host,
+    events: Arc<EventQueue>,
+    engine: Arc<Engine>,
+    service: ServiceUrl,
+    client: Client,
+    spawner: Spawner,
+}
+
+/// What the UI-thread calls need besides the wizard itself.
+pub struct Context<'a> {
+    pub host: &'a Host,
+    pub licence: &'a LicenceReport,
+    pub reachability: &'a Arc<Reachability>,
+    pub runtime: &'a Runtime,
+    pub events: &'a Arc<EventQueue>,
+    pub engine: &'a Arc<Engine>,
+    pub service: &'a ServiceUrl,
+}
+
+impl Context<'_> {
+    fn prerequisites(&self, refresh: bool) -> PrerequisiteList {
+        prerequisites::check(
+            &prerequisites::Context {
+                host: self.host,
+                licence: self.licence,
+                reachability: self.reachability,
+                runtime: self.runtime,
+                events: self.events,
+            },
+            refresh,
+        )
+    }
+}
+
+/// The client settings of the wizard: a person is waiting, so fewer and
+/// shorter retries than the sync engine's.
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        connect_timeout: std::time::Duration::from_secs(5),
+        request_timeout: std::time::Duration::from_secs(20),
+        user_agent: concat!("online-desktop-plugin/", env!("CARGO_PKG_VERSION")).to_owned(),
+        retry: od_client::RetryPolicy {
+            max_attempts: 3,
+            initial_delay: std::time::Duration::from_millis(250),
+            max_delay: std::time::Duration::from_secs(2),
+            max_total: std::time::Duration::from_secs(20),
+        },
+        ..ClientConfig::default()
+    }
+}
+
+pub struct Wizard {
+    env: Env,
+    state: Mutex<State>,
+}
+
+impl Wizard {
+    /// Opens the wizard on the prerequisites page. Only a super user may
+    /// connect, and only a company that is not connected yet.
+    pub fn open(ctx: &Context<'_>) -> Result<Arc<Wizard>, Refusal> {
+        let user = ctx.host.current_user().map_err(|e| {
+            refusal(
+                OD_RESULT_HOST_CALLBACK_FAILED,
+                format!("The wizard cannot tell who is logged in: {e}"),
+            )
+        })?;
+        if !user.is_super_user {
+            return Err(bad_state(format!(
+                "{} is not a super user. Only a super user can connect the company to Online Desktop.",
+                user.username
+            )));
+        }
+        if ctx.engine.data_folder().is_none() {
+            return Err(bad_state(
+                "The program gave the add-on no folder for its data (od_host_api.data_dir), so it cannot connect.",
+            ));
+        }
+        if ctx.engine.status().state != SyncState::NotConnected {
+            return Err(bad_state(
+                "This company is already connected to Online Desktop. To connect it again, disconnect it first.",
+            ));
+        }
+        let client = Client::new(ctx.service.clone(), client_config())
+            .map_err(|e| refusal(OD_RESULT_INTERNAL, e.to_string()))?;
+        let spawner = ctx
+            .runtime
+            .spawner()
+            .map_err(|e| bad_state(e.to_string()))?;
+        let email = user
+            .employee
+            .and_then(|e| e.email)
+            .map(|e| e.trim().to_owned())
+            .unwrap_or_default();
+        tracing::info!(user = user.username.as_str(), "connect wizard opened");
+        Ok(Arc::new(Wizard {
+            env: Env {
+                host: ctx.host.clone(),
+                events: Arc::clone(ctx.events),
+                engine: Arc::clone(ctx.engine),
+                service: ctx.service.clone(),
+                client,
+                spawner,
+            },
+            state: Mutex::new(State {
+                page: Page::Prerequisites,
+                form: Form::new(email),
+                field_errors: BTreeMap::new(),
+                error: None,
+                notice: None,
+                busy: None,
+                finish_phase: None,
+                generation: 0,
+                session: None,
+                connected: None,
+            }),
+        }))
+    }
+
+    /// The page as JSON (docs/WIZARD.md). Host data the page shows is read
+    /// afresh, so a fix made in the host shows at once.
+    pub fn page(&self, ctx: &Context<'_>) -> String {
+        let current = self.state.lock().page;
+        let data = page::Data {
+            prerequisites: (current == Page::Prerequisites).then(|| ctx.prerequisites(false)),
+            company: matches!(current, Page::Company | Page::Finish)
+                .then(|| company::gather(ctx.host)),
+        };
+        let state = self.state.lock();
+        page::render(&state, &data).to_string()
+    }
+
+    /// Whether the page shows the prerequisites (their change is a change of the page).
+    pub fn shows_prerequisites(&self) -> bool {
+        self.state.lock().page == Page::Prerequisites
+    }
+
+    /// Sets a field of the current page. The value is copied; a password
+    /// is kept only in memory until the login.
+    pub fn set(&self, field: &str, value: &str) -> Result<(), Refusal> {
+        let mut state = self.state.lock();
+        if state.busy.is_some() {
+            return Err(bad_state(
+                "The wizard is busy; wait until the page is no longer busy.",
+            ));
+        }
+        let fields: &[&str] = match state.page {
+            Page::OnlineId => &["email", "password"],
+            Page::Start => &["when", "at"],
+            _ => &[],
+        };
+        if !fields.contains(&field) {
+            return Err(refusal(
+                OD_RESULT_INVALID_ARGUMENT,
+                format!(
+                    "the page {} has no field \u{201c}{field}\u{201d} to set (fields: {})",
+                    state.page.id(),
+                    if fields.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        fields.join(", ")
+                    }
+                ),
+            ));
+        }
+        if value.chars().count() > form::MAX_FIELD_CHARS {
+            return Err(refusal(
+                OD_RESULT_INVALID_ARGUMENT,
+                format!(
+                    "the value of {field} is longer than {} characters",
+                    form::MAX_FIELD_CHARS
+                ),
+            ));
+        }
+        match field {
+            "email" => {
+                let email = value.trim().to_owned();
+                if state.session.as_ref().is_some_and(|s| s.email != email) {
+                    // Another Online ID: the old login no longer counts.
+                    if let Some(session) = state.session.take() {
+                        self.log_out(session);
+                    }
+                }
+                state.form.email = email;
+            }
+            "password" => {
+                state.form.password = (!value.is_empty()).then(|| Secret::new(value));
+            }
+            "when" => {
+                state.form.when = StartWhen::parse(value).ok_or_else(|| {
+                    refusal(
+                        OD_RESULT_INVALID_ARGUMENT,
+                        format!("when must be \u{201c}now\u{201d} or \u{201c}later\u{201d}, not \u{201c}{value}\u{201d}"),
+                    )
+                })?;
+                state.field_errors.remove("at");
+            }
+            _ => state.form.at = value.trim().to_owned(),
+        }
+        state.field_errors.remove(field);
+        Ok(())
+    }
+
+    /// Carries out `action`; returns at once (network work continues on
+    /// the runtime).
+    pub fn act(self: &Arc<Self>, ctx: &Context<'_>, action: Action) -> Result<(), Refusal> {
+        if action == Action::Cancel {
+            return self.cancel();
+        }
+        // Read the host before taking the lock (no lock across host calls).
+        let page = self.state.lock().page;
+        let prerequisites = (page == Page::Prerequisites
+            && matches!(action, Action::Next | Action::Recheck))
+        .then(|| ctx.prerequisites(action == Action::Recheck));
+        let company = (page == Page::Company && action == Action::Next)
+            .then(|| company::gather(ctx.host));
+
+        let mut state = self.state.lock();
+        if state.page != page {
+            return Err(bad_state("The page changed meanwhile; read it again."));
+        }
+        if state.busy.is_some() {
+            return Err(bad_state(
+                "The wizard is busy; only cancel is possible until the page is no longer busy.",
+            ));
+        }
+        let allowed = page::actions(&state);
+        let permitted = match action {
+            Action::Next => allowed.next,
+            Action::Back => allowed.back,
+            Action::Finish => allowed.finish,
+            Action::CreateOnlineId => allowed.create_online_id,
+            Action::Recheck => allowed.recheck,
+            Action::Cancel => allowed.cancel,
+        };
+        if !permitted {
+            return Err(bad_state(format!(
+                "{action:?} is not possible on the page {} now",
+                state.page.id()
+            )));
+        }
+        state.error = None;
+        match action {
+            Action::Back => {
+                state.notice = None;
+                state.field_errors.clear();
+                if let Some(previous) = state.page.previous() {
+                    state.page = previous;
+                }
+            }
+            Action::Recheck => {}
+            Action::Next => match state.page {
+                Page::Prerequisites => {
+                    if prerequisites.is_some_and(|list| list.can_connect()) {
+                        state.page = Page::Welcome;
+                    } else {
+                        state.error = Some(PageError {
+                            code: OD_RESULT_BAD_STATE,
+                            message: "Not every prerequisite is met yet. Fix the rows marked as failed, then check again.".to_owned(),
+                        });
+                    }
+                }
+                Page::Welcome => state.page = Page::OnlineId,
+                Page::OnlineId => self.log_in(&mut state),
+                Page::Company => match company {
+                    Some(Ok(data)) if data.missing.is_empty() => state.page = Page::Start,
+                    Some(Ok(data)) => {
+                        state.error = Some(PageError {
+                            code: OD_RESULT_HOST_DATA_INVALID,
+                            message: format!(
+                                "The registration data is not complete (missing: {}). Fill it in under {}, then try again.",
+                                data.missing.join(", "),
+                                "View → Settings → Company → Company information"
+                            ),
+                        })
+                    }
+                    Some(Err(message)) => {
+                        state.error = Some(PageError {
+                            code: OD_RESULT_HOST_CALLBACK_FAILED,
+                            message,
+                        })
+                    }
+                    None => {}
+                },
+                Page::Start => {
+                    if state.form.when == StartWhen::Later {
+                        if let Err(why) = form::parse_later(&state.form.at, chrono::Utc::now()) {
+                            state.field_errors.insert("at", why);
+                            return Ok(());
+                        }
+                    }
+                    state.page = Page::Finish;
+                }
+                Page::Finish | Page::Cancelled => {}
+            },
+            Action::CreateOnlineId => self.sign_up(&mut state),
+            Action::Finish => {
+                if state.form.when == StartWhen::Later {
+                    if let Err(why) = form::parse_later(&state.form.at, chrono::Utc::now()) {
+                        state.field_errors.insert("at", why);
+                        state.page = Page::Start;
+                        return Ok(());
+                    }
+                }
+                self.start_finish(&mut state);
+            }
+            Action::Cancel => {}
+        }
+        Ok(())
+    }
+
+    /// Cancel: nothing left behind. A running sign-up or login is
+    /// abandoned; a running finish undoes what it did online at its next
+    /// step (the page stays busy until it has).
+    fn cancel(&self) -> Result<(), Refusal> {
+        let mut state = self.state.lock();
+        if state.connected.is_some() {
+            return Err(bad_state(
+                "The company is connected already; to undo it, disconnect it in Company settings → Online Desktop.",
+            ));
+        }
+        if state.page == Page::Cancelled && state.busy.is_none() {
+            return Ok(());
+        }
+        let committing = state.finish_phase == Some(FinishPhase::Committing);
+        if let Some(busy) = &mut state.busy {
+            if busy.job == Job::Finish {
+                if committing {
+                    return Err(bad_state(
+                        "The connection is being completed and can no longer be cancelled; disconnect it afterwards if needed.",
+                    ));
+                }
+                busy.cancel_requested = true;
+                busy.text = "Cancelling: undoing what was registered online …".to_owned();
+                return Ok(());
+            }
+            state.busy = None;
+            state.generation += 1;
+        }
+        self.end_cancelled(&mut state);
+        Ok(())
+    }
+
+    fn end_cancelled(&self, state: &mut State) {
+        state.page = Page::Cancelled;
+        state.form.password = None;
+        state.field_errors.clear();
+        state.error = None;
+        state.notice = None;
+        state.finish_phase = None;
+        if let Some(session) = state.session.take() {
+            self.log_out(session);
+        }
+        tracing::info!("connect wizard cancelled");
+    }
+
+    /// Closes the wizard: what is not finished is cancelled. Refused while
+    /// the page is busy.
+    pub fn close(&self) -> Result<(), Refusal> {
+        let mut state = self.state.lock();
+        if state.busy.is_some() {
+            return Err(bad_state(
+                "The wizard is busy; cancel it and wait until the page is no longer busy, then close it.",
+            ));
+        }
+        if state.connected.is_none() && state.page != Page::Cancelled {
+            self.end_cancelled(&mut state);
+        }
+        Ok(())
+    }
+
+    fn changed(&self) {
+        self.env.events.post(Event {
+            kind: EventKind::WizardChanged,
+            payload: None,
+        });
+    }
+
+    /// Ends an Online ID's session in the background (best effort: it
+    /// expires by itself otherwise).
+    fn log_out(&self, session: LoggedIn) {
+        let client = self.env.client.clone();
+        self.env.spawner.spawn(async move {
+            if let Err(e) = client.log_out(&session.token).await {
+                tracing::info!("the wizard's Online ID session could not be ended: {e}");
+            }
+        });
+    }
+
+    fn set_busy(state: &mut State, job: Job, text: impl Into<String>) {
+        state.busy = Some(Busy {
+            job,
+            text: text.into(),
+            cancel_requested: false,
+        });
+    }
+
+    fn sign_up(self: &Arc<Self>, state: &mut State) {
+        state.notice = None;
+        if let Some(why) = form::email_problem(&state.form.email) {
+            state.field_errors.insert("email", why.to_owned());
+            return;
+        }
+        let email = state.form.email.clone();
+        Self::set_busy(state, Job::SignUp, "Creating your Online ID …");
+        let generation = state.generation;
+        let this = Arc::clone(self);
+        self.env.spawner.spawn(async move {
+            let result = this.env.client.sign_up(&email).await;
+            {
+                let mut state = this.state.lock();
+                if state.generation != generation {
+                    return;
+                }
+                state.busy = None;
+                match result {
+                    Ok(_) => {
+                        state.notice = Some(format!(
+                            "We sent an e-mail to {email}. Open the link in it (within 24 hours) and choose a password \
+                             for your Online ID there, then come back here and log in with {email} and that password. \
+                             The e-mail may be in your spam folder. Your Online ID is not your login for the program."
+                        ));
+                    }
+                    Err(error) => Self::service_error(&mut state, &error),
+                }
+            }
+            this.changed();
+        });
+    }
+
+    fn log_in(self: &Arc<Self>, state: &mut State) {
+        state.notice = None;
+        if let Some(why) = form::email_problem(&state.form.email) {
+            state.field_errors.insert("email", why.to_owned());
+            return;
+        }
+        if state.form.password.is_none() && state.session.is_some() {
+            // Came back to this page after logging in; nothing changed.
+            state.page = Page::Company;
+            return;
+        }
+        let Some(password) = state.form.password.take() else {
+            state.field_errors.insert(
+                "password",
+                "Enter the password of your Online ID (not your login for the program).".to_owned(),
+            );
+            return;
+        };
+        let email = state.form.email.clone();
+        Self::set_busy(state, Job::LogIn, "Logging in …");
+        let generation = state.generation;
+        let this = Arc::clone(self);
+        self.env.spawner.spawn(async move {
+            let result = this.env.client.log_in(&email, &password).await;
+            drop(password);
+            {
+                let mut state = this.state.lock();
+                if state.generation != generation {
+                    if let Ok(session) = result {
+                        this.log_out(LoggedIn {
+                            email,
+                            token: session.token,
+                        });
+                    }
+                    return;
+                }
+                state.busy = None;
+                match result {
+                    Ok(session) => {
+                        tracing::info!("logged in with the Online ID {email}");
+                        if let Some(old) = state.session.replace(LoggedIn {
+                            email,
+                            token: session.token,
+                        }) {
+                            this.log_out(old);
+                        }
+                        state.page = Page::Company;
+                    }
+                    Err(error) => Self::service_error(&mut state, &error),
+                }
+            }
+            this.changed();
+        });
+    }
+
+    /// Shows a service error on the Online ID page: on the field it is
+    /// about where there is one.
+    fn service_error(state: &mut State, error: &ClientError) {
+        let message = match error.code() {
+            Some("not_verified") => format!(
+                "{error} Your Online ID is not verified yet: open the link in the e-mail we sent you (look in the spam \
+                 folder too), choose a password there, then log in here."
+            ),
+            _ => error.to_string(),
+        };
+        match error.code() {
+            Some("invalid_credentials") => {
+                state.field_errors.insert("password", message);
+            }
+            Some("email_invalid") => {
+                state.field_errors.insert("email", message);
+            }
+            _ => {
+                state.error = Some(PageError {
+                    code: error.status_code(),
+                    message,
+                })
+            }
+        }
+    }
+
+    fn start_finish(self: &Arc<Self>, state: &mut State) {
+        let Some(session) = &state.session else {
+            state.page = Page::OnlineId;
+            state.error = Some(PageError {
+                code: OD_RESULT_BAD_STATE,
+                message: "Log in with your Online ID first.".to_owned(),
+            });
+            return;
+        };
+        let request = finish::Request {
+            email: session.email.clone(),
+            token: session.token.clone(),
+            when: state.form.when,
+            at: state.form.at.clone(),
+        };
+        Self::set_busy(
+            state,
+            Job::Finish,
+            "Connecting: registering the company and this computer …",
+        );
+        state.finish_phase = Some(FinishPhase::Online);
+        let this = Arc::clone(self);
+        self.env.spawner.spawn(async move {
+            finish::run(this, request).await;
+        });
+    }
+}
