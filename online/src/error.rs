@@ -48,6 +48,9 @@ pub enum ErrorCode {
     EntityReadOnly,
     RecordExists,
     VersionConflict,
+    CompanyNotConnected,
+    CompanyInUse,
+    HostRestored,
     Internal,
 }
 
@@ -77,7 +80,10 @@ impl ErrorCode {
             | SchemaMissing
             | EntityReadOnly
             | RecordExists
-            | VersionConflict => StatusCode::CONFLICT,
+            | VersionConflict
+            | CompanyNotConnected
+            | CompanyInUse
+            | HostRestored => StatusCode::CONFLICT,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyAttempts | TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -158,6 +164,19 @@ impl ErrorCode {
             RecordExists => "A record with this id exists already.",
             VersionConflict => {
                 "The record was changed in the meantime. Reload it and make your change again."
+            }
+            CompanyNotConnected => {
+                "This company is not connected to Online Desktop (it was disconnected): its data \
+                 is not online. Connect it again from the company settings in the program."
+            }
+            CompanyInUse => {
+                "This company has been used online already (data was synchronised, or it has other \
+                 users), so its registration cannot simply be undone. Disconnect it instead."
+            }
+            HostRestored => {
+                "The company database on the sync computer is older than what was synchronised: \
+                 it seems to have been restored from a backup. Synchronisation stops until the \
+                 company's administrator runs Update connection in the company settings."
             }
             Internal => "Something went wrong in the online service. Try again later.",
         }

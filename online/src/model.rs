@@ -172,6 +172,15 @@ pub struct Company {
     pub connected_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the company was disconnected (PRODUCT.md §5.8): its synchronised
+    /// data is deleted, its users are kept; `None` while connected.
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+impl Company {
+    pub fn is_connected(&self) -> bool {
+        self.disconnected_at.is_none()
+    }
 }
 
 /// A computer that synchronises a company (the plugin on the sync computer).

@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::extract::{ApiJson, Caller, SessionAuth, SessionCaller};
 use super::me::company_summaries;
-use super::types::{CompanyList, CompanyView, RegistrationRequest};
+use super::types::{time_text, CompanyList, CompanyView, DisconnectAnswer, RegistrationRequest};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::model::{Company, Role};
-use crate::store::StoreError;
+use crate::store::{StoreError, Unregistration};
 
 /// Ids longer than this are not ids.
 const MAX_ID_CHARS: usize = 200;
@@ -55,6 +55,38 @@ pub(super) async fn administered_company(
             "Only a super user of the company can do this.",
         )),
     }
+}
+
+/// `company_not_connected` unless the company is connected: after a
+/// disconnect, nothing of its data is reachable online.
+pub(super) fn require_connected(company: Company) -> ApiResult<Company> {
+    if company.is_connected() {
+        Ok(company)
+    } else {
+        Err(ErrorCode::CompanyNotConnected.into())
+    }
+}
+
+/// The company `id` if the session's Online ID connected it ("Connected
+/// by"): only that Online ID may end the connection.
+async fn own_connection(state: &AppState, auth: &SessionAuth, id: &str) -> ApiResult<Company> {
+    let company = visible_company(state, &Caller::Session(auth.clone()), id).await?;
+    if company.connected_by == auth.account.id {
+        return Ok(company);
+    }
+    let email = state
+        .store
+        .account_by_id(company.connected_by)
+        .await?
+        .map(|account| account.email)
+        .unwrap_or_default();
+    Err(ApiError::with_message(
+        ErrorCode::Forbidden,
+        format!(
+            "Only the Online ID that connected the company (\"Connected by\": {email}) can do \
+             this. Log in with that Online ID, or ask its owner."
+        ),
+    ))
 }
 
 async fn view(state: &AppState, company: &Company) -> ApiResult<CompanyView> {
@@ -185,11 +217,15 @@ async fn bind(
                 return Err(ErrorCode::CompanyAlreadyConnected.into());
             }
             let details = request.registration.trimmed();
+            // Registering a disconnected company connects it again, and
+            // whoever does it is now "Connected by".
+            let reconnecting = !company.is_connected();
             let changed = company.details != details
                 || company.licence_number != licence.licence_number
                 || company.licence_document != request.licence_document
                 || company.tier != tier
-                || company.online_users != licence.online_users;
+                || company.online_users != licence.online_users
+                || reconnecting;
             if changed {
                 company.details = details;
                 company.licence_number = licence.licence_number.clone();
@@ -197,12 +233,20 @@ async fn bind(
                 company.tier = tier;
                 company.online_users = licence.online_users;
                 company.updated_at = now;
+                if reconnecting {
+                    company.disconnected_at = None;
+                    company.connected_by = auth.account.id;
+                }
                 match state.store.update_company(&company).await {
                     Ok(()) => {}
                     Err(StoreError::Conflict) => return Ok(None),
                     Err(error) => return Err(error.into()),
                 }
-                tracing::info!(company = %company.id, "company registration updated");
+                if reconnecting {
+                    tracing::info!(company = %company.id, connected_by = %auth.account.id, "company connected again");
+                } else {
+                    tracing::info!(company = %company.id, "company registration updated");
+                }
             }
             Ok(Some(Registered::Existing(company)))
         }
@@ -219,6 +263,7 @@ async fn bind(
                 connected_by: auth.account.id,
                 created_at: now,
                 updated_at: now,
+                disconnected_at: None,
             };
             match state.store.insert_company(&company).await {
                 Ok(()) => {}
@@ -321,4 +366,80 @@ pub async fn get(
 ) -> ApiResult<Json<CompanyView>> {
     let company = visible_company(&state, &caller, &id).await?;
     Ok(Json(view(&state, &company).await?))
+}
+
+/// Disconnect the company (PRODUCT.md §5.8): only the Online ID that
+/// connected it. Deletes its synchronised data, revokes its devices, closes
+/// web access to its data; keeps the company and who may use it. Repeating
+/// it changes nothing more.
+#[utoipa::path(
+    post, path = "/api/v1/companies/{id}/disconnect", operation_id = "disconnect_company", tag = "Companies",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "Company id")),
+    responses(
+        (status = 200, description = "Disconnected (also when it was already)", body = DisconnectAnswer),
+        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not \"Connected by\", or a device token), `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+pub async fn disconnect(
+    State(state): State<AppState>,
+    SessionCaller(auth): SessionCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DisconnectAnswer>> {
+    let company = own_connection(&state, &auth, &id).await?;
+    let done = state
+        .store
+        .disconnect_company(company.id, state.now())
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    // Pulls waiting on the company's news answer now (their devices are
+    // revoked: the next request is refused).
+    state.sync_events.notify(company.id, 0);
+    tracing::info!(
+        company = %company.id,
+        by = %auth.account.id,
+        records = done.records_deleted,
+        devices = done.devices_revoked,
+        "company disconnected"
+    );
+    Ok(Json(DisconnectAnswer {
+        company_id: company.id.to_string(),
+        disconnected_at: time_text(done.disconnected_at),
+        records_deleted: done.records_deleted,
+        devices_revoked: done.devices_revoked,
+    }))
+}
+
+/// Undo a registration that was never used (the connect wizard's finish
+/// failed after registering): only the Online ID that connected it, and only
+/// while no data was ever synchronised and nobody else uses it. Its devices
+/// go with it. Otherwise `company_in_use`: disconnect instead.
+#[utoipa::path(
+    delete, path = "/api/v1/companies/{id}", operation_id = "unregister_company", tag = "Companies",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "Company id")),
+    responses(
+        (status = 204, description = "The registration is undone; the licence is free again"),
+        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not \"Connected by\", or a device token), `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also when it is deleted already)", body = ErrorBody),
+        (status = 409, description = "`company_in_use`", body = ErrorBody),
+    )
+)]
+pub async fn unregister(
+    State(state): State<AppState>,
+    SessionCaller(auth): SessionCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let company = own_connection(&state, &auth, &id).await?;
+    match state.store.unregister_company(company.id).await? {
+        Unregistration::Deleted => {
+            tracing::info!(company = %company.id, by = %auth.account.id, "company registration undone");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Unregistration::InUse => Err(ErrorCode::CompanyInUse.into()),
+        Unregistration::NotFound => Err(ErrorCode::NotFound.into()),
+    }
 }

@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::companies::administered_company;
+use super::companies::{administered_company, require_connected};
 use super::extract::{ApiJson, DeviceCaller, SessionCaller};
 use super::types::{
     time_text, DeviceList, DeviceRequest, DeviceTokens, DeviceView, RefreshRequest,
@@ -81,7 +81,8 @@ fn required_text(field: &str, value: &str) -> ApiResult<String> {
 }
 
 /// Register this computer as a device of the company. Registering the same
-/// computer again revokes its earlier device.
+/// computer again revokes its earlier device, whose acknowledged sync
+/// cursor the new one takes over (Update connection).
 #[utoipa::path(
     post, path = "/api/v1/companies/{id}/devices", operation_id = "create_device", tag = "Devices",
     security(("bearer" = []), ("session_cookie" = [])),
@@ -93,6 +94,7 @@ fn required_text(field: &str, value: &str) -> ApiResult<String> {
         (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
         (status = 403, description = "`forbidden` (not a super user of the company), `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`company_not_connected` (disconnected: register it again first)", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -101,7 +103,7 @@ pub async fn create(
     Path(company_id): Path<String>,
     ApiJson(request): ApiJson<DeviceRequest>,
 ) -> ApiResult<(StatusCode, Json<DeviceTokens>)> {
-    let company = administered_company(&state, &auth, &company_id).await?;
+    let company = require_connected(administered_company(&state, &auth, &company_id).await?)?;
     let computer_id = required_text("computer_id", &request.computer_id)?;
     let computer_name = required_text("computer_name", &request.computer_name)?;
     let now = state.now();

@@ -181,6 +181,8 @@ impl Modify for SecuritySchemes {
         companies::register,
         companies::list,
         companies::get,
+        companies::disconnect,
+        companies::unregister,
         devices::create,
         devices::list,
         devices::revoke,
@@ -195,6 +197,7 @@ impl Modify for SecuritySchemes {
         sync::ack,
         sync::status,
         sync::checksum,
+        sync::put_host_marker,
         records::move_sync_computer,
         records::company_schema,
         records::conflicts,
@@ -308,7 +311,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/companies",
             post(companies::register).get(companies::list),
         )
-        .route("/api/v1/companies/{id}", get(companies::get))
+        .route(
+            "/api/v1/companies/{id}",
+            get(companies::get).delete(companies::unregister),
+        )
+        .route(
+            "/api/v1/companies/{id}/disconnect",
+            post(companies::disconnect),
+        )
         .route(
             "/api/v1/companies/{id}/devices",
             post(devices::create).get(devices::list),
@@ -332,6 +342,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sync/ack", post(sync::ack))
         .route("/api/v1/sync/status", get(sync::status))
         .route("/api/v1/sync/checksum", get(sync::checksum))
+        .route(
+            "/api/v1/sync/host",
+            axum::routing::put(sync::put_host_marker),
+        )
         .route(
             "/api/v1/companies/{id}/sync-computer",
             post(records::move_sync_computer),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::companies::{administered_company, visible_company};
+use super::companies::{administered_company, require_connected, visible_company};
 use super::extract::{ApiJson, Caller, SessionCaller};
 use super::sync::{company_schema as load_schema, LeaseView};
 use super::AppState;
@@ -22,12 +22,14 @@ use crate::sync::{
     validate_web_fields, Conflict, EntityDef, Schema, StoredRecord, DEFAULT_PAGE, MAX_PAGE,
 };
 
+/// A connected company the session's Online ID is a member of; after a
+/// disconnect, `company_not_connected`.
 async fn member_company(
     state: &AppState,
     auth: &super::extract::SessionAuth,
     id: &str,
 ) -> ApiResult<Company> {
-    visible_company(state, &Caller::Session(auth.clone()), id).await
+    require_connected(visible_company(state, &Caller::Session(auth.clone()), id).await?)
 }
 
 /// The entity's definition; `not_found` when the schema does not have it.
@@ -143,6 +145,7 @@ pub struct ConflictList {
         (status = 200, body = LeaseView),
         (status = 403, description = "`forbidden` (not a super user), `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn move_sync_computer(
@@ -151,7 +154,7 @@ pub async fn move_sync_computer(
     Path(company_id): Path<String>,
     ApiJson(request): ApiJson<MoveRequest>,
 ) -> ApiResult<Json<LeaseView>> {
-    let company = administered_company(&state, &auth, &company_id).await?;
+    let company = require_connected(administered_company(&state, &auth, &company_id).await?)?;
     let computer = request
         .computer_id
         .map(|computer| computer.trim().to_owned())
@@ -172,7 +175,7 @@ pub async fn move_sync_computer(
     responses(
         (status = 200, body = Schema),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`schema_missing`", body = ErrorBody),
+        (status = 409, description = "`schema_missing`, `company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn company_schema(
@@ -192,6 +195,7 @@ pub async fn company_schema(
     responses(
         (status = 200, body = ConflictList),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn conflicts(
@@ -219,6 +223,7 @@ pub async fn conflicts(
     responses(
         (status = 200, body = RecordList),
         (status = 404, description = "`not_found` (company or entity)", body = ErrorBody),
+        (status = 409, description = "`company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -255,6 +260,7 @@ async fn written(
             Ok(record)
         }
         WebOutcome::NotFound => Err(ErrorCode::NotFound.into()),
+        WebOutcome::NotConnected => Err(ErrorCode::CompanyNotConnected.into()),
         WebOutcome::Exists => Err(ErrorCode::RecordExists.into()),
         WebOutcome::VersionMismatch(version) => Err(ApiError::with_message(
             ErrorCode::VersionConflict,
@@ -276,7 +282,7 @@ async fn written(
         (status = 201, body = RecordView),
         (status = 400, description = "`validation_failed` (with `fields`), `invalid_request`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`entity_read_only`, `record_exists`", body = ErrorBody),
+        (status = 409, description = "`entity_read_only`, `record_exists`, `company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -327,6 +333,7 @@ pub async fn create(
     responses(
         (status = 200, body = RecordView),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn get(
@@ -356,7 +363,7 @@ pub async fn get(
         (status = 200, body = RecordView),
         (status = 400, description = "`validation_failed` (with `fields`)", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`version_conflict`", body = ErrorBody),
+        (status = 409, description = "`version_conflict`, `company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn patch(
@@ -396,7 +403,7 @@ pub async fn patch(
     responses(
         (status = 204, description = "Deleted (a tombstone goes to the host)"),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`entity_read_only`", body = ErrorBody),
+        (status = 409, description = "`entity_read_only`, `company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn delete(

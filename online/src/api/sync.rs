@@ -22,7 +22,7 @@ use super::types::time_text;
 use super::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::model::Device;
-use crate::store::{Fence, Fenced, Lease, LeaseOutcome, PushOutcome};
+use crate::store::{Fence, Fenced, HostMarker, Lease, LeaseOutcome, PushOutcome};
 use crate::sync::{
     wire_number, ChangesPage, PushAnswer, PushRequest, RemoteChange, Schema, DEFAULT_PAGE,
     LEASE_SECONDS, MAX_BASE_VERSION, MAX_PAGE, MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
@@ -267,7 +267,7 @@ impl From<&Lease> for LeaseView {
     responses(
         (status = 200, body = LeaseView),
         (status = 400, description = "`invalid_request` (another computer id than the device's)", body = ErrorBody),
-        (status = 409, description = "`lease_held`: another computer is the sync computer", body = ErrorBody),
+        (status = 409, description = "`lease_held`: another computer is the sync computer; `company_not_connected`", body = ErrorBody),
     )
 )]
 pub async fn lease(
@@ -297,6 +297,7 @@ pub async fn lease(
             tracing::info!(company = %device.company_id, device = %device.id, "lease refused: another sync computer");
             Err(ErrorCode::LeaseHeld.into())
         }
+        LeaseOutcome::NotConnected => Err(ErrorCode::CompanyNotConnected.into()),
     }
 }
 
@@ -308,12 +309,13 @@ pub async fn lease(
     params(
         ("X-Fencing" = i64, Header, description = "The lease's fencing number"),
         ("Idempotency-Key" = String, Header, description = "The same key again returns the stored answer and applies nothing"),
+        ("X-Host-Position" = Option<i64>, Header, description = "Optional: the host change-log position this push reaches (docs/SYNC_PROTOCOL.md §9). Below the newest one pushed before: `host_restored`, nothing applied"),
     ),
     request_body(content = PushRequest, description = "JSON, optionally `Content-Encoding: gzip`; at most 16 MiB"),
     responses(
         (status = 200, body = PushAnswer),
         (status = 400, description = "`invalid_request` (unknown entity, missing header)", body = ErrorBody),
-        (status = 409, description = "`stale_fencing`, `schema_missing`", body = ErrorBody),
+        (status = 409, description = "`stale_fencing`, `schema_missing`, `host_restored`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
     )
 )]
@@ -336,6 +338,7 @@ pub async fn push(
             )
         })?
         .to_owned();
+    let host_position = host_position(&headers)?;
     let schema = company_schema(&state, device.company_id).await?;
     if let Some(change) = request
         .changes
@@ -362,7 +365,14 @@ pub async fn push(
     let count = request.changes.len();
     match state
         .store
-        .push(device.company_id, device.id, fence, key, request)
+        .push(
+            device.company_id,
+            device.id,
+            fence,
+            key,
+            request,
+            host_position,
+        )
         .await?
     {
         PushOutcome::Applied(answer) => {
@@ -376,6 +386,121 @@ pub async fn push(
             Ok(Json(answer))
         }
         PushOutcome::StaleFencing => Err(stale()),
+        PushOutcome::HostBehind(stored) => {
+            tracing::warn!(
+                company = %device.company_id,
+                device = %device.id,
+                pushed = host_position.unwrap_or_default(),
+                stored,
+                "push refused: the host's change log is behind what was pushed (restored?)"
+            );
+            Err(host_restored(stored))
+        }
+    }
+}
+
+fn host_restored(stored: i64) -> ApiError {
+    ApiError::with_message(
+        ErrorCode::HostRestored,
+        format!(
+            "{} (The online copy has changes up to position {stored} of the company database's \
+             change log; this database is behind that.)",
+            ErrorCode::HostRestored.default_message()
+        ),
+    )
+}
+
+/// The optional `X-Host-Position` header: a whole number ≥ 0.
+fn host_position(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get("x-host-position") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|value| value.trim().parse::<i64>().ok())
+        .filter(|position| *position >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::with_message(
+                ErrorCode::InvalidRequest,
+                "The header X-Host-Position (the host's change-log position) is not a whole \
+                 number of at least 0.",
+            )
+        })
+}
+
+/// The host marker as it travels (docs/SYNC_PROTOCOL.md §9).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HostMarkerView {
+    /// The newest host change-log position pushed (or set); null until the
+    /// plugin reports one.
+    pub position: Option<i64>,
+    /// The plugin's generation marker (opaque to the service, at most 200
+    /// characters); null until set.
+    pub generation: Option<String>,
+}
+
+impl From<HostMarker> for HostMarkerView {
+    fn from(marker: HostMarker) -> Self {
+        HostMarkerView {
+            position: marker.position,
+            generation: marker.generation,
+        }
+    }
+}
+
+/// Set the company's host marker (docs/SYNC_PROTOCOL.md §9): at the start
+/// of a first sync, and when Update connection has reconciled a restored
+/// host. Replaces both values; the position may go down. Needs the lease.
+#[utoipa::path(
+    put, path = "/api/v1/sync/host", operation_id = "put_host_marker", tag = "Sync",
+    security(("bearer" = [])),
+    params(("X-Fencing" = i64, Header, description = "The lease's fencing number")),
+    request_body = HostMarkerView,
+    responses(
+        (status = 200, description = "As stored", body = HostMarkerView),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not a device token)", body = ErrorBody),
+        (status = 409, description = "`stale_fencing`", body = ErrorBody),
+    )
+)]
+pub async fn put_host_marker(
+    State(state): State<AppState>,
+    DeviceCaller(device): DeviceCaller,
+    headers: HeaderMap,
+    SyncJson(request): SyncJson<HostMarkerView>,
+) -> ApiResult<Json<HostMarkerView>> {
+    let fence = fence(&state, &device, &headers)?;
+    if request.position.is_some_and(|position| position < 0) {
+        return Err(ApiError::with_message(
+            ErrorCode::InvalidRequest,
+            "The position must be a whole number of at least 0.",
+        ));
+    }
+    let generation = request.generation.map(|text| text.trim().to_owned());
+    if generation.as_deref().is_some_and(|text| {
+        text.is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control)
+    }) {
+        return Err(ApiError::with_message(
+            ErrorCode::InvalidRequest,
+            "The generation must be one line of 1 to 200 characters.",
+        ));
+    }
+    let marker = HostMarker {
+        position: request.position,
+        generation,
+    };
+    match state
+        .store
+        .set_host_marker(device.company_id, fence, marker)
+        .await?
+    {
+        Fenced::Done(stored) => {
+            tracing::info!(company = %device.company_id, position = stored.position, "host marker set");
+            Ok(Json(stored.into()))
+        }
+        Fenced::Stale => Err(stale()),
     }
 }
 
@@ -506,6 +631,8 @@ pub struct SyncStatusView {
     pub acknowledged: i64,
     pub schema: bool,
     pub lease: LeaseView,
+    /// The host marker (docs/SYNC_PROTOCOL.md §9).
+    pub host: HostMarkerView,
     pub entities: Vec<EntityCounts>,
 }
 
@@ -528,6 +655,7 @@ pub async fn status(
         acknowledged: counts.acknowledged,
         schema: counts.has_schema,
         lease: (&counts.lease).into(),
+        host: counts.host.into(),
         entities: counts
             .entities
             .into_iter()

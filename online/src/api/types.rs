@@ -162,6 +162,11 @@ pub struct CompanyView {
     pub online_users: u32,
     pub connected_by: ConnectedBy,
     pub created_at: String,
+    /// False after a disconnect (PRODUCT.md §5.8) until the company is
+    /// registered again.
+    pub connected: bool,
+    /// When it was disconnected; null while connected.
+    pub disconnected_at: Option<String>,
 }
 
 impl CompanyView {
@@ -184,8 +189,22 @@ impl CompanyView {
                 email: connected_by_email,
             },
             created_at: time_text(company.created_at),
+            connected: company.is_connected(),
+            disconnected_at: company.disconnected_at.map(time_text),
         }
     }
+}
+
+/// `POST /api/v1/companies/{id}/disconnect`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct DisconnectAnswer {
+    pub company_id: String,
+    /// When the company was disconnected (the first time, if repeated).
+    pub disconnected_at: String,
+    /// Records (deleted ones included) removed now; 0 when repeated.
+    pub records_deleted: u64,
+    /// Devices revoked now; 0 when repeated.
+    pub devices_revoked: u64,
 }
 
 #[derive(Deserialize, ToSchema)]

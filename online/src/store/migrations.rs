@@ -138,6 +138,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX sync_conflicts_age ON sync_conflicts(at);
     "#,
+    // 4: disconnecting a company (PRODUCT.md §5.8) keeps the company and its
+    // memberships but marks it; restore detection (docs/SYNC_PROTOCOL.md §9)
+    // keeps the newest host change-log position pushed and the plugin's
+    // generation marker.
+    r#"
+    ALTER TABLE companies ADD COLUMN disconnected_at INTEGER;
+    ALTER TABLE sync_state ADD COLUMN host_position INTEGER;
+    ALTER TABLE sync_state ADD COLUMN host_generation TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -79,6 +79,8 @@ pub enum LeaseOutcome {
     Granted(Lease),
     /// Another computer is the sync computer.
     Held(Lease),
+    /// The company is disconnected (a request that raced the disconnect).
+    NotConnected,
 }
 
 /// The lease a sync write claims: it must be the current one.
@@ -103,6 +105,43 @@ pub enum PushOutcome {
     /// The idempotency key was used before: its stored answer, nothing applied.
     Replayed(PushAnswer),
     StaleFencing,
+    /// The push's host change-log position is below the newest one pushed
+    /// before (the host's database was restored; docs/SYNC_PROTOCOL.md
+    /// §9): nothing applied. Holds the stored position.
+    HostBehind(i64),
+}
+
+/// Where the host's change log stood, as the plugin reported it
+/// (docs/SYNC_PROTOCOL.md §9).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostMarker {
+    /// The newest host change-log position pushed (or set); `None` until
+    /// the plugin reports one.
+    pub position: Option<i64>,
+    /// The plugin's generation marker, opaque to the service.
+    pub generation: Option<String>,
+}
+
+/// What disconnecting a company did (counts are 0 when it was
+/// disconnected already).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disconnection {
+    /// When the company was disconnected (the first time, if repeated).
+    pub disconnected_at: DateTime<Utc>,
+    /// Records (tombstones included) deleted.
+    pub records_deleted: u64,
+    /// Devices revoked.
+    pub devices_revoked: u64,
+}
+
+/// What asking to delete a company's registration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unregistration {
+    Deleted,
+    /// It has been used: data was synchronised (a schema or any record,
+    /// ever), or other Online IDs are its users. Nothing deleted.
+    InUse,
+    NotFound,
 }
 
 /// One page of changes after a cursor.
@@ -121,6 +160,7 @@ pub struct SyncCounts {
     pub acknowledged: i64,
     pub has_schema: bool,
     pub lease: Lease,
+    pub host: HostMarker,
     /// (entity, live records, tombstones), by entity name.
     pub entities: Vec<(String, i64, i64)>,
 }
@@ -146,6 +186,8 @@ pub enum WebOutcome {
     Exists,
     /// `base_version` is not the record's version (the current one).
     VersionMismatch(i64),
+    /// The company is disconnected (an edit that raced the disconnect).
+    NotConnected,
 }
 
 #[async_trait]
@@ -221,10 +263,29 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] when the licence number or the company
     /// database is taken (a concurrent registration).
     async fn insert_company(&self, company: &Company) -> StoreResult<()>;
-    /// Updates the registration data and licence of an existing company
-    /// (same id); [`StoreError::Conflict`] when the new licence number is
-    /// taken by another company.
+    /// Updates the registration data, licence, "Connected by" and
+    /// connection state of an existing company (same id);
+    /// [`StoreError::Conflict`] when the new licence number is taken by
+    /// another company.
     async fn update_company(&self, company: &Company) -> StoreResult<()>;
+    /// Disconnects the company (PRODUCT.md §5.8), in one transaction: marks
+    /// it disconnected at `now` (kept if it was already), revokes its
+    /// devices, deletes its synchronised data (records and tombstones,
+    /// conflicts, idempotency keys, cursors, schema, lease and sync
+    /// computer, host marker). Kept: the company, its memberships, its
+    /// devices' history, and the sequence and fencing numbers, which only
+    /// grow. `None` when the company does not exist.
+    async fn disconnect_company(
+        &self,
+        company_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Disconnection>>;
+    /// Deletes a company that was never used (undoing a registration), in
+    /// one transaction with the check: refused ([`Unregistration::InUse`])
+    /// when data was ever synchronised (a schema was stored or the sequence
+    /// number is above 0) or an Online ID other than "Connected by" is a
+    /// member. Its devices (never used for data) go with it.
+    async fn unregister_company(&self, company_id: Uuid) -> StoreResult<Unregistration>;
     async fn role_in(&self, company_id: Uuid, account_id: Uuid) -> StoreResult<Option<Role>>;
     /// The companies an Online ID can reach, by name.
     async fn memberships(&self, account_id: Uuid) -> StoreResult<Vec<Membership>>;
@@ -232,7 +293,9 @@ pub trait Store: Send + Sync + 'static {
     // --- Devices -------------------------------------------------------------
 
     /// Stores a new device and its tokens, revoking (at `device.created_at`)
-    /// every active device of the same company and computer.
+    /// every active device of the same company and computer; the new device
+    /// takes over their acknowledged sync cursor (Update connection: the
+    /// same computer goes on where it was).
     async fn insert_device(&self, device: &Device, tokens: &[DeviceToken]) -> StoreResult<()>;
     async fn device_token(&self, hash: &TokenHash) -> StoreResult<Option<(DeviceToken, Device)>>;
     /// Exchanges the refresh token `old` for `new` tokens, atomically:
@@ -289,6 +352,10 @@ pub trait Store: Send + Sync + 'static {
         company_id: Uuid,
         computer_id: Option<String>,
     ) -> StoreResult<Lease>;
+    /// With `host_position`: after the fence and the key, a position below
+    /// the stored one is refused ([`PushOutcome::HostBehind`]); otherwise
+    /// the stored position becomes the larger of the two, in the push's
+    /// transaction.
     async fn push(
         &self,
         company_id: Uuid,
@@ -296,7 +363,19 @@ pub trait Store: Send + Sync + 'static {
         fence: Fence,
         idempotency_key: String,
         request: PushRequest,
+        host_position: Option<i64>,
     ) -> StoreResult<PushOutcome>;
+    /// Replaces the company's host marker (docs/SYNC_PROTOCOL.md §9): the
+    /// position may go down (after a restore was reconciled).
+    async fn set_host_marker(
+        &self,
+        company_id: Uuid,
+        fence: Fence,
+        marker: HostMarker,
+    ) -> StoreResult<Fenced<HostMarker>>;
+    /// Changes after `after`, leaving out records whose newest change was
+    /// pushed by a device of the same computer as `device_id` (echoes; a
+    /// computer registered again keeps its echoes suppressed).
     async fn changes(
         &self,
         company_id: Uuid,

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::migrations::{migrate, MigrationError};
 use super::sqlite_sync;
 use super::{
-    EventWindow, Fence, Fenced, Lease, LeaseOutcome, Membership, PushOutcome, Rotation, Store,
-    StoreError, StoreResult, StoredChanges, SyncCounts, WebOutcome, WebWrite,
+    Disconnection, EventWindow, Fence, Fenced, HostMarker, Lease, LeaseOutcome, Membership,
+    PushOutcome, Rotation, Store, StoreError, StoreResult, StoredChanges, SyncCounts,
+    Unregistration, WebOutcome, WebWrite,
 };
 use crate::model::{
     Account, AccountLogin, Company, CompanyDetails, Device, DeviceToken, DeviceTokenKind,
@@ -191,7 +192,7 @@ fn session_from(row: &Row<'_>) -> rusqlite::Result<Session> {
 
 const COMPANY_COLUMNS: &str = "c.id, c.details, c.licence_number, c.licence_document, c.tier, \
      c.online_users, c.system_database_id, c.company_database_id, c.connected_by, c.created_at, \
-     c.updated_at";
+     c.updated_at, c.disconnected_at";
 
 fn company_from(row: &Row<'_>) -> rusqlite::Result<Company> {
     let details: String = row.get(1)?;
@@ -211,6 +212,7 @@ fn company_from(row: &Row<'_>) -> rusqlite::Result<Company> {
         connected_by: uuid_at(row, 8)?,
         created_at: time_at(row, 9)?,
         updated_at: time_at(row, 10)?,
+        disconnected_at: optional_time_at(row, 11)?,
     })
 }
 
@@ -642,7 +644,8 @@ impl Store for SqliteStore {
         self.call(move |connection| {
             connection.execute(
                 "UPDATE companies SET details = ?2, licence_number = ?3, licence_document = ?4,
-                   tier = ?5, online_users = ?6, updated_at = ?7
+                   tier = ?5, online_users = ?6, updated_at = ?7, connected_by = ?8,
+                   disconnected_at = ?9
                  WHERE id = ?1",
                 params![
                     company.id.to_string(),
@@ -651,12 +654,30 @@ impl Store for SqliteStore {
                     company.licence_document,
                     company.tier.id(),
                     company.online_users,
-                    micros(company.updated_at)
+                    micros(company.updated_at),
+                    company.connected_by.to_string(),
+                    company.disconnected_at.map(micros)
                 ],
             )?;
             Ok(())
         })
         .await
+    }
+
+    async fn disconnect_company(
+        &self,
+        company_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Disconnection>> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::disconnect(transaction, company_id, now)
+        })
+        .await
+    }
+
+    async fn unregister_company(&self, company_id: Uuid) -> StoreResult<Unregistration> {
+        self.in_transaction(move |transaction| sqlite_sync::unregister(transaction, company_id))
+            .await
     }
 
     async fn role_in(&self, company_id: Uuid, account_id: Uuid) -> StoreResult<Option<Role>> {
@@ -685,9 +706,9 @@ impl Store for SqliteStore {
                  WHERE m.account_id = ?1"
             ))?;
             let rows = statement.query_map([account_id.to_string()], |row| {
-                let role: String = row.get(11)?;
+                let role: String = row.get(12)?;
                 let role = Role::parse(&role).ok_or_else(|| {
-                    conversion_error(11, BadValue(format!("unknown role {role:?}")))
+                    conversion_error(12, BadValue(format!("unknown role {role:?}")))
                 })?;
                 Ok(Membership {
                     company: company_from(row)?,
@@ -712,6 +733,19 @@ impl Store for SqliteStore {
         let device = device.clone();
         let tokens = tokens.to_vec();
         self.in_transaction(move |transaction| {
+            // The cursor of the device being replaced, read before it is
+            // revoked: the same computer goes on from where it was.
+            let cursor: Option<(i64, i64)> = transaction.query_row(
+                "SELECT MAX(s.cursor), MAX(s.acked_at) FROM sync_cursors s
+                     JOIN devices d ON d.id = s.device_id
+                     WHERE d.company_id = ?1 AND d.computer_id = ?2 AND d.revoked_at IS NULL",
+                params![device.company_id.to_string(), device.computer_id],
+                |row| {
+                    Ok(row
+                        .get::<_, Option<i64>>(0)?
+                        .zip(row.get::<_, Option<i64>>(1)?))
+                },
+            )?;
             transaction.execute(
                 "UPDATE devices SET revoked_at = ?3
                  WHERE company_id = ?1 AND computer_id = ?2 AND revoked_at IS NULL",
@@ -735,7 +769,20 @@ impl Store for SqliteStore {
                     device.revoked_at.map(micros)
                 ],
             )?;
-            insert_device_tokens(transaction, &tokens)
+            insert_device_tokens(transaction, &tokens)?;
+            if let Some((cursor, acked_at)) = cursor {
+                transaction.execute(
+                    "INSERT INTO sync_cursors (device_id, company_id, cursor, acked_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        device.id.to_string(),
+                        device.company_id.to_string(),
+                        cursor,
+                        acked_at
+                    ],
+                )?;
+            }
+            Ok(())
         })
         .await
     }
@@ -895,6 +942,7 @@ impl Store for SqliteStore {
         fence: Fence,
         idempotency_key: String,
         request: PushRequest,
+        host_position: Option<i64>,
     ) -> StoreResult<PushOutcome> {
         self.in_transaction(move |transaction| {
             sqlite_sync::push(
@@ -904,7 +952,20 @@ impl Store for SqliteStore {
                 &fence,
                 &idempotency_key,
                 &request,
+                host_position,
             )
+        })
+        .await
+    }
+
+    async fn set_host_marker(
+        &self,
+        company_id: Uuid,
+        fence: Fence,
+        marker: HostMarker,
+    ) -> StoreResult<Fenced<HostMarker>> {
+        self.in_transaction(move |transaction| {
+            sqlite_sync::set_host_marker(transaction, company_id, &fence, &marker)
         })
         .await
     }

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    Fence, Fenced, Lease, LeaseOutcome, PushOutcome, StoredChanges, SyncCounts, WebOutcome,
-    WebWrite,
+    Disconnection, Fence, Fenced, HostMarker, Lease, LeaseOutcome, PushOutcome, StoredChanges,
+    SyncCounts, Unregistration, WebOutcome, WebWrite,
 };
 use crate::sync::{
     apply_web, merge_push, wire_number, Checksum, Conflict, FieldMeta, PushAnswer, PushRequest,
@@ -32,6 +32,15 @@ fn from_sql_error(
     error: impl std::error::Error + Send + Sync + 'static,
 ) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
+}
+
+/// Whether the company exists and is connected (not disconnected).
+fn connected(connection: &Connection, company: &str) -> rusqlite::Result<bool> {
+    Ok(connection
+        .prepare_cached("SELECT disconnected_at IS NULL FROM companies WHERE id = ?1")?
+        .query_row([company], |row| row.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Makes sure the company's `sync_state` row exists.
@@ -82,6 +91,9 @@ pub(super) fn acquire_lease(
     until: DateTime<Utc>,
 ) -> rusqlite::Result<LeaseOutcome> {
     let company_text = company.to_string();
+    if !connected(transaction, &company_text)? {
+        return Ok(LeaseOutcome::NotConnected);
+    }
     ensure_state(transaction, &company_text)?;
     let current = lease(transaction, company)?;
     match current.computer_id.as_deref() {
@@ -277,6 +289,7 @@ pub(super) fn push(
     fence: &Fence,
     key: &str,
     request: &PushRequest,
+    host_position: Option<i64>,
 ) -> rusqlite::Result<PushOutcome> {
     let company_text = company.to_string();
     ensure_state(transaction, &company_text)?;
@@ -291,6 +304,18 @@ pub(super) fn push(
         let answer: PushAnswer =
             serde_json::from_str(&answer).map_err(|error| from_sql_error(0, error))?;
         return Ok(PushOutcome::Replayed(answer));
+    }
+    if let Some(position) = host_position {
+        let stored = host_marker(transaction, &company_text)?.position;
+        if let Some(stored) = stored.filter(|stored| position < *stored) {
+            return Ok(PushOutcome::HostBehind(stored));
+        }
+        transaction
+            .prepare_cached(
+                "UPDATE sync_state SET host_position = MAX(COALESCE(host_position, ?2), ?2)
+                 WHERE company_id = ?1",
+            )?
+            .execute(params![company_text, position])?;
     }
     let now = micros(fence.now);
     let mut seq = sequence(transaction, &company_text)?;
@@ -342,6 +367,22 @@ pub(super) fn push(
     Ok(PushOutcome::Applied(answer))
 }
 
+/// The devices of `device`'s computer in its company, past and present: a
+/// record whose newest change one of them pushed is an echo for it.
+fn same_computer(connection: &Connection, device: Uuid) -> rusqlite::Result<Vec<Uuid>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT d.id FROM devices d JOIN devices me
+           ON me.id = ?1 AND d.company_id = me.company_id AND d.computer_id = me.computer_id",
+    )?;
+    let ids = statement
+        .query_map([device.to_string()], |row| {
+            let text: String = row.get(0)?;
+            Uuid::parse_str(&text).map_err(|error| from_sql_error(0, error))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(if ids.is_empty() { vec![device] } else { ids })
+}
+
 pub(super) fn changes(
     connection: &Connection,
     company: Uuid,
@@ -349,6 +390,7 @@ pub(super) fn changes(
     after: i64,
     limit: usize,
 ) -> rusqlite::Result<StoredChanges> {
+    let echoes_of = same_computer(connection, device)?;
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM sync_records
          WHERE company_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
@@ -362,7 +404,10 @@ pub(super) fn changes(
     for row in rows {
         let record = row?;
         cursor = record.seq;
-        if record.origin_device != Some(device) {
+        if !record
+            .origin_device
+            .is_some_and(|origin| echoes_of.contains(&origin))
+        {
             records.push(record);
         }
     }
@@ -437,8 +482,133 @@ pub(super) fn counts(
         acknowledged,
         has_schema,
         lease: lease(connection, company)?,
+        host: host_marker(connection, &company_text)?,
         entities,
     })
+}
+
+fn host_marker(connection: &Connection, company: &str) -> rusqlite::Result<HostMarker> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT host_position, host_generation FROM sync_state WHERE company_id = ?1",
+        )?
+        .query_row([company], |row| {
+            Ok(HostMarker {
+                position: row.get(0)?,
+                generation: row.get(1)?,
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub(super) fn set_host_marker(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    fence: &Fence,
+    marker: &HostMarker,
+) -> rusqlite::Result<Fenced<HostMarker>> {
+    if !fence_holds(transaction, company, fence)? {
+        return Ok(Fenced::Stale);
+    }
+    let company_text = company.to_string();
+    transaction.execute(
+        "UPDATE sync_state SET host_position = ?2, host_generation = ?3 WHERE company_id = ?1",
+        params![company_text, marker.position, marker.generation],
+    )?;
+    Ok(Fenced::Done(host_marker(transaction, &company_text)?))
+}
+
+pub(super) fn disconnect(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Disconnection>> {
+    let company_text = company.to_string();
+    let before: Option<Option<i64>> = transaction
+        .query_row(
+            "SELECT disconnected_at FROM companies WHERE id = ?1",
+            [&company_text],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(before) = before else {
+        return Ok(None);
+    };
+    let disconnected_at = match before {
+        Some(at) => at,
+        None => {
+            transaction.execute(
+                "UPDATE companies SET disconnected_at = ?2, updated_at = ?2 WHERE id = ?1",
+                params![company_text, micros(now)],
+            )?;
+            micros(now)
+        }
+    };
+    transaction.execute(
+        "DELETE FROM device_tokens
+         WHERE device_id IN (SELECT id FROM devices WHERE company_id = ?1)",
+        [&company_text],
+    )?;
+    let devices_revoked = transaction.execute(
+        "UPDATE devices SET revoked_at = ?2 WHERE company_id = ?1 AND revoked_at IS NULL",
+        params![company_text, micros(now)],
+    )?;
+    let records_deleted = transaction.execute(
+        "DELETE FROM sync_records WHERE company_id = ?1",
+        [&company_text],
+    )?;
+    for table in ["sync_conflicts", "sync_idempotency", "sync_cursors"] {
+        transaction.execute(
+            &format!("DELETE FROM {table} WHERE company_id = ?1"),
+            [&company_text],
+        )?;
+    }
+    // The sequence and fencing numbers only grow (a cursor or lease from
+    // before can never name something after); the rest starts afresh.
+    transaction.execute(
+        "UPDATE sync_state SET schema = NULL, schema_at = NULL, computer_id = NULL,
+           fencing = fencing + 1, lease_expires_at = NULL, host_position = NULL,
+           host_generation = NULL
+         WHERE company_id = ?1",
+        [&company_text],
+    )?;
+    Ok(Some(Disconnection {
+        disconnected_at: DateTime::from_timestamp_micros(disconnected_at).unwrap_or(now),
+        records_deleted: records_deleted as u64,
+        devices_revoked: devices_revoked as u64,
+    }))
+}
+
+pub(super) fn unregister(
+    transaction: &Transaction<'_>,
+    company: Uuid,
+) -> rusqlite::Result<Unregistration> {
+    let company_text = company.to_string();
+    let connected_by: Option<String> = transaction
+        .query_row(
+            "SELECT connected_by FROM companies WHERE id = ?1",
+            [&company_text],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(connected_by) = connected_by else {
+        return Ok(Unregistration::NotFound);
+    };
+    let used: bool = transaction.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sync_state
+                        WHERE company_id = ?1 AND (seq > 0 OR schema IS NOT NULL))
+             OR EXISTS (SELECT 1 FROM memberships WHERE company_id = ?1 AND account_id <> ?2)",
+        params![company_text, connected_by],
+        |row| row.get(0),
+    )?;
+    if used {
+        return Ok(Unregistration::InUse);
+    }
+    // Memberships, devices and their tokens, and any sync state go with it
+    // (ON DELETE CASCADE).
+    transaction.execute("DELETE FROM companies WHERE id = ?1", [&company_text])?;
+    Ok(Unregistration::Deleted)
 }
 
 pub(super) fn checksums(
@@ -522,6 +692,9 @@ pub(super) fn write_record(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<WebOutcome> {
     let company_text = company.to_string();
+    if !connected(transaction, &company_text)? {
+        return Ok(WebOutcome::NotConnected);
+    }
     ensure_state(transaction, &company_text)?;
     let existing = find_record(transaction, &company_text, entity, &global_id.to_string())?;
     let live = existing.as_ref().filter(|record| !record.deleted);

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod companies;
+mod connection;
 mod devices;
 mod mail;
 mod openapi;

@@ -45,6 +45,8 @@ fn the_description_covers_every_endpoint_of_the_contract() {
         ("post", "/api/v1/companies"),
         ("get", "/api/v1/companies"),
         ("get", "/api/v1/companies/{id}"),
+        ("delete", "/api/v1/companies/{id}"),
+        ("post", "/api/v1/companies/{id}/disconnect"),
         ("post", "/api/v1/companies/{id}/devices"),
         ("post", "/api/v1/devices/refresh"),
         ("get", "/api/v1/devices/current"),
@@ -58,6 +60,7 @@ fn the_description_covers_every_endpoint_of_the_contract() {
         ("post", "/api/v1/sync/ack"),
         ("get", "/api/v1/sync/status"),
         ("get", "/api/v1/sync/checksum"),
+        ("put", "/api/v1/sync/host"),
         ("post", "/api/v1/companies/{id}/sync-computer"),
         ("get", "/api/v1/companies/{id}/sync/conflicts"),
         ("get", "/api/v1/companies/{id}/records/{entity}"),
@@ -97,6 +100,9 @@ fn the_description_covers_every_endpoint_of_the_contract() {
         "licence_in_use",
         "body_too_large",
         "token_invalid",
+        "company_not_connected",
+        "company_in_use",
+        "host_restored",
     ] {
         assert!(codes.iter().any(|c| c == code), "{code}");
     }
