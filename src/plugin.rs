@@ -168,7 +168,8 @@ impl Plugin {
     fn open_wizard(&self) -> Result<Arc<Wizard>, Refusal> {
         self.wizard.lock().clone().ok_or_else(|| Refusal {
             code: od_abi::OD_RESULT_BAD_STATE,
-            message: "The connect wizard is not open; open it with od_plugin_wizard_open.".to_owned(),
+            message: "The connect wizard is not open; open it with od_plugin_wizard_open."
+                .to_owned(),
         })
     }
 
@@ -177,7 +178,9 @@ impl Plugin {
         if self.wizard.lock().is_some() {
             return Err(Refusal {
                 code: od_abi::OD_RESULT_BAD_STATE,
-                message: "The connect wizard is open already; close it first (od_plugin_wizard_close).".to_owned(),
+                message:
+                    "The connect wizard is open already; close it first (od_plugin_wizard_close)."
+                        .to_owned(),
             });
         }
         let opened = Wizard::open(&self.wizard_context())?;

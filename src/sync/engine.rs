@@ -520,7 +520,9 @@ impl Engine {
         } else {
             Engine::scheduled(folder)
         };
-        if status.last_success.is_none() {
+        // Reading the status creates nothing (a cancelled connect wizard
+        // leaves the folder empty).
+        if status.last_success.is_none() && folder.join("history.db").exists() {
             status.last_success = History::open(folder)
                 .and_then(|h| h.last_success())
                 .ok()

@@ -48,9 +48,9 @@ fn failed(page: Page, code: od_result, message: impl Into<String>) -> Stop {
 fn registration_failure(error: &ClientError) -> Stop {
     let page = match error.code() {
         Some(code) if code.starts_with("licence_") => Page::Company,
-        Some("company_connected_elsewhere" | "company_already_connected" | "registration_incomplete") => {
-            Page::Company
-        }
+        Some(
+            "company_connected_elsewhere" | "company_already_connected" | "registration_incomplete",
+        ) => Page::Company,
         Some("not_verified" | "token_invalid" | "authentication_required") => Page::OnlineId,
         _ => Page::Finish,
     };
@@ -190,7 +190,14 @@ async fn connect(wizard: &Wizard, request: &Request) -> Result<super::Connected,
         access_expires_at: credentials.access_expires_at,
         refresh_token: credentials.refresh_token.expose().to_owned(),
     };
-    let committed = commit(wizard, request, &data, &company.id.to_string(), &connection, scheduled_at);
+    let committed = commit(
+        wizard,
+        request,
+        &data,
+        &company.id.to_string(),
+        &connection,
+        scheduled_at,
+    );
     drop(connection);
     if let Err(stop) = committed {
         undo(wizard, &credentials, true).await;
@@ -259,7 +266,10 @@ fn commit(
 async fn undo(wizard: &Wizard, credentials: &DeviceCredentials, local: bool) {
     if local {
         if let Err(refusal) = wizard.env.engine.forget_connection() {
-            tracing::error!("the connection files could not be removed: {}", refusal.message);
+            tracing::error!(
+                "the connection files could not be removed: {}",
+                refusal.message
+            );
         }
     }
     let device = DeviceSession::new(credentials.clone());

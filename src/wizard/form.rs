@@ -84,12 +84,19 @@ pub fn parse_later(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
     let when = if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         at.with_timezone(&Utc)
     } else {
-        let local = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-            .iter()
-            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-            .ok_or_else(|| {
-                format!("\u{201c}{text}\u{201d} is not a date and time; write it like 2026-12-24 22:00.")
-            })?;
+        let local = [
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+        ]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .ok_or_else(|| {
+            format!(
+                "\u{201c}{text}\u{201d} is not a date and time; write it like 2026-12-24 22:00."
+            )
+        })?;
         Local
             .from_local_datetime(&local)
             .earliest()
@@ -115,7 +122,18 @@ mod tests {
         for good in ["a@b.no", "kari.nordmann+od@firma.example.com"] {
             assert_eq!(email_problem(good), None, "{good}");
         }
-        for bad in ["", "  ", "kari", "kari@", "@firma.no", "kari@firma", "ka ri@firma.no", "a@b@c.no", "a@.no", "a@b..no"] {
+        for bad in [
+            "",
+            "  ",
+            "kari",
+            "kari@",
+            "@firma.no",
+            "kari@firma",
+            "ka ri@firma.no",
+            "a@b@c.no",
+            "a@.no",
+            "a@b..no",
+        ] {
             assert!(email_problem(bad).is_some(), "{bad:?}");
         }
     }

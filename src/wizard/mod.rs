@@ -189,6 +189,8 @@ struct State {
     generation: u64,
     session: Option<LoggedIn>,
     connected: Option<Connected>,
+    /// The address a verification mail was sent to in this wizard.
+    signed_up: Option<String>,
 }
 
 /// What the wizard's background work needs; cloned into every task.
@@ -308,6 +310,7 @@ impl Wizard {
                 generation: 0,
                 session: None,
                 connected: None,
+                signed_up: None,
             }),
         }))
     }
@@ -407,8 +410,8 @@ impl Wizard {
         let prerequisites = (page == Page::Prerequisites
             && matches!(action, Action::Next | Action::Recheck))
         .then(|| ctx.prerequisites(action == Action::Recheck));
-        let company = (page == Page::Company && action == Action::Next)
-            .then(|| company::gather(ctx.host));
+        let company =
+            (page == Page::Company && action == Action::Next).then(|| company::gather(ctx.host));
 
         let mut state = self.state.lock();
         if state.page != page {
@@ -610,6 +613,7 @@ impl Wizard {
                 state.busy = None;
                 match result {
                     Ok(_) => {
+                        state.signed_up = Some(email.clone());
                         state.notice = Some(format!(
                             "We sent an e-mail to {email}. Open the link in it (within 24 hours) and choose a password \
                              for your Online ID there, then come back here and log in with {email} and that password. \
@@ -681,7 +685,12 @@ impl Wizard {
     /// Shows a service error on the Online ID page: on the field it is
     /// about where there is one.
     fn service_error(state: &mut State, error: &ClientError) {
+        let just_signed_up = state.signed_up.as_deref() == Some(state.form.email.as_str());
         let message = match error.code() {
+            Some("invalid_credentials") if just_signed_up => format!(
+                "{error} If you have just created this Online ID, it is not verified yet: open the link in the e-mail \
+                 we sent you (look in the spam folder too), choose a password there, then log in here with it."
+            ),
             Some("not_verified") => format!(
                 "{error} Your Online ID is not verified yet: open the link in the e-mail we sent you (look in the spam \
                  folder too), choose a password there, then log in here."

@@ -253,13 +253,24 @@ fn company_fields(company: &CompanyData) -> Vec<Field> {
             let value = company.value(id);
             let mut field = Field::info(id, *label, value);
             if value.is_empty() {
-                field.help = Some("Missing: fill it in under View → Settings → Company → Company information.".to_owned());
+                field.help = Some(
+                    "Missing: fill it in under View → Settings → Company → Company information."
+                        .to_owned(),
+                );
             }
             field
         })
         .collect();
-    fields.push(Field::info("licence_number", "Licence number", company.licence_number.clone()));
-    fields.push(Field::info("licensee", "Licensee", company.licensee.clone()));
+    fields.push(Field::info(
+        "licence_number",
+        "Licence number",
+        company.licence_number.clone(),
+    ));
+    fields.push(Field::info(
+        "licensee",
+        "Licensee",
+        company.licensee.clone(),
+    ));
     fields
 }
 
@@ -314,10 +325,26 @@ fn finish_page(state: &State, data: &Data) -> (String, String, Vec<Field>) {
             text,
             vec![
                 Field::info("company", "Company", connected.company_name.clone()),
-                Field::info("online_company_id", "Online company id", connected.online_company_id.clone()),
-                Field::info("licence_number", "Licence", format!("{} ({})", connected.licence_number, connected.tier)),
-                Field::info("connected_by", "Connected by (Online ID)", connected.email.clone()),
-                Field::info("sync_computer", "Sync computer", connected.computer_name.clone()),
+                Field::info(
+                    "online_company_id",
+                    "Online company id",
+                    connected.online_company_id.clone(),
+                ),
+                Field::info(
+                    "licence_number",
+                    "Licence",
+                    format!("{} ({})", connected.licence_number, connected.tier),
+                ),
+                Field::info(
+                    "connected_by",
+                    "Connected by (Online ID)",
+                    connected.email.clone(),
+                ),
+                Field::info(
+                    "sync_computer",
+                    "Sync computer",
+                    connected.computer_name.clone(),
+                ),
                 Field::info("first_sync", "First synchronisation", first_sync),
             ],
         );

@@ -1,0 +1,657 @@
+//! The wizard end to end: a whole plugin instance (`Plugin`) against the
+//! real online service (`TestServer` on 127.0.0.1) and an in-memory host
+//! with company data, a licence and a change log.
+
+use super::Action;
+use crate::host::{Host, HostChannel, HostError};
+use crate::logging::LogConfig;
+use crate::online::ServiceUrl;
+use crate::plugin::{Config, Plugin};
+use crate::sync::engine::tests::Program;
+use crate::sync::engine::{Refusal, SyncState};
+use od_abi::*;
+use od_online::testing::{licence, registration, sign_licence, TestServer, TEST_PASSWORD};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const COMPANY_DB: &str = "company-db-1";
+const SYSTEM_DB: &str = "system-db-1";
+
+/// A program: its company data for the wizard, the sync methods of the
+/// engine tests' program, and what it was told.
+struct WizardHost {
+    program: Arc<Program>,
+    answers: Mutex<HashMap<String, Value>>,
+    recorded: Mutex<Vec<Value>>,
+    fail_record: AtomicBool,
+    /// Milliseconds a method takes (to catch the wizard busy).
+    delays: Mutex<HashMap<String, u64>>,
+}
+
+impl WizardHost {
+    fn new(licence_number: &str) -> Arc<WizardHost> {
+        let host = Arc::new(WizardHost {
+            program: Program::new(),
+            answers: Mutex::new(HashMap::new()),
+            recorded: Mutex::new(Vec::new()),
+            fail_record: AtomicBool::new(false),
+            delays: Mutex::new(HashMap::new()),
+        });
+        host.set("user.current", json!({"username": "admin", "is_super_user": true, "employee": {"id": "1", "name": "Kari", "email": "kari@example.com"}}));
+        host.set("company.registration", json!({"name": "Nordlys Handel AS", "street": "Storgata 1", "postcode": "0155", "city": "Oslo", "country": "Norway", "phone": "+47 22 00 00 00", "email": "post@nordlys.example", "organisation_number": "987 654 321"}));
+        host.set(
+            "company.identity",
+            json!({"id": COMPANY_DB, "name": "Nordlys Handel AS", "is_sample": false}),
+        );
+        host.set("system.identity", json!({"id": SYSTEM_DB}));
+        host.set("host.info", json!({"host_name": "t", "host_version": "1", "evaluation_installation": false, "computer": {"id": "pc-1", "name": "Kontor-PC"}}));
+        host.set("system.companies", json!({"companies": [{"id": COMPANY_DB, "name": "Nordlys Handel AS", "is_sample": false, "online_desktop_connected": false}]}));
+        host.set_licence(&sign_licence(&licence(licence_number)), licence_number);
+        host
+    }
+
+    fn set(&self, method: &str, answer: Value) {
+        self.answers.lock().insert(method.to_owned(), answer);
+    }
+
+    fn set_licence(&self, document: &str, licence_number: &str) {
+        self.set("licence.documents", json!({"documents": [document]}));
+        self.set(
+            "system.bindings",
+            json!({"bindings": [{"add_on": od_licence::ADD_ON_ONLINE_DESKTOP, "licence_number": licence_number, "company_id": COMPANY_DB}]}),
+        );
+    }
+
+    fn delay(&self, method: &str, millis: u64) {
+        self.delays.lock().insert(method.to_owned(), millis);
+    }
+}
+
+impl HostChannel for WizardHost {
+    fn request(&self, method: &str, params: &[u8]) -> Result<Vec<u8>, HostError> {
+        let delay = self.delays.lock().get(method).copied();
+        if let Some(millis) = delay {
+            std::thread::sleep(Duration::from_millis(millis));
+        }
+        if method == "connection.record" {
+            if self.fail_record.load(Ordering::SeqCst) {
+                return Err(HostError::Failed {
+                    method: method.to_owned(),
+                    message: "database is locked".to_owned(),
+                });
+            }
+            self.recorded
+                .lock()
+                .push(serde_json::from_slice(params).unwrap());
+            return Ok(b"{}".to_vec());
+        }
+        let answer = self.answers.lock().get(method).cloned();
+        match answer {
+            Some(answer) => Ok(answer.to_string().into_bytes()),
+            None => self.program.request(method, params),
+        }
+    }
+
+    fn request_pump(&self) {}
+}
+
+struct Fixture {
+    server: Option<TestServer>,
+    folder: tempfile::TempDir,
+    host: Arc<WizardHost>,
+    plugin: Plugin,
+}
+
+fn fixture(licence_number: &str) -> Fixture {
+    let server = TestServer::start();
+    let url = server.base_url().to_owned();
+    fixture_at(Some(server), &url, licence_number)
+}
+
+fn fixture_at(server: Option<TestServer>, url: &str, licence_number: &str) -> Fixture {
+    let host = WizardHost::new(licence_number);
+    let folder = tempfile::tempdir().unwrap();
+    let plugin = Plugin::new(
+        Host::new(host.clone()),
+        Config {
+            data_dir: Some(folder.path().to_path_buf()),
+            service: ServiceUrl::parse(url).unwrap(),
+            log: LogConfig {
+                host: None,
+                trace_file: None,
+            },
+        },
+    );
+    Fixture {
+        server,
+        folder,
+        host,
+        plugin,
+    }
+}
+
+fn in_time(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited in vain for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Fixture {
+    fn server(&self) -> &TestServer {
+        self.server.as_ref().unwrap()
+    }
+
+    fn page(&self) -> Value {
+        serde_json::from_str(&self.plugin.wizard_page().unwrap()).unwrap()
+    }
+
+    fn act(&self, action: Action) -> Result<(), Refusal> {
+        self.plugin.wizard_action(action)
+    }
+
+    fn set(&self, field: &str, value: &str) {
+        self.plugin.wizard_set(field, value).unwrap();
+    }
+
+    /// The page once it is no longer busy.
+    fn settled(&self) -> Value {
+        let mut page = self.page();
+        in_time("the page to settle", || {
+            page = self.page();
+            page["busy"] == false
+        });
+        page
+    }
+
+    /// Opens the wizard and goes to the Online ID page.
+    fn to_online_id(&self) {
+        self.plugin.wizard_open().unwrap();
+        let mut page = self.page();
+        assert_eq!(page["page"], "prerequisites");
+        in_time("every prerequisite to pass", || {
+            page = self.page();
+            page["actions"]["next"] == true
+        });
+        assert_eq!(page["rows"].as_array().unwrap().len(), 8);
+        self.act(Action::Next).unwrap();
+        assert_eq!(self.page()["page"], "welcome");
+        self.act(Action::Next).unwrap();
+        assert_eq!(self.page()["page"], "online_id");
+    }
+
+    fn log_in(&self, email: &str, password: &str) -> Value {
+        self.set("email", email);
+        self.set("password", password);
+        self.act(Action::Next).unwrap();
+        self.settled()
+    }
+
+    /// From the company page to the finish page.
+    fn to_finish(&self, when: &str, at: &str) {
+        assert_eq!(self.page()["page"], "company");
+        self.act(Action::Next).unwrap();
+        assert_eq!(self.page()["page"], "start");
+        self.set("when", when);
+        self.set("at", at);
+        self.act(Action::Next).unwrap();
+        assert_eq!(self.page()["page"], "finish", "{}", self.page());
+    }
+
+    fn finish(&self) -> Value {
+        self.act(Action::Finish).unwrap();
+        self.settled()
+    }
+
+    /// The companies the Online ID reaches online.
+    fn companies_of(&self, email: &str) -> Vec<Value> {
+        let session = self.server().log_in(email, TEST_PASSWORD);
+        let answer = self
+            .server()
+            .get("/api/v1/companies")
+            .bearer(&session.token)
+            .send();
+        assert_eq!(answer.status, 200);
+        answer.json()["companies"].as_array().unwrap().clone()
+    }
+
+    /// Nothing on this computer: no connection, schedule or state; the
+    /// host was told nothing; the engine is not connected.
+    fn assert_nothing_left_locally(&self) {
+        let files: Vec<String> = std::fs::read_dir(self.folder.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(files.is_empty(), "left behind: {files:?}");
+        assert!(self.host.recorded.lock().is_empty());
+        assert_eq!(self.plugin.sync_status().state, SyncState::NotConnected);
+    }
+
+    fn cancel_and_check(&self, email: &str) {
+        self.act(Action::Cancel).unwrap();
+        let page = self.settled();
+        assert_eq!(page["page"], "cancelled");
+        assert_eq!(page["cancelled"], true);
+        self.plugin.wizard_close().unwrap();
+        self.assert_nothing_left_locally();
+        assert!(self.companies_of(email).is_empty());
+    }
+}
+
+fn in_an_hour() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[test]
+fn a_new_online_id_connects_the_company_and_the_first_sync_runs() {
+    let f = fixture("L-HAPPY");
+    let email = "kari@example.com";
+    f.to_online_id();
+    let page = f.page();
+    assert_eq!(
+        page["fields"][0]["value"], email,
+        "pre-filled from the employee"
+    );
+    assert_eq!(page["actions"]["create_online_id"], true);
+    f.act(Action::CreateOnlineId).unwrap();
+    let page = f.settled();
+    assert!(
+        page["notice"].as_str().unwrap().contains("spam folder"),
+        "{page}"
+    );
+    assert!(page["text"]
+        .as_str()
+        .unwrap()
+        .contains("not your login for the program"));
+
+    // The person opens the link and chooses a password there.
+    let mail = f.server().outbox().wait_for_mail_to(email);
+    let verified = f
+        .server()
+        .post("/api/v1/accounts/verify")
+        .json(&json!({"token": mail.token().unwrap(), "password": TEST_PASSWORD}))
+        .send();
+    assert_eq!(verified.status, 200);
+
+    f.set("email", email);
+    f.set("password", TEST_PASSWORD);
+    let before_login = f.plugin.wizard_page().unwrap();
+    assert!(
+        !before_login.contains(TEST_PASSWORD),
+        "a page showed the password"
+    );
+    f.act(Action::Next).unwrap();
+    let page = f.settled();
+    assert_eq!(page["page"], "company", "{page}");
+    let fields = page["fields"].as_array().unwrap();
+    let value = |id: &str| fields.iter().find(|f| f["id"] == id).unwrap()["value"].clone();
+    assert_eq!(value("licence_number"), "L-HAPPY");
+    assert_eq!(value("licensee"), "Nordlys Handel AS");
+    assert_eq!(value("organisation_number"), "987 654 321");
+
+    f.to_finish("now", "");
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    assert_eq!(page["actions"]["cancel"], false);
+    assert!(!page.to_string().contains(TEST_PASSWORD));
+
+    let stored = std::fs::read_to_string(f.folder.path().join("connection.json")).unwrap();
+    assert!(!stored.contains(TEST_PASSWORD));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f.folder.path().join("connection.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let recorded = f.host.recorded.lock().clone();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["connected_by"], email);
+    assert_eq!(recorded[0]["company_id"], COMPANY_DB);
+    assert_eq!(f.companies_of(email).len(), 1);
+
+    in_time("the first synchronisation", || {
+        let status = f.plugin.sync_status();
+        status.first_sync_done && status.state == SyncState::Running
+    });
+    // The wizard is done: cancel is refused, close works.
+    assert_eq!(f.act(Action::Cancel).unwrap_err().code, OD_RESULT_BAD_STATE);
+    f.plugin.wizard_close().unwrap();
+    assert!(f.plugin.wizard_open().is_err(), "connected already");
+}
+
+#[test]
+fn later_schedules_the_first_sync_and_the_engine_waits() {
+    let f = fixture("L-LATER");
+    f.server()
+        .create_online_id("per@example.com", TEST_PASSWORD);
+    f.to_online_id();
+    let page = f.log_in("per@example.com", TEST_PASSWORD);
+    assert_eq!(page["page"], "company", "{page}");
+    f.act(Action::Next).unwrap();
+    f.set("when", "later");
+    let page = f.page();
+    assert!(
+        page["text"].as_str().unwrap().contains("must stay on"),
+        "{page}"
+    );
+    f.set("at", &in_an_hour());
+    f.act(Action::Next).unwrap();
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    assert!(f.folder.path().join("schedule.json").exists());
+    in_time("the engine to wait for its time", || {
+        f.plugin.sync_status().state == SyncState::Scheduled
+    });
+    assert!(!f.plugin.sync_status().first_sync_done);
+    assert!(f.plugin.sync_status().scheduled_at.is_some());
+}
+
+#[test]
+fn cancel_on_every_page_leaves_nothing_behind() {
+    let f = fixture("L-CANCEL");
+    let email = "ola@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    for page in [
+        "prerequisites",
+        "welcome",
+        "online_id",
+        "company",
+        "start",
+        "finish",
+    ] {
+        f.plugin.wizard_open().unwrap();
+        if page == "prerequisites" {
+            f.cancel_and_check(email);
+            continue;
+        }
+        f.plugin.wizard_close().unwrap();
+        f.to_online_id();
+        match page {
+            "welcome" => f.act(Action::Back).unwrap(),
+            "online_id" => {}
+            _ => {
+                assert_eq!(f.log_in(email, TEST_PASSWORD)["page"], "company");
+                if page != "company" {
+                    f.act(Action::Next).unwrap();
+                }
+                if page == "finish" {
+                    f.act(Action::Next).unwrap();
+                }
+            }
+        }
+        assert_eq!(f.page()["page"], page);
+        f.cancel_and_check(email);
+    }
+}
+
+#[test]
+fn cancel_during_finish_takes_everything_back() {
+    let f = fixture("L-CANCEL-BUSY");
+    let email = "siri@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    f.log_in(email, TEST_PASSWORD);
+    f.to_finish("now", "");
+    f.host.delay("system.identity", 1500);
+    f.act(Action::Finish).unwrap();
+    let page = f.page();
+    assert_eq!(page["busy"], true);
+    assert_eq!(page["actions"]["cancel"], true);
+    assert_eq!(f.act(Action::Next).unwrap_err().code, OD_RESULT_BAD_STATE);
+    assert_eq!(f.act(Action::Finish).unwrap_err().code, OD_RESULT_BAD_STATE);
+    assert_eq!(
+        f.plugin
+            .wizard_set("email", "x@example.com")
+            .unwrap_err()
+            .code,
+        OD_RESULT_BAD_STATE
+    );
+    assert_eq!(
+        f.plugin.wizard_close().unwrap_err().code,
+        OD_RESULT_BAD_STATE
+    );
+    f.host.delay("system.identity", 0);
+    f.cancel_and_check(email);
+}
+
+#[test]
+fn a_busy_finish_refuses_a_late_cancel_and_connects() {
+    let f = fixture("L-LATE-CANCEL");
+    let email = "eva@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    f.log_in(email, TEST_PASSWORD);
+    f.to_finish("now", "");
+    f.host.delay("connection.record", 1500);
+    f.act(Action::Finish).unwrap();
+    in_time("the finish to reach the host", || {
+        f.page()["actions"]["cancel"] == false && f.page()["busy"] == true
+    });
+    assert_eq!(f.act(Action::Cancel).unwrap_err().code, OD_RESULT_BAD_STATE);
+    assert_eq!(f.settled()["done"], true);
+}
+
+#[test]
+fn a_failed_finish_takes_back_the_device_and_can_be_retried() {
+    let f = fixture("L-RETRY");
+    let email = "lars@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    f.log_in(email, TEST_PASSWORD);
+    f.to_finish("later", &in_an_hour());
+    f.host.fail_record.store(true, Ordering::SeqCst);
+    let page = f.finish();
+    assert_eq!(page["page"], "finish");
+    assert_eq!(page["error_code"], OD_RESULT_HOST_CALLBACK_FAILED);
+    assert!(page["error"]
+        .as_str()
+        .unwrap()
+        .contains("database is locked"));
+    assert_eq!(page["actions"]["finish"], true);
+    f.assert_nothing_left_locally();
+    // The registration stays (the service cannot take it back), but no
+    // device of it is left.
+    let companies = f.companies_of(email);
+    assert_eq!(companies.len(), 1);
+    let session = f.server().log_in(email, TEST_PASSWORD);
+    let devices = f
+        .server()
+        .get(&format!(
+            "/api/v1/companies/{}/devices",
+            companies[0]["id"].as_str().unwrap()
+        ))
+        .bearer(&session.token)
+        .send()
+        .json();
+    let live: Vec<&Value> = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["revoked_at"].is_null() && d["revoked"] != true)
+        .collect();
+    assert!(live.is_empty(), "{devices}");
+
+    f.host.fail_record.store(false, Ordering::SeqCst);
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    assert_eq!(f.companies_of(email).len(), 1);
+}
+
+#[test]
+fn a_wrong_password_shows_at_the_field_and_can_be_corrected() {
+    let f = fixture("L-WRONG");
+    let email = "nils@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    let page = f.log_in(email, "not the password");
+    assert_eq!(page["page"], "online_id");
+    let password = &page["fields"][1];
+    assert_eq!(password["value"], "");
+    assert!(
+        password["error"].as_str().unwrap().contains("wrong"),
+        "{page}"
+    );
+    // Empty password and a malformed address are caught before sending.
+    f.act(Action::Next).unwrap();
+    assert!(f.page()["fields"][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("Enter the password"));
+    f.set("email", "nils@");
+    f.act(Action::Next).unwrap();
+    assert!(f.page()["fields"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not an e-mail address"));
+    assert_eq!(f.log_in(email, TEST_PASSWORD)["page"], "company");
+}
+
+#[test]
+fn an_unverified_online_id_is_told_to_open_the_link() {
+    let f = fixture("L-UNVERIFIED");
+    f.to_online_id();
+    f.set("email", "new@example.com");
+    f.act(Action::CreateOnlineId).unwrap();
+    f.settled();
+    let page = f.log_in("new@example.com", TEST_PASSWORD);
+    assert_eq!(page["page"], "online_id");
+    let error = page["fields"][1]["error"].as_str().unwrap();
+    assert!(
+        error.contains("not verified yet") && error.contains("spam folder"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unreachable_service_is_shown_on_the_page_and_retried() {
+    let f = fixture("L-DOWN");
+    let email = "down@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    let mut f = f;
+    drop(f.server.take());
+    let page = f.log_in(email, TEST_PASSWORD);
+    assert_eq!(page["page"], "online_id");
+    assert_eq!(page["error_code"], OD_RESULT_SERVICE_UNREACHABLE, "{page}");
+    assert!(page["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be reached"));
+    assert_eq!(page["actions"]["next"], true, "retryable");
+}
+
+#[test]
+fn a_refused_licence_is_shown_on_the_company_page() {
+    let f = fixture("L-REFUSED");
+    let email = "lic@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    f.log_in(email, TEST_PASSWORD);
+    f.to_finish("now", "");
+    // The licence was replaced meanwhile by an evaluation licence.
+    let mut evaluation = licence("L-REFUSED");
+    evaluation.evaluation = true;
+    f.host.set_licence(&sign_licence(&evaluation), "L-REFUSED");
+    let page = f.finish();
+    assert_eq!(page["page"], "company", "{page}");
+    assert_eq!(page["error_code"], OD_RESULT_SERVICE_REFUSED);
+    f.assert_nothing_left_locally();
+    assert!(f.companies_of(email).is_empty());
+    // Corrected: the real licence again.
+    f.host
+        .set_licence(&sign_licence(&licence("L-REFUSED")), "L-REFUSED");
+    f.to_finish("now", "");
+    assert_eq!(f.finish()["done"], true);
+}
+
+#[test]
+fn a_company_connected_by_another_online_id_is_refused() {
+    let f = fixture("L-TAKEN");
+    let other = f.server().connected_company("other@example.com", "L-OTHER");
+    let _ = other;
+    // The same company database and system database, registered first by
+    // another Online ID with this company's licence.
+    f.server()
+        .create_online_id("first@example.com", TEST_PASSWORD);
+    let first = f.server().log_in("first@example.com", TEST_PASSWORD);
+    f.server().register_company(
+        &first.token,
+        &registration(&sign_licence(&licence("L-TAKEN")), SYSTEM_DB, COMPANY_DB),
+    );
+    let email = "second@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    f.log_in(email, TEST_PASSWORD);
+    f.to_finish("now", "");
+    let page = f.finish();
+    assert_eq!(page["page"], "company", "{page}");
+    assert_eq!(page["error_code"], OD_RESULT_SERVICE_REFUSED);
+    assert!(page["error"]
+        .as_str()
+        .unwrap()
+        .contains("Nothing was registered"));
+    f.assert_nothing_left_locally();
+    assert!(f.companies_of(email).is_empty());
+}
+
+#[test]
+fn a_time_in_the_past_is_refused_at_the_field() {
+    let f = fixture("L-PAST");
+    let email = "past@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    f.log_in(email, TEST_PASSWORD);
+    f.act(Action::Next).unwrap();
+    f.set("when", "later");
+    f.set("at", "2020-01-01 10:00");
+    f.act(Action::Next).unwrap();
+    let page = f.page();
+    assert_eq!(page["page"], "start");
+    let at = &page["fields"][1];
+    assert!(
+        at["error"].as_str().unwrap().contains("already passed"),
+        "{page}"
+    );
+    assert_eq!(at["required"], true);
+    assert!(f.plugin.wizard_set("when", "sometime").is_err());
+    assert!(
+        f.plugin.wizard_set("password", "x").is_err(),
+        "not on this page"
+    );
+}
+
+#[test]
+fn only_a_super_user_of_an_unconnected_company_opens_the_wizard() {
+    let f = fixture("L-OPEN");
+    assert_eq!(
+        f.plugin.wizard_page().unwrap_err().code,
+        OD_RESULT_BAD_STATE
+    );
+    f.host.set(
+        "user.current",
+        json!({"username": "per", "is_super_user": false, "employee": null}),
+    );
+    let refused = f.plugin.wizard_open().unwrap_err();
+    assert!(refused.message.contains("not a super user"), "{refused:?}");
+    f.host.set(
+        "user.current",
+        json!({"username": "admin", "is_super_user": true, "employee": null}),
+    );
+    f.plugin.wizard_open().unwrap();
+    assert_eq!(
+        f.plugin.wizard_open().unwrap_err().code,
+        OD_RESULT_BAD_STATE
+    );
+    assert_eq!(f.act(Action::Finish).unwrap_err().code, OD_RESULT_BAD_STATE);
+    f.plugin.wizard_close().unwrap();
+    f.plugin.wizard_close().unwrap();
+}
