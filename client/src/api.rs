@@ -117,6 +117,29 @@ pub struct Company {
     pub online_users: u32,
     pub connected_by: ConnectedBy,
     pub created_at: DateTime<Utc>,
+    /// False after a disconnect, until the company is registered again
+    /// (a service that does not say is taken as connected).
+    #[serde(default = "connected_by_default")]
+    pub connected: bool,
+    /// When it was disconnected; `None` while connected.
+    #[serde(default)]
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+fn connected_by_default() -> bool {
+    true
+}
+
+/// `POST /api/v1/companies/{id}/disconnect`: what the service did.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Disconnected {
+    pub company_id: Uuid,
+    /// When the company was disconnected (the first time, if repeated).
+    pub disconnected_at: DateTime<Utc>,
+    /// Records removed by this call (0 when it was disconnected already).
+    pub records_deleted: u64,
+    /// Devices revoked by this call (0 when it was disconnected already).
+    pub devices_revoked: u64,
 }
 
 /// The answer to a registration.
@@ -206,6 +229,20 @@ mod tests {
         .unwrap();
         assert_eq!(me.account.email, "kari@example.com");
         assert_eq!(me.companies[0].name, "Demo AS");
+    }
+
+    #[test]
+    fn a_company_without_a_connection_state_counts_as_connected() {
+        let company: Company = serde_json::from_str(
+            r#"{"id": "0a1c2c1e-8d1a-4c39-9a55-0d7b0c1c1d11", "name": "Demo AS",
+                "registration": {"name": "Demo AS", "street": "s", "postcode": "p", "city": "c",
+                  "country": "n", "phone": "1", "email": "e", "organisation_number": "o"},
+                "licence_number": "L-1", "tier": "standard", "modules": [], "online_users": 5,
+                "connected_by": {"account_id": "6f1c2c1e-8d1a-4c39-9a55-0d7b0c1c1d11", "email": "a@b"},
+                "created_at": "2026-01-02T03:04:05Z"}"#,
+        )
+        .unwrap();
+        assert!(company.connected && company.disconnected_at.is_none());
     }
 
     #[test]

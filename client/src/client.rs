@@ -3,8 +3,8 @@
 
 use crate::api::{
     Accepted, Company, CompanyList, CompanyRegistration, CompanySummary, DeviceCredentials,
-    DeviceInfo, EmailBody, Health, LogInBody, Me, NewDevice, RefreshBody, Registration, Session,
-    SessionToken, Verified, VerifyBody,
+    DeviceInfo, Disconnected, EmailBody, Health, LogInBody, Me, NewDevice, RefreshBody,
+    Registration, Session, SessionToken, Verified, VerifyBody,
 };
 use crate::device::{DeviceSession, DeviceState, EXPIRY_MARGIN};
 use crate::error::{any_cause, body_problem, ClientError, UnreachableCause};
@@ -334,8 +334,59 @@ impl Client {
         self.json_of(&self.send(&call).await?)
     }
 
+    /// `POST /api/v1/companies/{id}/disconnect` (PRODUCT.md §5.8): only the
+    /// Online ID that connected the company ("Connected by"; another super
+    /// user is refused with `forbidden`, naming it). The service deletes the
+    /// company's synchronised data, revokes its devices and closes web
+    /// access to its data; the company and its users are kept. Repeating it
+    /// is harmless (the counts are then 0). Connect again with
+    /// [`Client::register_company`] and a new device.
+    pub async fn disconnect_company(
+        &self,
+        session: &SessionToken,
+        company_id: Uuid,
+    ) -> Result<Disconnected, ClientError> {
+        let call = Call::new(
+            Method::POST,
+            format!("api/v1/companies/{company_id}/disconnect"),
+            Idempotency::Idempotent,
+        )
+        .bearer(&session.0);
+        self.json_of(&self.send(&call).await?)
+    }
+
+    /// `DELETE /api/v1/companies/{id}`: undoes a registration that was never
+    /// used (the connect wizard's finish failed after registering), devices
+    /// included; only "Connected by". A company that was used is refused
+    /// (`is_company_in_use()`: disconnect it instead). A company that is gone
+    /// already (`not_found`, e.g. the answer to an earlier try was lost)
+    /// counts as undone.
+    pub async fn unregister_company(
+        &self,
+        session: &SessionToken,
+        company_id: Uuid,
+    ) -> Result<(), ClientError> {
+        let call = Call::new(
+            Method::DELETE,
+            format!("api/v1/companies/{company_id}"),
+            Idempotency::Idempotent,
+        )
+        .bearer(&session.0);
+        match self.send(&call).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some("not_found") => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `POST /api/v1/companies/{id}/devices`: makes this computer a device
     /// of the company and returns its tokens (store them safely, G8).
+    ///
+    /// Also **Update connection**: for a computer registered before, the
+    /// new device replaces the old one (whose tokens stop working) and goes
+    /// on where it was: the same lease, its acknowledged cursor, its earlier
+    /// pushes still left out of pulls. A disconnected company is refused
+    /// (`is_company_not_connected()`: register it again first).
     pub async fn create_device(
         &self,
         session: &SessionToken,

@@ -14,6 +14,11 @@
 //!   [`Client::push`], [`Client::changes`], …): typed bodies, gzip for
 //!   large pushes, long-poll pulls, pushes retried under their idempotency
 //!   key.
+//! - The connection's life: [`Client::disconnect_company`],
+//!   [`Client::unregister_company`] (undo a registration never used), Update
+//!   connection ([`Client::create_device`] for the same computer), and the
+//!   host marker of restore detection ([`Client::push_with_host_position`],
+//!   [`Client::set_host_marker`], [`SyncStatus::host`]).
 //! - [`Secret`]: passwords and tokens print as `[REDACTED]` and are zeroed
 //!   when dropped.
 //!
@@ -31,8 +36,8 @@ mod sync;
 
 pub use api::{
     Accepted, Account, Company, CompanyRegistration, CompanySummary, ConnectedBy,
-    DeviceCredentials, DeviceInfo, Health, Me, NewDevice, Registration, RegistrationData, Session,
-    SessionToken,
+    DeviceCredentials, DeviceInfo, Disconnected, Health, Me, NewDevice, Registration,
+    RegistrationData, Session, SessionToken,
 };
 pub use client::{Client, ClientConfig, ConfigError};
 pub use device::DeviceSession;
@@ -42,7 +47,7 @@ pub use secret::Secret;
 pub use service_url::{ServiceUrl, ServiceUrlError};
 pub use sync::{
     Change, ChangeOp, ChangesPage, Conflict, Direction, EntityChecksum, EntityCounts, EntityDef,
-    FieldDef, FieldType, Fields, Lease, LeaseState, OnlineAccess, PushAnswer, PushMode,
+    FieldDef, FieldType, Fields, HostMarker, Lease, LeaseState, OnlineAccess, PushAnswer, PushMode,
     PushRequest, PushResult, RemoteChange, Schema, SchemaStored, SyncStatus, GZIP_THRESHOLD,
     MAX_WAIT,
 };

@@ -28,6 +28,7 @@ const MAX_CHANGES_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 const X_FENCING: HeaderName = HeaderName::from_static("x-fencing");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const X_HOST_POSITION: HeaderName = HeaderName::from_static("x-host-position");
 
 // --- Lease --------------------------------------------------------------------------
 
@@ -100,7 +101,20 @@ pub struct SyncStatus {
     /// Whether a schema has been stored.
     pub schema: bool,
     pub lease: LeaseState,
+    /// The host marker of restore detection (docs/SYNC_PROTOCOL.md §9).
+    #[serde(default)]
+    pub host: HostMarker,
     pub entities: Vec<EntityCounts>,
+}
+
+/// What the service keeps of the host for restore detection
+/// (docs/SYNC_PROTOCOL.md §9): the newest host change-log position pushed
+/// (or set) and the plugin's generation marker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostMarker {
+    pub position: Option<u64>,
+    /// Opaque to the service; 1 to 200 characters, one line.
+    pub generation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -190,6 +204,25 @@ impl ClientError {
         self.is_refused_with("schema_missing")
     }
 
+    /// The push's host position is behind the newest one pushed before:
+    /// the company database was restored (docs/SYNC_PROTOCOL.md §9).
+    /// Synchronisation must stop until Update connection reconciles.
+    pub fn is_host_restored(&self) -> bool {
+        self.is_refused_with("host_restored")
+    }
+
+    /// The company was disconnected: nothing of its data is online and no
+    /// device can be made until it is registered again.
+    pub fn is_company_not_connected(&self) -> bool {
+        self.is_refused_with("company_not_connected")
+    }
+
+    /// The registration cannot be undone: the company was used (data
+    /// synchronised, or other users). Disconnect it instead.
+    pub fn is_company_in_use(&self) -> bool {
+        self.is_refused_with("company_in_use")
+    }
+
     fn is_refused_with(&self, wanted: &str) -> bool {
         matches!(self, ClientError::Refused { code, .. } if code == wanted)
     }
@@ -239,6 +272,42 @@ impl Client {
         idempotency_key: &str,
         request: &PushRequest,
     ) -> Result<PushAnswer, ClientError> {
+        self.push_inner(device, fencing, idempotency_key, request, None)
+            .await
+    }
+
+    /// [`Client::push`] that also tells the service the host change-log
+    /// position this batch reaches (`X-Host-Position`,
+    /// docs/SYNC_PROTOCOL.md §9): the service keeps the newest, and refuses
+    /// a push behind it (`is_host_restored()`, nothing applied) — after
+    /// the fence and the idempotency key, so a batch sent again still gets
+    /// its stored answer.
+    pub async fn push_with_host_position(
+        &self,
+        device: &DeviceSession,
+        fencing: u64,
+        idempotency_key: &str,
+        request: &PushRequest,
+        host_position: u64,
+    ) -> Result<PushAnswer, ClientError> {
+        self.push_inner(
+            device,
+            fencing,
+            idempotency_key,
+            request,
+            Some(host_position),
+        )
+        .await
+    }
+
+    async fn push_inner(
+        &self,
+        device: &DeviceSession,
+        fencing: u64,
+        idempotency_key: &str,
+        request: &PushRequest,
+        host_position: Option<u64>,
+    ) -> Result<PushAnswer, ClientError> {
         let key = idempotency_header(idempotency_key)?;
         // Straight from the typed request; it has only strings, numbers and
         // JSON values, so serialising cannot fail.
@@ -255,6 +324,9 @@ impl Client {
             .body(body);
         if gzip {
             call = call.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if let Some(position) = host_position {
+            call = call.header(X_HOST_POSITION, HeaderValue::from(position));
         }
         self.json_of(&self.send_as_device(device, &mut call).await?)
     }
@@ -299,6 +371,23 @@ impl Client {
         Ok(self
             .json_of::<CursorBody>(&self.send_as_device(device, &mut call).await?)?
             .cursor)
+    }
+
+    /// `PUT /api/v1/sync/host` under the lease `fencing`: replaces the
+    /// company's host marker (the position may go down) — at the start of
+    /// a first sync, and when Update connection has reconciled a restored
+    /// host (docs/SYNC_PROTOCOL.md §9). Answers the marker as stored.
+    pub async fn set_host_marker(
+        &self,
+        device: &DeviceSession,
+        fencing: u64,
+        marker: &HostMarker,
+    ) -> Result<HostMarker, ClientError> {
+        // Setting the same values again changes nothing.
+        let mut call = Call::new(Method::PUT, "api/v1/sync/host", Idempotency::Idempotent)
+            .header(X_FENCING, fencing_header(fencing))
+            .json(marker);
+        self.json_of(&self.send_as_device(device, &mut call).await?)
     }
 
     /// `GET /api/v1/sync/status`.
@@ -397,6 +486,10 @@ mod tests {
         assert!(!refused("lease_held").is_stale_fencing());
         assert!(refused("stale_fencing").is_stale_fencing());
         assert!(refused("schema_missing").is_schema_missing());
+        assert!(refused("host_restored").is_host_restored());
+        assert!(refused("company_not_connected").is_company_not_connected());
+        assert!(refused("company_in_use").is_company_in_use());
+        assert!(!refused("company_in_use").is_company_not_connected());
         assert!(!ClientError::Auth {
             code: "stale_fencing".into(),
             message: "x".into()
