@@ -1864,3 +1864,113 @@ fn sync_free_functions_ignore_what_they_do_not_own() {
     assert_fresh_status(&instance.sync_status().expect("usable"), "afterwards");
     instance.sync_history().expect("usable");
 }
+
+/// (ABI 1.2) The connect wizard's exports with bad input: NULL and stale
+/// handles, NULL outputs and strings, invalid UTF-8, huge strings, unknown
+/// actions and fields; each returns its documented code, and the wizard
+/// and the plugin stay usable. A password set is never on a page.
+#[test]
+fn wizard_exports_refuse_bad_input() {
+    let api = api();
+    let (open, page, set, action, close) = (
+        api.plugin_wizard_open.expect("open"),
+        api.plugin_wizard_page.expect("page"),
+        api.plugin_wizard_set.expect("set"),
+        api.plugin_wizard_action.expect("action"),
+        api.plugin_wizard_close.expect("close"),
+    );
+    let text_free = api.text_free.expect("text_free");
+    let host = TestHost::complete();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let instance = instance_in(&host, dir.path());
+    let handle = instance.handle();
+    let read_page = || -> String {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: a live handle and a writable output.
+        assert_eq!(unsafe { page(handle, &mut out) }, OD_RESULT_OK);
+        // SAFETY: the text just made.
+        let json = unsafe { CStr::from_ptr((*out).text) }
+            .to_str()
+            .expect("UTF-8")
+            .to_owned();
+        // SAFETY: the text just made.
+        unsafe { text_free(out) };
+        json
+    };
+    // SAFETY (every call below): the pointers are NULL, made up, or valid
+    // as the export documents.
+    unsafe {
+        for code in [
+            open(std::ptr::null_mut()),
+            action(std::ptr::null_mut(), OD_WIZARD_NEXT),
+            close(std::ptr::null_mut()),
+        ] {
+            assert_eq!(code, OD_RESULT_NULL_ARGUMENT);
+        }
+        let made_up = 0x7777_0001usize as *mut od_plugin;
+        assert_eq!(open(made_up), OD_RESULT_INVALID_HANDLE);
+        assert_eq!(close(made_up), OD_RESULT_INVALID_HANDLE);
+        let mut out = std::ptr::null_mut();
+        assert_eq!(page(made_up, &mut out), OD_RESULT_INVALID_HANDLE);
+        assert!(out.is_null());
+        // Nothing open yet.
+        assert_eq!(page(handle, &mut out), OD_RESULT_BAD_STATE);
+        assert!(out.is_null());
+        assert!(
+            instance.errmsg().contains("not open"),
+            "{}",
+            instance.errmsg()
+        );
+        assert_eq!(action(handle, OD_WIZARD_NEXT), OD_RESULT_BAD_STATE);
+        assert_eq!(close(handle), OD_RESULT_OK, "closing nothing is fine");
+
+        assert_eq!(open(handle), OD_RESULT_OK);
+        assert_eq!(open(handle), OD_RESULT_BAD_STATE, "open already");
+        assert_eq!(page(handle, std::ptr::null_mut()), OD_RESULT_NULL_ARGUMENT);
+        for bad in [0, 7, 99, u32::MAX] {
+            assert_eq!(action(handle, bad), OD_RESULT_INVALID_ARGUMENT, "{bad}");
+        }
+        assert_eq!(action(handle, OD_WIZARD_FINISH), OD_RESULT_BAD_STATE);
+        assert_eq!(action(handle, OD_WIZARD_BACK), OD_RESULT_BAD_STATE);
+        let email = c"email";
+        let value = c"kari@example.com";
+        assert_eq!(
+            set(handle, std::ptr::null(), value.as_ptr()),
+            OD_RESULT_NULL_ARGUMENT
+        );
+        assert_eq!(
+            set(handle, email.as_ptr(), std::ptr::null()),
+            OD_RESULT_NULL_ARGUMENT
+        );
+        let invalid = b"\xff\xfe\0";
+        assert_eq!(
+            set(handle, email.as_ptr(), invalid.as_ptr().cast()),
+            OD_RESULT_INVALID_UTF8
+        );
+        let mut huge = long_string(MEBIBYTE);
+        huge.push(0);
+        assert_eq!(
+            set(handle, email.as_ptr(), huge.as_ptr().cast()),
+            OD_RESULT_STRING_TOO_LONG
+        );
+        // The prerequisites page has no fields.
+        assert_eq!(
+            set(handle, email.as_ptr(), value.as_ptr()),
+            OD_RESULT_INVALID_ARGUMENT
+        );
+    }
+    let json = read_page();
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(parsed["page"], "prerequisites");
+    assert_eq!(parsed["steps"], 6);
+    assert_eq!(parsed["actions"]["cancel"], true);
+    // SAFETY: a live handle.
+    unsafe {
+        assert_eq!(action(handle, OD_WIZARD_CANCEL), OD_RESULT_OK);
+        assert_eq!(close(handle), OD_RESULT_OK);
+        assert_eq!(page(handle, &mut std::ptr::null_mut()), OD_RESULT_BAD_STATE);
+    }
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert_eq!(host.user_data_frees(), 1);
+    assert_usable();
+}

@@ -438,3 +438,59 @@ fn void_and_value_exports_return_safely() {
     assert_eq!(sync_instance.free(), OD_RESULT_OK);
     assert_eq!(sync_host.user_data_frees(), 1);
 }
+
+/// (ABI 1.2) The connect wizard's exports: each panics, answers
+/// `OD_RESULT_PANIC` naming itself, and works again afterwards.
+#[test]
+fn wizard_exports_on_a_handle_report_the_panic_on_the_handle() {
+    let _turn = TURN.lock();
+    let service = ClosedPort::new();
+    let host = TestHost::complete();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let instance = instance_in(&host, &service, dir.path());
+    let api = plugin().api();
+    let handle = instance.handle();
+    let field = CString::new("email").expect("no NUL");
+    let value = CString::new("kari@example.com").expect("no NUL");
+    let calls: [(&str, &dyn Fn() -> od_result); 5] = [
+        // SAFETY (all): a live handle, valid strings, writable outputs.
+        ("od_plugin_wizard_open", &|| unsafe {
+            api.plugin_wizard_open.unwrap()(handle)
+        }),
+        ("od_plugin_wizard_page", &|| {
+            let mut out = std::ptr::null_mut();
+            let code = unsafe { api.plugin_wizard_page.unwrap()(handle, &mut out) };
+            assert_eq!(
+                out.is_null(),
+                code != OD_RESULT_OK,
+                "output only on success"
+            );
+            unsafe { api.text_free.unwrap()(out) };
+            code
+        }),
+        ("od_plugin_wizard_action", &|| unsafe {
+            api.plugin_wizard_action.unwrap()(handle, OD_WIZARD_BACK)
+        }),
+        ("od_plugin_wizard_set", &|| unsafe {
+            api.plugin_wizard_set.unwrap()(handle, field.as_ptr(), value.as_ptr())
+        }),
+        ("od_plugin_wizard_close", &|| unsafe {
+            api.plugin_wizard_close.unwrap()(handle)
+        }),
+    ];
+    for (export, call) in calls {
+        {
+            let _panic = Injection::start(export);
+            assert_eq!(call(), OD_RESULT_PANIC, "{export}");
+            assert_panic_message(&instance.errmsg(), export);
+        }
+        assert_ne!(call(), OD_RESULT_PANIC, "{export} works again");
+    }
+    // SAFETY: a live handle.
+    unsafe {
+        assert_eq!(api.plugin_wizard_close.unwrap()(handle), OD_RESULT_OK);
+        assert_eq!(api.plugin_wizard_open.unwrap()(handle), OD_RESULT_OK);
+    }
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert_eq!(host.user_data_frees(), 1);
+}
