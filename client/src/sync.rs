@@ -373,10 +373,11 @@ impl Client {
             .cursor)
     }
 
-    /// `PUT /api/v1/sync/host` under the lease `fencing`: replaces the
-    /// company's host marker (the position may go down) — at the start of
-    /// a first sync, and when Update connection has reconciled a restored
-    /// host (docs/SYNC_PROTOCOL.md §9). Answers the marker as stored.
+    /// `PUT /api/v1/sync/host` under the lease `fencing`: sets the
+    /// company's host marker (docs/SYNC_PROTOCOL.md §9) — a value given
+    /// replaces the stored one (the position may go down, when Update
+    /// connection has reconciled a restored host), `None` keeps it (a new
+    /// generation alone). Answers the marker as stored.
     pub async fn set_host_marker(
         &self,
         device: &DeviceSession,

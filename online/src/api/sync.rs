@@ -450,9 +450,10 @@ impl From<HostMarker> for HostMarkerView {
     }
 }
 
-/// Set the company's host marker (docs/SYNC_PROTOCOL.md §9): at the start
-/// of a first sync, and when Update connection has reconciled a restored
-/// host. Replaces both values; the position may go down. Needs the lease.
+/// Set the company's host marker (docs/SYNC_PROTOCOL.md §9): a new
+/// generation (first sync, rotation), and the position when Update
+/// connection has reconciled a restored host. A value given replaces the
+/// stored one (the position may go down); null keeps it. Needs the lease.
 #[utoipa::path(
     put, path = "/api/v1/sync/host", operation_id = "put_host_marker", tag = "Sync",
     security(("bearer" = [])),

@@ -365,8 +365,9 @@ pub trait Store: Send + Sync + 'static {
         request: PushRequest,
         host_position: Option<i64>,
     ) -> StoreResult<PushOutcome>;
-    /// Replaces the company's host marker (docs/SYNC_PROTOCOL.md §9): the
-    /// position may go down (after a restore was reconciled).
+    /// Sets the company's host marker (docs/SYNC_PROTOCOL.md §9): each
+    /// value given replaces the stored one (the position may go down, after
+    /// a restore was reconciled); a `None` keeps it.
     async fn set_host_marker(
         &self,
         company_id: Uuid,

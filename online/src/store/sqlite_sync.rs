@@ -513,7 +513,9 @@ pub(super) fn set_host_marker(
     }
     let company_text = company.to_string();
     transaction.execute(
-        "UPDATE sync_state SET host_position = ?2, host_generation = ?3 WHERE company_id = ?1",
+        "UPDATE sync_state SET host_position = COALESCE(?2, host_position),
+           host_generation = COALESCE(?3, host_generation)
+         WHERE company_id = ?1",
         params![company_text, marker.position, marker.generation],
     )?;
     Ok(Fenced::Done(host_marker(transaction, &company_text)?))

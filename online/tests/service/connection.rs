@@ -719,6 +719,12 @@ fn update_connection_sets_the_host_marker_after_a_restore_was_reconciled() {
         200
     );
     assert_eq!(status(&server, &device)["host"]["position"], 13);
+    // A new generation alone (the plugin's rotation) keeps the position.
+    let rotated = put(fencing, &json!({"position": null, "generation": "gen-3"}));
+    assert_eq!(
+        rotated.json(),
+        json!({"position": 13, "generation": "gen-3"})
+    );
 
     assert_error(
         &put(fencing + 1, &json!({"position": 1, "generation": "x"})),
