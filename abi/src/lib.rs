@@ -586,9 +586,8 @@ pub struct od_plugin_api {
         ) -> od_result,
     >,
     /// (ABI 1.2) See `od_plugin_wizard_action`.
-    pub plugin_wizard_action: Option<
-        unsafe extern "C" fn(plugin: *mut od_plugin, action: od_wizard_action) -> od_result,
-    >,
+    pub plugin_wizard_action:
+        Option<unsafe extern "C" fn(plugin: *mut od_plugin, action: od_wizard_action) -> od_result>,
     /// (ABI 1.2) See `od_plugin_wizard_close`.
     pub plugin_wizard_close: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
 }
