@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::db::company::{CompanyDb, RegistrationField};
-use crate::db::system::Company;
+use crate::db::system::{Company, OnlineConnection};
 use crate::error::HostError;
 use crate::installation::Installation;
 use crate::sync::{self, data};
@@ -21,8 +21,10 @@ use crate::sync::{self, data};
 pub const HOST_NAME: &str = "Host Simulator";
 
 /// Every method [`handle`] answers.
-pub const METHODS: [&str; 17] = [
+pub const METHODS: [&str; 19] = [
     "host.info",
+    "system.identity",
+    "connection.record",
     "licence.documents",
     "system.bindings",
     "system.companies",
@@ -120,6 +122,46 @@ pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Val
                 .map(|d| d.document)
                 .collect();
             Ok(json!({ "documents": documents }))
+        }
+        "system.identity" => Ok(json!({ "id": system.database_id()? })),
+        "connection.record" => {
+            let p = Params { method, params };
+            let text = |name: &str| -> Result<String, ChannelError> {
+                p.get(name)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        p.invalid(&format!(
+                            "\u{201c}{name}\u{201d} must be a non-empty string"
+                        ))
+                    })
+            };
+            let company_id = text("company_id")?;
+            let connection = OnlineConnection {
+                online_company_id: text("online_company_id")?,
+                service_url: text("service_url")?,
+                connected_by: text("connected_by")?,
+                connected_at: text("connected_at")?,
+                company_id,
+            };
+            // Part of the record; the host keeps no column for it (the
+            // company's binding names the licence already).
+            text("licence_number")?;
+            let computer_id = text("computer_id")?;
+            let company = current_company(&installation, context)?;
+            if connection.company_id != company.id {
+                return Err(p.invalid(&format!(
+                    "the company {} is not the company database the program has open",
+                    connection.company_id
+                )));
+            }
+            if !system.computers()?.iter().any(|c| c.id == computer_id) {
+                return Err(p.invalid(&format!("no installed computer has the id {computer_id}")));
+            }
+            system.record_online_connection(&connection)?;
+            Ok(json!({}))
         }
         "system.bindings" => {
             let bindings: Vec<Value> = system
@@ -729,6 +771,115 @@ mod tests {
                 "users": [{ "username": "reception", "computer": "OFFICE-SERVER" }],
                 "integrations": [],
             })
+        );
+    }
+
+    #[test]
+    fn system_identity_is_stable() {
+        let fixture = Fixture::new();
+        let first = fixture.ask(&fixture.admin(), "system.identity");
+        let id = first["id"].as_str().expect("id is text");
+        assert_eq!(id.len(), 36, "{first}");
+        assert_eq!(fixture.ask(&fixture.admin(), "system.identity"), first);
+        assert_eq!(fixture.installation.system().database_id().unwrap(), id);
+    }
+
+    fn record_params(context: &HostContext) -> Value {
+        json!({
+            "company_id": context.company_id,
+            "online_company_id": "0190b2a4-0000-7000-8000-000000000001",
+            "service_url": "https://online.example",
+            "connected_by": "kari@example.com",
+            "connected_at": "2026-03-31T10:00:00Z",
+            "licence_number": "OD-1",
+            "computer_id": context.computer_id,
+        })
+    }
+
+    #[test]
+    fn connection_record_marks_the_company_connected() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        let params = record_params(&context);
+        assert_eq!(
+            handle(&context, "connection.record", &params).unwrap(),
+            json!({})
+        );
+        let system = fixture.installation.system();
+        let connection = system
+            .online_connection(&context.company_id)
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(connection.service_url, "https://online.example");
+        assert_eq!(connection.connected_by, "kari@example.com");
+        assert_eq!(connection.connected_at, "2026-03-31T10:00:00Z");
+        assert_eq!(
+            connection.online_company_id,
+            "0190b2a4-0000-7000-8000-000000000001"
+        );
+        assert!(
+            system
+                .company(&context.company_id)
+                .unwrap()
+                .unwrap()
+                .online_desktop_connected
+        );
+        let companies = fixture.ask(&context, "system.companies");
+        assert!(companies["companies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |c| c["id"] == context.company_id.as_str() && c["online_desktop_connected"] == true
+            ));
+    }
+
+    #[test]
+    fn connection_record_refuses_incomplete_or_foreign_records() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        let good = record_params(&context);
+        let broken = |key: &str, value: Value| {
+            let mut params = good.clone();
+            params[key] = value;
+            handle(&context, "connection.record", &params).unwrap_err()
+        };
+        for key in [
+            "company_id",
+            "online_company_id",
+            "service_url",
+            "connected_by",
+        ] {
+            assert!(matches!(
+                broken(key, Value::Null),
+                ChannelError::InvalidParams(_)
+            ));
+        }
+        let error = broken("company_id", json!("someone-else"));
+        assert!(
+            error.to_string().contains("not the company database"),
+            "{error}"
+        );
+        let error = broken("computer_id", json!("nowhere"));
+        assert!(
+            error.to_string().contains("no installed computer"),
+            "{error}"
+        );
+        assert!(matches!(
+            broken("licence_number", json!("")),
+            ChannelError::InvalidParams(_)
+        ));
+        let system = fixture.installation.system();
+        assert!(system
+            .online_connection(&context.company_id)
+            .unwrap()
+            .is_none());
+        assert!(
+            !system
+                .company(&context.company_id)
+                .unwrap()
+                .unwrap()
+                .online_desktop_connected
         );
     }
 
