@@ -15,7 +15,7 @@ use crate::host::ConnectionRecord;
 use crate::sync::connection::Connection;
 use chrono::{SecondsFormat, Utc};
 use od_abi::*;
-use od_client::{ClientError, DeviceCredentials, DeviceSession, NewDevice, SessionToken};
+use od_client::{ClientError, DeviceCredentials, DeviceSession, NewDevice, SessionToken, Uuid};
 use std::sync::Arc;
 
 /// What the finish needs from the pages.
@@ -142,11 +142,11 @@ async fn connect(wizard: &Wizard, request: &Request) -> Result<super::Connected,
         .map_err(|e| registration_failure(&e))?;
     let company = registered.company;
     if cancel_requested(wizard) {
-        note_left_registered(&company.id.to_string(), registered.created);
+        take_back_registration(wizard, request, company.id, registered.created).await;
         return Err(Stop::Cancelled);
     }
 
-    let credentials = env
+    let device = env
         .client
         .create_device(
             &request.token,
@@ -156,15 +156,18 @@ async fn connect(wizard: &Wizard, request: &Request) -> Result<super::Connected,
                 computer_name: data.computer.name.clone(),
             },
         )
-        .await
-        .map_err(|e| {
-            note_left_registered(&company.id.to_string(), registered.created);
-            failed(
+        .await;
+    let credentials = match device {
+        Ok(credentials) => credentials,
+        Err(e) => {
+            take_back_registration(wizard, request, company.id, registered.created).await;
+            return Err(failed(
                 Page::Finish,
                 e.status_code(),
                 format!("The online service did not accept this computer: {e}"),
-            )
-        })?;
+            ));
+        }
+    };
 
     // From here on a cancel comes too late; before it, undo.
     let cancelled = {
@@ -177,7 +180,7 @@ async fn connect(wizard: &Wizard, request: &Request) -> Result<super::Connected,
     };
     if cancelled {
         undo(wizard, &credentials, false).await;
-        note_left_registered(&company.id.to_string(), registered.created);
+        take_back_registration(wizard, request, company.id, registered.created).await;
         return Err(Stop::Cancelled);
     }
 
@@ -201,7 +204,7 @@ async fn connect(wizard: &Wizard, request: &Request) -> Result<super::Connected,
     drop(connection);
     if let Err(stop) = committed {
         undo(wizard, &credentials, true).await;
-        note_left_registered(&company.id.to_string(), registered.created);
+        take_back_registration(wizard, request, company.id, registered.created).await;
         return Err(stop);
     }
     if let Err(e) = env.client.log_out(&request.token).await {
@@ -279,13 +282,25 @@ async fn undo(wizard: &Wizard, credentials: &DeviceCredentials, local: bool) {
     }
 }
 
-/// The service cannot take back a registration: say so in the log.
-fn note_left_registered(online_company_id: &str, created: bool) {
-    if created {
-        tracing::warn!(
-            company = online_company_id,
-            "the company stays registered online without a device (the service offers no way to take a \
-             registration back); finishing again with the same Online ID continues with it"
-        );
+/// Takes back a registration this finish made (`DELETE` of a company never
+/// used, devices included), so that a failed or cancelled finish leaves
+/// nothing half-registered online. A company that existed before (connected
+/// again after a disconnect) is left as it was.
+async fn take_back_registration(wizard: &Wizard, request: &Request, company: Uuid, created: bool) {
+    if !created {
+        return;
+    }
+    match wizard
+        .env
+        .client
+        .unregister_company(&request.token, company)
+        .await
+    {
+        Ok(()) => tracing::info!(%company, "the registration made by the wizard was taken back"),
+        Err(e) => tracing::error!(
+            %company,
+            "the registration made by the wizard could not be taken back: {e}; finishing again \
+             with the same Online ID continues with it"
+        ),
     }
 }
