@@ -1,10 +1,13 @@
 //! The plugin from C: the header compiles (twice, as C99, C11 and C++11)
 //! and agrees with od-abi on every size, offset and constant; the C host
-//! `tests/c/host.c` drives the built plugin through the header alone; and it
-//! does so without memory errors or leaks under valgrind.
+//! `tests/c/host.c` drives the built plugin through the header alone; the
+//! C host `tests/c/wizard.c` connects a company with the connect wizard
+//! against the real online service and runs the first synchronisation;
+//! and both do so without memory errors or leaks under valgrind.
 #![cfg(unix)]
 
 use od_abi::*;
+use od_online::testing::{licence as online_licence, sign_licence, TestServer, TEST_PASSWORD};
 use od_tests::fixtures;
 use od_tests::net::ClosedPort;
 use od_tests::paths::{header_path, workspace_root};
@@ -375,9 +378,15 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
 
 /// The C host, built into `dir`.
 fn build_c_host(dir: &Path) -> PathBuf {
-    let exe = dir.join("od-c-host");
+    build_c_program(dir, "host.c", "od-c-host")
+}
+
+/// `tests/c/<source>` built into `dir/<name>`, C11 with every warning an
+/// error, linked with pthreads (and libdl).
+fn build_c_program(dir: &Path, source: &str, name: &str) -> PathBuf {
+    let exe = dir.join(name);
     let include = format!("-I{}", path(&include_dir()));
-    let source = c_dir().join("host.c");
+    let source = c_dir().join(source);
     let mut args = vec![
         "-std=c11",
         "-g",
@@ -592,22 +601,27 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// Without valgrind the test passes with a note, except on CI (env `CI`),
-/// where valgrind is required. No suppressions are needed: Rust's std,
-/// tokio and the plugin leave nothing definitely lost once the plugin is
-/// freed.
-#[test]
-fn the_c_host_is_clean_under_valgrind() {
-    if !on_path("valgrind") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "valgrind is required on CI (install it: apt-get install valgrind)"
-        );
-        eprintln!("valgrind is not installed: skipping the memory check");
-        return;
+/// Whether valgrind can run; without it a test passes with a note, except
+/// on CI (env `CI`), where valgrind is required.
+fn valgrind_available() -> bool {
+    if on_path("valgrind") {
+        return true;
     }
-    let setup = setup();
-    let output = Command::new("valgrind")
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "valgrind is required on CI (install it: apt-get install valgrind)"
+    );
+    eprintln!("valgrind is not installed: skipping the memory check");
+    false
+}
+
+/// `command` under valgrind's memcheck; asserts that it succeeded with no
+/// error and nothing definitely lost. No suppressions are needed: Rust's
+/// std, tokio and the plugin leave nothing definitely lost once the plugin
+/// is freed.
+fn run_under_valgrind(exe: &Path, configure: impl FnOnce(&mut Command)) -> (Output, String) {
+    let mut command = Command::new("valgrind");
+    command
         .args([
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",
@@ -615,10 +629,9 @@ fn the_c_host_is_clean_under_valgrind() {
             "--error-exitcode=99",
             "--track-origins=yes",
         ])
-        .arg(&setup.exe)
-        .args(setup.args())
-        .output()
-        .expect("run valgrind");
+        .arg(exe);
+    configure(&mut command);
+    let output = command.output().expect("run valgrind");
     let context = describe(&output);
     println!("{context}");
     assert!(output.status.success(), "{context}");
@@ -628,9 +641,207 @@ fn the_c_host_is_clean_under_valgrind() {
         !stderr.contains("definitely lost: ") || stderr.contains("definitely lost: 0 bytes"),
         "{context}"
     );
+    (output, context)
+}
+
+#[test]
+fn the_c_host_is_clean_under_valgrind() {
+    if !valgrind_available() {
+        return;
+    }
+    let setup = setup();
+    let (output, context) = run_under_valgrind(&setup.exe, |command| {
+        command.args(setup.args());
+    });
     assert_expected_output(
         &String::from_utf8_lossy(&output.stdout),
         &setup.service.url(),
         &context,
     );
+}
+
+// --- The connect wizard from C (ABI 1.2) ------------------------------------
+
+/// What `tests/c/wizard.c` answers as its company (its `LICENCE_NUMBER`).
+const WIZARD_LICENCE_NUMBER: &str = "OD-C-WIZARD-1";
+const WIZARD_EMAIL: &str = "kari@nordlys.example";
+
+/// The real online service with a verified Online ID, the wizard host
+/// built, its licence bound to the host's company, an empty data folder.
+struct WizardSetup {
+    server: TestServer,
+    exe: PathBuf,
+    licence: PathBuf,
+    data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn wizard_setup() -> WizardSetup {
+    let server = TestServer::start();
+    server.create_online_id(WIZARD_EMAIL, TEST_PASSWORD);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let exe = build_c_program(dir.path(), "wizard.c", "od-c-wizard");
+    let licence = dir.path().join("licence.odl");
+    std::fs::write(
+        &licence,
+        sign_licence(&online_licence(WIZARD_LICENCE_NUMBER)),
+    )
+    .expect("write the licence");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("the data folder");
+    WizardSetup {
+        server,
+        exe,
+        licence,
+        data_dir,
+        _dir: dir,
+    }
+}
+
+impl WizardSetup {
+    /// The wizard host's arguments and environment on `command`.
+    fn configure(&self, command: &mut Command) {
+        command
+            .args([
+                path(plugin().path()),
+                path(&self.licence),
+                self.server.base_url(),
+                path(&self.data_dir),
+                WIZARD_EMAIL,
+            ])
+            .env("OD_ONLINE_ID_PASSWORD", TEST_PASSWORD);
+    }
+
+    /// Checks what the wizard host printed, and that the company's
+    /// contacts are online for the Online ID that connected it.
+    fn assert_connected(&self, stdout: &str, context: &str) {
+        let lines: Vec<&str> = stdout.lines().collect();
+        let pages: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("page "))
+            .collect();
+        assert_eq!(
+            pages,
+            [
+                "prerequisites",
+                "welcome",
+                "online_id",
+                "company",
+                "start",
+                "finish"
+            ],
+            "{context}"
+        );
+        let line = |prefix: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no line {prefix:?}\n{context}"))
+        };
+        assert_eq!(
+            line("online_id e-mail suggested: "),
+            WIZARD_EMAIL,
+            "{context}"
+        );
+        let wrong = line("wrong password: page ");
+        assert!(
+            wrong.starts_with("online_id, password error: ") && wrong.len() > 30,
+            "{wrong}\n{context}"
+        );
+        // Both logins ran in the background: busy, then the event.
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| **l == "logging in: busy true")
+                .count(),
+            2,
+            "{context}"
+        );
+        let events: usize = line("wizard changed events: ").parse().expect("a count");
+        assert!(
+            events >= 3,
+            "two logins and the finish: {events}\n{context}"
+        );
+        assert_eq!(line("finish: "), "done true, error (none)", "{context}");
+        assert_eq!(
+            line("summary: "),
+            "connected, first sync done, sync.block 1, sync.unblock 1",
+            "{context}"
+        );
+        assert!(line("first sync done: state ").ends_with("error (none)"));
+        assert!(lines.contains(&"sync stopped"), "{context}");
+        assert!(lines.contains(&"plugin freed"), "{context}");
+        assert!(
+            !stdout.contains(TEST_PASSWORD),
+            "the password was printed\n{context}"
+        );
+        assert_eq!(lines.last(), Some(&"all expectations held"), "{context}");
+
+        let recorded: serde_json::Value =
+            serde_json::from_str(line("connection.record 1 time(s): "))
+                .unwrap_or_else(|e| panic!("connection.record's parameters: {e}\n{context}"));
+        assert_eq!(recorded["company_id"], "c-wizard-company-1", "{recorded}");
+        assert_eq!(recorded["connected_by"], WIZARD_EMAIL, "{recorded}");
+        assert_eq!(recorded["licence_number"], WIZARD_LICENCE_NUMBER);
+        assert_eq!(recorded["computer_id"], "pc-1");
+        assert_eq!(recorded["service_url"], self.server.base_url());
+        let online_company = recorded["online_company_id"]
+            .as_str()
+            .expect("the online company id");
+
+        let session = self.server.log_in(WIZARD_EMAIL, TEST_PASSWORD);
+        let answer = self
+            .server
+            .get(&format!(
+                "/api/v1/companies/{online_company}/records/contacts"
+            ))
+            .bearer(&session.token)
+            .send();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let mut names: Vec<String> = answer.json()["records"]
+            .as_array()
+            .expect("a list of records")
+            .iter()
+            .map(|r| r["fields"]["name"].as_str().expect("a name").to_owned())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["Fjellheim AS", "Kystlinje AS", "Nordlys ANS"]);
+        let stored = std::fs::read_to_string(self.data_dir.join("connection.json"))
+            .expect("connection.json");
+        assert!(!stored.contains(TEST_PASSWORD));
+    }
+}
+
+#[test]
+fn the_c_host_connects_the_company_with_the_wizard_and_syncs() {
+    let setup = wizard_setup();
+    let mut command = Command::new(&setup.exe);
+    setup.configure(&mut command);
+    let output = command.output().expect("run the wizard host");
+    let context = describe(&output);
+    println!("{context}");
+    assert!(output.status.success(), "{context}");
+    setup.assert_connected(&String::from_utf8_lossy(&output.stdout), &context);
+}
+
+#[test]
+fn the_c_wizard_host_refuses_to_run_without_its_inputs() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let exe = build_c_program(dir.path(), "wizard.c", "od-c-wizard");
+    let output = Command::new(&exe)
+        .env_remove("OD_ONLINE_ID_PASSWORD")
+        .args(["a", "b", "c", "d", "e"])
+        .output()
+        .expect("run the wizard host");
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+}
+
+#[test]
+fn the_c_wizard_host_is_clean_under_valgrind() {
+    if !valgrind_available() {
+        return;
+    }
+    let setup = wizard_setup();
+    let (output, context) = run_under_valgrind(&setup.exe, |command| setup.configure(command));
+    setup.assert_connected(&String::from_utf8_lossy(&output.stdout), &context);
 }
