@@ -133,6 +133,7 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
         ("od_check_flags", size_of::<od_check_flags>()),
         ("od_sync_flags", size_of::<od_sync_flags>()),
         ("od_sync_state", size_of::<od_sync_state>()),
+        ("od_wizard_action", size_of::<od_wizard_action>()),
     ] {
         lines.push(format!("OD_ASSERT(sizeof({ty}) == {size}, \"{ty}\");"));
     }
@@ -306,6 +307,11 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
             sync_status_free,
             plugin_sync_history,
             text_free,
+            plugin_wizard_open,
+            plugin_wizard_page,
+            plugin_wizard_set,
+            plugin_wizard_action,
+            plugin_wizard_close,
         }
     );
     constants!(
@@ -342,6 +348,13 @@ fn the_header_agrees_with_od_abi_on_layout_and_constants() {
         OD_EVENT_PREREQUISITES_CHANGED,
         OD_EVENT_SYNC_STATE,
         OD_EVENT_SYNC_PROGRESS,
+        OD_EVENT_WIZARD_CHANGED,
+        OD_WIZARD_NEXT,
+        OD_WIZARD_BACK,
+        OD_WIZARD_CANCEL,
+        OD_WIZARD_FINISH,
+        OD_WIZARD_CREATE_ONLINE_ID,
+        OD_WIZARD_RECHECK,
         OD_SYNC_NOT_CONNECTED,
         OD_SYNC_STOPPED,
         OD_SYNC_SCHEDULED,
