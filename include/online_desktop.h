@@ -46,8 +46,6 @@
 #endif
 
 
-#define STEPS 6
-
 /**
  * Longest value a field takes (the service allows 128-character
  * passwords and 254-character addresses).
@@ -608,6 +606,12 @@ typedef struct {
 typedef uint32_t od_wizard_action;
 
 /**
+ * (ABI 1.2) What the wizard is opened for (`od_plugin_wizard_open_for`).
+ * Every mode uses the same page JSON, actions and event.
+ */
+typedef uint32_t od_wizard_mode;
+
+/**
  * The plugin's table, returned by `od_entry`. Every entry points at the
  * exported function of the same name (without the `od_` prefix); see those
  * functions for their documentation. Entries are only ever appended: read
@@ -748,6 +752,15 @@ typedef struct {
    * (ABI 1.2) See `od_plugin_wizard_close`.
    */
   od_result (OD_CALL *plugin_wizard_close)(od_plugin *plugin);
+  /**
+   * (ABI 1.2) See `od_plugin_wizard_open_for`.
+   */
+  od_result (OD_CALL *plugin_wizard_open_for)(od_plugin *plugin,
+                                      od_wizard_mode mode);
+  /**
+   * (ABI 1.2) See `od_plugin_restore_check`.
+   */
+  od_result (OD_CALL *plugin_restore_check)(od_plugin *plugin);
 } od_plugin_api;
 
 /**
@@ -850,6 +863,13 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
  * The plugin is shutting down or in a state that does not allow the call.
  */
 #define OD_RESULT_BAD_STATE 400
+
+/**
+ * (ABI 1.2) The company database seems to have been restored from a
+ * backup: its change log is behind what was synchronised. Synchronisation
+ * stops until Update connection (`OD_WIZARD_MODE_UPDATE_CONNECTION`).
+ */
+#define OD_RESULT_HOST_RESTORED 401
 
 /**
  * An unexpected internal error.
@@ -956,6 +976,25 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
  * reachability check of the online service).
  */
 #define OD_WIZARD_RECHECK 6
+
+/**
+ * Connect the company (what `od_plugin_wizard_open` does): six pages.
+ */
+#define OD_WIZARD_MODE_CONNECT 1
+
+/**
+ * Update connection: log in with the Online ID again, then this computer
+ * is registered anew (after the Online ID's password changed, or after a
+ * restored backup was noticed). Pages `online_id`, `confirm`.
+ */
+#define OD_WIZARD_MODE_UPDATE_CONNECTION 2
+
+/**
+ * Disconnect: only "Connected by", on the sync computer. Deletes the
+ * online copy of the data; the program's data is never touched. Pages
+ * `online_id`, `confirm`.
+ */
+#define OD_WIZARD_MODE_DISCONNECT 3
 
 /**
  * No connection is stored for this company (connect first).
@@ -1518,6 +1557,58 @@ od_result OD_CALL od_plugin_wizard_action(od_plugin *plugin,
  */
 OD_EXPORT
 od_result OD_CALL od_plugin_wizard_close(od_plugin *plugin);
+
+/**
+ * `[ui-thread]` (ABI 1.2) Opens the wizard for `mode`, one of
+ * `OD_WIZARD_MODE_*`. `OD_WIZARD_MODE_CONNECT` is
+ * `od_plugin_wizard_open`. The other modes use the same page JSON
+ * (`"mode"` names the mode), actions, threading rules and
+ * `OD_EVENT_WIZARD_CHANGED` as the connect wizard, with two pages:
+ * `online_id` (log in) and `confirm` (what will happen; `OD_WIZARD_FINISH`
+ * does it; `done` with the summary when it has):
+ * - `OD_WIZARD_MODE_UPDATE_CONNECTION`: a super user of the company
+ *   online (usually "Connected by") logs in; finish stops synchronisation
+ *   and waits for it, registers this computer again (the old credentials
+ *   stop working), stores the new ones, reconciles a noticed restore of
+ *   the company database (`OD_RESULT_HOST_RESTORED`), and starts
+ *   synchronisation again where it stopped.
+ * - `OD_WIZARD_MODE_DISCONNECT`: only "Connected by", only on the computer
+ *   the connection belongs to; finish stops synchronisation, deletes the
+ *   online copy of the data, removes the add-on's connection and state on
+ *   this computer (the program's data is never touched) and tells the host
+ *   with `connection.forget`.
+ *
+ * Cancel on either page changes nothing; once finish runs it can no longer
+ * be cancelled. An error (wrong password, not "Connected by" — the message
+ * names who is —, the service unreachable) shows on the `online_id` page;
+ * log in again to retry.
+ *
+ * Returns `OD_RESULT_INVALID_ARGUMENT` (not an `OD_WIZARD_MODE_*` value),
+ * `OD_RESULT_BAD_STATE` (not a super user; for connect: connected already;
+ * for the others: not connected on this computer; for disconnect: not the
+ * sync computer; no `data_dir`; a wizard is open already),
+ * `OD_RESULT_HOST_CALLBACK_FAILED`.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_wizard_open_for(od_plugin *plugin,
+                                    od_wizard_mode mode);
+
+/**
+ * `[ui-thread]` (ABI 1.2) The restore guard (PRODUCT.md §5.9): the host
+ * calls it before restoring a backup of this company database. Returns
+ * `OD_RESULT_OK` when a restore is allowed (the company is not connected
+ * on this computer), `OD_RESULT_BAD_STATE` when it is connected, with the
+ * reason for the person in the plugin's message (`od_plugin_last_error`).
+ * Reads only local files; no network, no host call.
+ *
+ * # Safety
+ * `plugin` is a handle from `od_plugin_new` or any other value (checked).
+ */
+OD_EXPORT
+od_result OD_CALL od_plugin_restore_check(od_plugin *plugin);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -124,6 +124,21 @@ impl Host {
         self.call::<_, serde_json::Value>("connection.record", record)
             .map(drop)
     }
+
+    /// `connection.forget` (ABI 1.2): tells the host this company database
+    /// is no longer connected (the last step of Disconnect).
+    pub fn forget_connection(&self, forget: &ConnectionForget) -> Result<(), HostError> {
+        self.call::<_, serde_json::Value>("connection.forget", forget)
+            .map(drop)
+    }
+}
+
+/// The parameters of `connection.forget` (ABI 1.2): this company database
+/// is no longer connected (Disconnect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionForget {
+    pub company_id: String,
+    pub online_company_id: String,
 }
 
 /// `system.identity`: the system database.

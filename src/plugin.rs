@@ -8,7 +8,7 @@ use crate::online::ServiceUrl;
 use crate::prerequisites::{self, PrerequisiteList, Reachability};
 use crate::runtime::Runtime;
 use crate::sync::engine::{Engine, Refusal, Status};
-use crate::wizard::{self, Action, Wizard};
+use crate::wizard::{self, Action, Mode, Wizard};
 use od_licence::LicenceReport;
 use parking_lot::Mutex;
 use std::path::PathBuf;
@@ -175,6 +175,26 @@ impl Plugin {
 
     /// Opens the connect wizard on its first page.
     pub fn wizard_open(&self) -> Result<(), Refusal> {
+        self.wizard_open_for(Mode::Connect)
+    }
+
+    /// The restore guard (PRODUCT.md §5.9): a connected company's database
+    /// must not be restored from a backup.
+    pub fn restore_check(&self) -> Result<(), Refusal> {
+        if self.engine.status().state == crate::sync::engine::SyncState::NotConnected {
+            return Ok(());
+        }
+        Err(Refusal {
+            code: od_abi::OD_RESULT_BAD_STATE,
+            message: "This company is connected to Online Desktop. Restoring a backup would set its data back \
+                      behind what is online, and changes would be lost or undone. Disconnect it first (Company \
+                      settings → Online Desktop → Disconnect), or restore it as a new company."
+                .to_owned(),
+        })
+    }
+
+    /// Opens the wizard for `mode`.
+    pub fn wizard_open_for(&self, mode: Mode) -> Result<(), Refusal> {
         if self.wizard.lock().is_some() {
             return Err(Refusal {
                 code: od_abi::OD_RESULT_BAD_STATE,
@@ -183,7 +203,7 @@ impl Plugin {
                         .to_owned(),
             });
         }
-        let opened = Wizard::open(&self.wizard_context())?;
+        let opened = Wizard::open_for(&self.wizard_context(), mode)?;
         let mut slot = self.wizard.lock();
         if slot.is_some() {
             return Err(Refusal {

@@ -69,6 +69,10 @@ pub const OD_RESULT_SERVICE_REFUSED: od_result = 303;
 pub const OD_RESULT_SERVICE_PROTOCOL: od_result = 304;
 /// The plugin is shutting down or in a state that does not allow the call.
 pub const OD_RESULT_BAD_STATE: od_result = 400;
+/// (ABI 1.2) The company database seems to have been restored from a
+/// backup: its change log is behind what was synchronised. Synchronisation
+/// stops until Update connection (`OD_WIZARD_MODE_UPDATE_CONNECTION`).
+pub const OD_RESULT_HOST_RESTORED: od_result = 401;
 /// An unexpected internal error.
 pub const OD_RESULT_INTERNAL: od_result = 900;
 /// The plugin caught a panic inside this call. The plugin stays usable;
@@ -133,6 +137,20 @@ pub const OD_WIZARD_CREATE_ONLINE_ID: od_wizard_action = 5;
 /// On the prerequisites page: check every prerequisite again (with a new
 /// reachability check of the online service).
 pub const OD_WIZARD_RECHECK: od_wizard_action = 6;
+
+/// (ABI 1.2) What the wizard is opened for (`od_plugin_wizard_open_for`).
+/// Every mode uses the same page JSON, actions and event.
+pub type od_wizard_mode = u32;
+/// Connect the company (what `od_plugin_wizard_open` does): six pages.
+pub const OD_WIZARD_MODE_CONNECT: od_wizard_mode = 1;
+/// Update connection: log in with the Online ID again, then this computer
+/// is registered anew (after the Online ID's password changed, or after a
+/// restored backup was noticed). Pages `online_id`, `confirm`.
+pub const OD_WIZARD_MODE_UPDATE_CONNECTION: od_wizard_mode = 2;
+/// Disconnect: only "Connected by", on the sync computer. Deletes the
+/// online copy of the data; the program's data is never touched. Pages
+/// `online_id`, `confirm`.
+pub const OD_WIZARD_MODE_DISCONNECT: od_wizard_mode = 3;
 
 /// (ABI 1.1) State of the synchronisation engine of one plugin instance.
 pub type od_sync_state = u32;
@@ -590,6 +608,11 @@ pub struct od_plugin_api {
         Option<unsafe extern "C" fn(plugin: *mut od_plugin, action: od_wizard_action) -> od_result>,
     /// (ABI 1.2) See `od_plugin_wizard_close`.
     pub plugin_wizard_close: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
+    /// (ABI 1.2) See `od_plugin_wizard_open_for`.
+    pub plugin_wizard_open_for:
+        Option<unsafe extern "C" fn(plugin: *mut od_plugin, mode: od_wizard_mode) -> od_result>,
+    /// (ABI 1.2) See `od_plugin_restore_check`.
+    pub plugin_restore_check: Option<unsafe extern "C" fn(plugin: *mut od_plugin) -> od_result>,
 }
 
 /// Signature of the one entry point, `od_entry`, for hosts that look it up

@@ -138,6 +138,9 @@ pub extern "C" fn od_result_text(result: od_result) -> *const c_char {
             OD_RESULT_SERVICE_REFUSED => c"the online service refused the request",
             OD_RESULT_SERVICE_PROTOCOL => c"the online service answered with unreadable data",
             OD_RESULT_BAD_STATE => c"the plugin's state does not allow this call",
+            OD_RESULT_HOST_RESTORED => {
+                c"the company database seems to have been restored from a backup"
+            }
             OD_RESULT_INTERNAL => c"internal error",
             OD_RESULT_PANIC => c"internal error (caught panic)",
             _ => c"unknown status code",
@@ -204,6 +207,8 @@ static PLUGIN_API: od_plugin_api = od_plugin_api {
     plugin_wizard_set: Some(od_plugin_wizard_set),
     plugin_wizard_action: Some(od_plugin_wizard_action),
     plugin_wizard_close: Some(od_plugin_wizard_close),
+    plugin_wizard_open_for: Some(od_plugin_wizard_open_for),
+    plugin_restore_check: Some(od_plugin_restore_check),
 };
 
 /// `[thread-safe]` The entry point: the one symbol a host looks up after
@@ -924,6 +929,65 @@ pub unsafe extern "C" fn od_plugin_wizard_action(
 pub unsafe extern "C" fn od_plugin_wizard_close(plugin: *mut od_plugin) -> od_result {
     with_plugin("od_plugin_wizard_close", plugin, |entry| {
         Ok(entry.plugin.wizard_close()?)
+    })
+}
+
+/// `[ui-thread]` (ABI 1.2) Opens the wizard for `mode`, one of
+/// `OD_WIZARD_MODE_*`. `OD_WIZARD_MODE_CONNECT` is
+/// `od_plugin_wizard_open`. The other modes use the same page JSON
+/// (`"mode"` names the mode), actions, threading rules and
+/// `OD_EVENT_WIZARD_CHANGED` as the connect wizard, with two pages:
+/// `online_id` (log in) and `confirm` (what will happen; `OD_WIZARD_FINISH`
+/// does it; `done` with the summary when it has):
+/// - `OD_WIZARD_MODE_UPDATE_CONNECTION`: a super user of the company
+///   online (usually "Connected by") logs in; finish stops synchronisation
+///   and waits for it, registers this computer again (the old credentials
+///   stop working), stores the new ones, reconciles a noticed restore of
+///   the company database (`OD_RESULT_HOST_RESTORED`), and starts
+///   synchronisation again where it stopped.
+/// - `OD_WIZARD_MODE_DISCONNECT`: only "Connected by", only on the computer
+///   the connection belongs to; finish stops synchronisation, deletes the
+///   online copy of the data, removes the add-on's connection and state on
+///   this computer (the program's data is never touched) and tells the host
+///   with `connection.forget`.
+///
+/// Cancel on either page changes nothing; once finish runs it can no longer
+/// be cancelled. An error (wrong password, not "Connected by" — the message
+/// names who is —, the service unreachable) shows on the `online_id` page;
+/// log in again to retry.
+///
+/// Returns `OD_RESULT_INVALID_ARGUMENT` (not an `OD_WIZARD_MODE_*` value),
+/// `OD_RESULT_BAD_STATE` (not a super user; for connect: connected already;
+/// for the others: not connected on this computer; for disconnect: not the
+/// sync computer; no `data_dir`; a wizard is open already),
+/// `OD_RESULT_HOST_CALLBACK_FAILED`.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_wizard_open_for(
+    plugin: *mut od_plugin,
+    mode: od_wizard_mode,
+) -> od_result {
+    with_plugin("od_plugin_wizard_open_for", plugin, |entry| {
+        let mode = crate::wizard::Mode::try_from(mode)?;
+        Ok(entry.plugin.wizard_open_for(mode)?)
+    })
+}
+
+/// `[ui-thread]` (ABI 1.2) The restore guard (PRODUCT.md §5.9): the host
+/// calls it before restoring a backup of this company database. Returns
+/// `OD_RESULT_OK` when a restore is allowed (the company is not connected
+/// on this computer), `OD_RESULT_BAD_STATE` when it is connected, with the
+/// reason for the person in the plugin's message (`od_plugin_last_error`).
+/// Reads only local files; no network, no host call.
+///
+/// # Safety
+/// `plugin` is a handle from `od_plugin_new` or any other value (checked).
+#[no_mangle]
+pub unsafe extern "C" fn od_plugin_restore_check(plugin: *mut od_plugin) -> od_result {
+    with_plugin("od_plugin_restore_check", plugin, |entry| {
+        Ok(entry.plugin.restore_check()?)
     })
 }
 

@@ -89,6 +89,7 @@ impl Remote for ServiceRemote<'_> {
         &self,
         key: &str,
         records: &[OnlineRecord],
+        host_position: u64,
     ) -> Result<Vec<(String, u64)>, PushError> {
         let changes = records
             .iter()
@@ -111,7 +112,7 @@ impl Remote for ServiceRemote<'_> {
         };
         let answer = self
             .client
-            .push(self.device, self.fencing, key, &request)
+            .push_with_host_position(self.device, self.fencing, key, &request, host_position)
             .await?;
         Ok(answer
             .results
@@ -119,6 +120,14 @@ impl Remote for ServiceRemote<'_> {
             .map(|r| (r.global_id.hyphenated().to_string(), r.version))
             .collect())
     }
+
+    fn is_host_restored(error: &PushError) -> bool {
+        is_host_restored(error)
+    }
+}
+
+fn is_host_restored(error: &PushError) -> bool {
+    matches!(error, PushError::Service(e) if e.is_host_restored())
 }
 
 #[derive(Deserialize)]
@@ -150,6 +159,7 @@ impl SyncRemote for ServiceRemote<'_> {
         &self,
         key: &str,
         changes: &[OutChange],
+        host_position: u64,
     ) -> Result<PushAnswer, PushError> {
         let changes = changes
             .iter()
@@ -178,8 +188,12 @@ impl SyncRemote for ServiceRemote<'_> {
         };
         Ok(self
             .client
-            .push(self.device, self.fencing, key, &request)
+            .push_with_host_position(self.device, self.fencing, key, &request, host_position)
             .await?)
+    }
+
+    fn is_host_restored(error: &PushError) -> bool {
+        is_host_restored(error)
     }
 
     async fn changes(
@@ -295,8 +309,9 @@ mod tests {
             &self,
             key: &str,
             records: &[OnlineRecord],
+            host_position: u64,
         ) -> Result<Vec<(String, u64)>, PushError> {
-            let versions = self.inner.push_initial(key, records).await?;
+            let versions = self.inner.push_initial(key, records, host_position).await?;
             if self.pushes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
                 return Err(PushError::BadId("simulated: the answer was lost".into()));
             }

@@ -194,12 +194,20 @@ pub struct OutChange {
 /// The service's side of continuous sync.
 pub trait SyncRemote {
     type Error: std::fmt::Display;
-    /// `POST /sync/push`, mode incremental, once per `key`.
+    /// `POST /sync/push`, mode incremental, once per `key`; `host_position`
+    /// is the last change-log position the batch covers (restore detection,
+    /// docs/SYNC_PROTOCOL.md §9).
     fn push_changes(
         &self,
         key: &str,
         changes: &[OutChange],
+        host_position: u64,
     ) -> impl Future<Output = Result<PushAnswer, Self::Error>>;
+    /// Whether `error` is the service's `host_restored`: the host's change
+    /// log is behind what was pushed before (a backup was restored).
+    fn is_host_restored(_error: &Self::Error) -> bool {
+        false
+    }
     /// `GET /sync/changes` (long-poll up to `wait`).
     fn changes(
         &self,
@@ -219,6 +227,8 @@ pub enum SyncError {
     Remote(String),
     #[error("the online service answered in an unexpected way: {0}")]
     Protocol(String),
+    #[error("the online service refused the changes: {0}")]
+    HostRestored(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -285,6 +295,16 @@ pub fn host_position(state: &State) -> Result<u64, StateError> {
         None => state.checkpoint(FIRST_SYNC_FINISHED)?,
     };
     Ok(stored.and_then(|p| p.parse().ok()).unwrap_or(0))
+}
+
+/// Sets the host change-log position pushed up to (Update connection
+/// after a restore, docs/SYNC_PROTOCOL.md §9). A batch prepared but not
+/// sent is dropped: it was read from the log as it was before the restore.
+pub fn reset_host_position(state: &mut State, position: u64) -> Result<(), StateError> {
+    state.commit(|b| {
+        b.set_checkpoint(POSITION, &position.to_string())?;
+        b.clear_checkpoint(PENDING)
+    })
 }
 
 /// The service cursor pulled up to.
@@ -412,9 +432,15 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
         None
     } else {
         let answer = remote
-            .push_changes(&pending.key, &pending.changes)
+            .push_changes(&pending.key, &pending.changes, pending.last_seq)
             .await
-            .map_err(|e| SyncError::Remote(e.to_string()))?;
+            .map_err(|e| {
+                if R::is_host_restored(&e) {
+                    SyncError::HostRestored(e.to_string())
+                } else {
+                    SyncError::Remote(e.to_string())
+                }
+            })?;
         if answer.results.len() != pending.changes.len() {
             return Err(SyncError::Protocol(format!(
                 "{} results for {} changes",
@@ -1393,6 +1419,7 @@ pub(crate) mod tests {
             &self,
             key: &str,
             changes: &[OutChange],
+            _host_position: u64,
         ) -> Result<PushAnswer, String> {
             self.pushes
                 .borrow_mut()
@@ -2320,8 +2347,9 @@ mod end_to_end {
             &self,
             key: &str,
             changes: &[OutChange],
+            host_position: u64,
         ) -> Result<PushAnswer, PushError> {
-            let answer = self.inner.push_changes(key, changes).await?;
+            let answer = self.inner.push_changes(key, changes, host_position).await?;
             if self.lose.swap(false, Ordering::SeqCst) {
                 return Err(PushError::BadId("simulated: the answer was lost".into()));
             }

@@ -13,6 +13,7 @@ use super::connection::{self, Connection};
 use super::continuous;
 use super::first_sync::{self, HostRecords};
 use super::history::{self, Counts, History, RunKind};
+use super::restore;
 use super::schema::{self, Schema};
 use super::state::State;
 use crate::events::{Event, EventKind, EventQueue};
@@ -21,7 +22,7 @@ use crate::online::ServiceUrl;
 use crate::runtime::{Runtime, Spawner};
 use chrono::{DateTime, SecondsFormat, Utc};
 use od_abi::*;
-use od_client::{Client, ClientConfig, ClientError, DeviceSession};
+use od_client::{Client, ClientConfig, ClientError, DeviceSession, HostMarker};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -498,6 +499,118 @@ impl Engine {
         self.shared.running.load(Ordering::SeqCst)
     }
 
+    /// Waits (on the runtime) until the engine task has ended, at most
+    /// `within`; true when it has.
+    pub async fn stopped(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.running() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// The stored connection, if there is one.
+    pub fn connection(&self) -> Result<Option<Connection>, Refusal> {
+        connection::load(self.folder()?).map_err(|e| Refusal::internal(e.to_string()))
+    }
+
+    /// Disconnect's local part: removes the connection, the schedule and
+    /// `state.db` (ids, shadows, checkpoints); the history stays. Only for
+    /// an engine that does not run.
+    pub fn forget_everything(&self) -> Result<(), Refusal> {
+        let folder = self.folder()?;
+        if self.running() {
+            return Err(Refusal::bad_state(
+                "Synchronisation is running; stop it before disconnecting.",
+            ));
+        }
+        self.forget_connection()?;
+        for file in [
+            "state.db",
+            "state.db-wal",
+            "state.db-shm",
+            "state.db-journal",
+        ] {
+            let path = folder.join(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Refusal::internal(format!("{}: {e}", path.display()))),
+            }
+        }
+        *self.shared.status.lock() = Status::new();
+        Ok(())
+    }
+
+    /// Update connection's reconciliation of a noticed restore
+    /// ([`restore::reconcile`], docs/SYNC_PROTOCOL.md §9): sets the
+    /// service's host marker to the reconciled position (with the stored,
+    /// new credentials and the lease), then the local bookkeeping. Answers
+    /// the position, or `None` when no restore was noticed. Only for an
+    /// engine that does not run.
+    pub async fn reconcile_restore(&self) -> Result<Option<u64>, Refusal> {
+        let folder = self.folder()?.to_path_buf();
+        if self.running() {
+            return Err(Refusal::bad_state(
+                "Synchronisation is running; stop it before updating the connection.",
+            ));
+        }
+        if !folder.join("state.db").exists() {
+            return Ok(None);
+        }
+        let mut state = State::open(&folder).map_err(|e| Refusal::internal(e.to_string()))?;
+        let Some(noticed) =
+            restore::detected(&state).map_err(|e| Refusal::internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let host_position = HostRecords::position(&self.host).map_err(|e| Refusal {
+            code: OD_RESULT_HOST_CALLBACK_FAILED,
+            message: e.to_string(),
+        })?;
+        let position = noticed.min(host_position);
+        let connection = connection::load(&folder)
+            .map_err(|e| Refusal::internal(e.to_string()))?
+            .ok_or_else(|| {
+                Refusal::bad_state("This company is not connected to Online Desktop.")
+            })?;
+        let service = connection
+            .service(&self.service)
+            .map_err(|e| Refusal::bad_state(e.to_string()))?;
+        let client = Client::new(service, self.client_config.clone())
+            .map_err(|e| Refusal::internal(e.to_string()))?;
+        let device = DeviceSession::new(connection.credentials());
+        let refused = |e: ClientError| Refusal {
+            code: e.status_code(),
+            message: format!("The online service could not be told about the restore: {e}"),
+        };
+        let lease = client
+            .lease(&device, Some(&connection.computer_id))
+            .await
+            .map_err(refused)?;
+        client
+            .set_host_marker(
+                &device,
+                lease.fencing,
+                &HostMarker {
+                    position: Some(position),
+                    generation: None,
+                },
+            )
+            .await
+            .map_err(refused)?;
+        restore::reconcile(&mut state, position).map_err(|e| Refusal::internal(e.to_string()))?;
+        tracing::warn!(
+            position,
+            "a restored company database was reconciled: host edits up to this position that were \
+             not synchronised before the restore are not sent"
+        );
+        Ok(Some(position))
+    }
+
     /// The current status; when the engine does not run, what the files
     /// say (connected, first sync done, scheduled, last success).
     pub fn status(&self) -> Status {
@@ -754,13 +867,50 @@ impl Task {
             session = self.connect() => session?,
             _ = stop.wait_for(|s| *s) => return Ok(()),
         };
+        self.check_restore(&mut session.state)?;
+        let outcome = self.synchronise(&mut session).await;
+        if matches!(&outcome, Err(f) if f.code == OD_RESULT_HOST_RESTORED) {
+            // The service refused a push (signal 2): noted, so that the
+            // engine does not run again until Update connection.
+            let position = HostRecords::position(&self.host)
+                .ok()
+                .or_else(|| restore::pushed(&session.state).ok().flatten())
+                .unwrap_or(0);
+            if let Err(e) = restore::note(&mut session.state, position) {
+                tracing::error!("the restore could not be noted in the add-on's state: {e}");
+            }
+        }
+        outcome
+    }
+
+    async fn synchronise(&mut self, session: &mut Session) -> Result<(), Failure> {
         let done = first_sync::finished(&session.state)
             .map_err(|e| Failure::retry(OD_RESULT_INTERNAL, e.to_string()))?;
         self.shared.status.lock().first_sync_done = done;
-        if !done && self.first_sync(&mut session).await? {
+        if !done && self.first_sync(session).await? {
             return Ok(());
         }
-        self.continuous(&mut session).await
+        self.continuous(session).await
+    }
+
+    /// Restore detection, signal 1 (docs/SYNC_PROTOCOL.md §9): the host's
+    /// change log is behind what was pushed, or a restore was noticed
+    /// before and not reconciled yet. Stops the engine with the reason.
+    fn check_restore(&self, state: &mut State) -> Result<(), Failure> {
+        let internal =
+            |e: super::state::StateError| Failure::retry(OD_RESULT_INTERNAL, e.to_string());
+        let restored = || Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason());
+        if restore::detected(state).map_err(internal)?.is_some() {
+            return Err(restored());
+        }
+        let position = HostRecords::position(&self.host)
+            .map_err(|e| Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, e.to_string()))?;
+        if restore::behind(state, position).map_err(internal)? {
+            tracing::error!(position, "the host's change log is behind what was pushed");
+            restore::note(state, position).map_err(internal)?;
+            return Err(restored());
+        }
+        Ok(())
     }
 
     async fn connect(&mut self) -> Result<Session, Failure> {
@@ -1040,6 +1190,10 @@ impl Task {
             Err(first_sync::FirstSyncError::Remote(message)) => {
                 Err(Failure::retry(OD_RESULT_SERVICE_UNAVAILABLE, message))
             }
+            Err(first_sync::FirstSyncError::HostRestored(message)) => {
+                tracing::error!("{message}");
+                Err(Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason()))
+            }
             Err(first_sync::FirstSyncError::Host(message)) => {
                 Err(Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, message))
             }
@@ -1076,6 +1230,10 @@ impl Task {
             continuous::SyncError::Remote(message) => {
                 Failure::retry(OD_RESULT_SERVICE_UNAVAILABLE, message)
             }
+            continuous::SyncError::HostRestored(message) => {
+                tracing::error!("{message}");
+                Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason())
+            }
             other => Failure::retry(OD_RESULT_INTERNAL, other.to_string()),
         };
         let mut stop = self.shared.stop.subscribe();
@@ -1084,6 +1242,7 @@ impl Task {
             if self.stopping() {
                 return Ok(());
             }
+            self.check_restore(&mut session.state)?;
             self.renew_lease(session).await?;
             let remote = super::adapters::ServiceRemote {
                 client: &session.client,

@@ -58,11 +58,19 @@ pub struct OnlineRecord {
 /// under `key`, and answers each record's version (global id, version).
 pub trait Remote {
     type Error: std::fmt::Display;
+    /// `host_position` is the change-log position taken at the start of
+    /// the first sync (restore detection, docs/SYNC_PROTOCOL.md §9).
     fn push_initial(
         &self,
         key: &str,
         records: &[OnlineRecord],
+        host_position: u64,
     ) -> impl Future<Output = Result<Vec<(String, u64)>, Self::Error>>;
+    /// Whether `error` is the service's `host_restored` (a backup of the
+    /// host's database was restored).
+    fn is_host_restored(_error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// Progress for the host's progress bar.
@@ -82,6 +90,8 @@ pub enum FirstSyncError {
     Host(String),
     #[error("the online service did not accept the records: {0}")]
     Remote(String),
+    #[error("the online service refused the records: {0}")]
+    HostRestored(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -174,8 +184,11 @@ fn with_global_ids(
 async fn send<R: Remote>(
     remote: &R,
     batch: Batch,
+    host_position: u64,
 ) -> (Result<Vec<(String, u64)>, R::Error>, Batch) {
-    let answer = remote.push_initial(&batch.key, &batch.records).await;
+    let answer = remote
+        .push_initial(&batch.key, &batch.records, host_position)
+        .await;
     (answer, batch)
 }
 
@@ -263,6 +276,21 @@ pub fn finished(state: &State) -> Result<bool, StateError> {
 /// may be unfinished).
 pub fn started(state: &State) -> Result<bool, StateError> {
     Ok(state.checkpoint(START_POSITION)?.is_some())
+}
+
+/// The change-log position the first synchronisation started at (its
+/// pushes carry it), once it has started.
+pub fn start_position(state: &State) -> Result<Option<u64>, StateError> {
+    Ok(state
+        .checkpoint(START_POSITION)?
+        .and_then(|p| p.parse().ok()))
+}
+
+/// Moves an unfinished first synchronisation's start position to
+/// `position` (Update connection after a restore, docs/SYNC_PROTOCOL.md
+/// §9): continuous sync then starts after it.
+pub fn reset_start_position(state: &mut State, position: u64) -> Result<(), StateError> {
+    state.commit(|b| b.set_checkpoint(START_POSITION, &position.to_string()))
 }
 
 /// Whether the first synchronisation has completed, read from the state
@@ -387,12 +415,18 @@ where
                         records: with_global_ids(state, entity, page.records, &mut referred)?,
                     };
                     after = Some(last_id);
-                    in_flight.push_back(Sending::new(send(remote, batch)));
+                    in_flight.push_back(Sending::new(send(remote, batch, start)));
                 }
                 let Some((answer, batch)) = oldest_answer(&mut in_flight).await else {
                     return Ok(stopping);
                 };
-                let versions = answer.map_err(|e| FirstSyncError::Remote(e.to_string()))?;
+                let versions = answer.map_err(|e| {
+                    if R::is_host_restored(&e) {
+                        FirstSyncError::HostRestored(e.to_string())
+                    } else {
+                        FirstSyncError::Remote(e.to_string())
+                    }
+                })?;
                 // The shadows (what was exchanged, at which version) go with
                 // the position: continuous sync computes changed fields from
                 // them.
@@ -535,6 +569,7 @@ mod tests {
             &self,
             key: &str,
             records: &[OnlineRecord],
+            _host_position: u64,
         ) -> Result<Vec<(String, u64)>, String> {
             self.pushes.set(self.pushes.get() + 1);
             let push = self.pushes.get();

@@ -12,5 +12,6 @@ pub mod convert;
 pub mod engine;
 pub mod first_sync;
 pub mod history;
+pub mod restore;
 pub mod schema;
 pub mod state;

@@ -12,6 +12,7 @@
 mod company;
 mod finish;
 mod form;
+mod maintain;
 mod page;
 #[cfg(test)]
 mod tests;
@@ -39,7 +40,58 @@ pub enum Page {
     Company,
     Start,
     Finish,
+    /// Update connection and Disconnect: what will happen; Finish does it.
+    Confirm,
     Cancelled,
+}
+
+/// What the wizard is for (the ABI's `OD_WIZARD_MODE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Connect the company (PRODUCT.md §3): six pages.
+    Connect,
+    /// Log in again and give this computer a new device (PRODUCT.md §4):
+    /// Online ID → confirm.
+    UpdateConnection,
+    /// Delete the online copy and forget the connection (PRODUCT.md §5.8):
+    /// Online ID → confirm.
+    Disconnect,
+}
+
+impl Mode {
+    pub fn id(self) -> &'static str {
+        match self {
+            Mode::Connect => "connect",
+            Mode::UpdateConnection => "update_connection",
+            Mode::Disconnect => "disconnect",
+        }
+    }
+}
+
+impl Mode {
+    fn after_log_in(self) -> Page {
+        match self {
+            Mode::Connect => Page::Company,
+            Mode::UpdateConnection | Mode::Disconnect => Page::Confirm,
+        }
+    }
+}
+
+impl TryFrom<od_wizard_mode> for Mode {
+    type Error = Refusal;
+    fn try_from(value: od_wizard_mode) -> Result<Mode, Refusal> {
+        Ok(match value {
+            OD_WIZARD_MODE_CONNECT => Mode::Connect,
+            OD_WIZARD_MODE_UPDATE_CONNECTION => Mode::UpdateConnection,
+            OD_WIZARD_MODE_DISCONNECT => Mode::Disconnect,
+            other => {
+                return Err(refusal(
+                    OD_RESULT_INVALID_ARGUMENT,
+                    format!("{other} is not one of the OD_WIZARD_MODE_* modes"),
+                ))
+            }
+        })
+    }
 }
 
 impl Page {
@@ -51,12 +103,20 @@ impl Page {
             Page::Company => "company",
             Page::Start => "start",
             Page::Finish => "finish",
+            Page::Confirm => "confirm",
             Page::Cancelled => "cancelled",
         }
     }
 
-    /// 1-based position among the six pages (the cancelled page keeps 0).
-    pub fn step(self) -> u32 {
+    /// 1-based position among the mode's pages (the cancelled page keeps 0).
+    pub fn step(self, mode: Mode) -> u32 {
+        if mode != Mode::Connect {
+            return match self {
+                Page::OnlineId => 1,
+                Page::Confirm => 2,
+                _ => 0,
+            };
+        }
         match self {
             Page::Prerequisites => 1,
             Page::Welcome => 2,
@@ -64,23 +124,32 @@ impl Page {
             Page::Company => 4,
             Page::Start => 5,
             Page::Finish => 6,
-            Page::Cancelled => 0,
+            Page::Confirm | Page::Cancelled => 0,
         }
     }
 
-    fn previous(self) -> Option<Page> {
+    fn previous(self, mode: Mode) -> Option<Page> {
+        if mode != Mode::Connect {
+            return (self == Page::Confirm).then_some(Page::OnlineId);
+        }
         match self {
             Page::Welcome => Some(Page::Prerequisites),
             Page::OnlineId => Some(Page::Welcome),
             Page::Company => Some(Page::OnlineId),
             Page::Start => Some(Page::Company),
             Page::Finish => Some(Page::Start),
-            Page::Prerequisites | Page::Cancelled => None,
+            Page::Prerequisites | Page::Confirm | Page::Cancelled => None,
         }
     }
 }
 
-pub const STEPS: u32 = 6;
+/// How many pages a mode has.
+pub fn steps(mode: Mode) -> u32 {
+    match mode {
+        Mode::Connect => 6,
+        Mode::UpdateConnection | Mode::Disconnect => 2,
+    }
+}
 
 /// The ABI's `OD_WIZARD_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +245,7 @@ struct PageError {
 }
 
 struct State {
+    mode: Mode,
     page: Page,
     form: Form,
     field_errors: BTreeMap<&'static str, String>,
@@ -189,8 +259,17 @@ struct State {
     generation: u64,
     session: Option<LoggedIn>,
     connected: Option<Connected>,
+    /// Update connection or Disconnect was done: the summary.
+    maintained: Option<String>,
     /// The address a verification mail was sent to in this wizard.
     signed_up: Option<String>,
+}
+
+impl State {
+    /// The wizard did what it was opened for; the page is the summary.
+    fn done(&self) -> bool {
+        self.connected.is_some() || self.maintained.is_some()
+    }
 }
 
 /// What the wizard's background work needs; cloned into every task.
@@ -253,9 +332,12 @@ pub struct Wizard {
 }
 
 impl Wizard {
-    /// Opens the wizard on the prerequisites page. Only a super user may
-    /// connect, and only a company that is not connected yet.
-    pub fn open(ctx: &Context<'_>) -> Result<Arc<Wizard>, Refusal> {
+    /// Opens the wizard for `mode`. Connect: on the prerequisites page,
+    /// only for a super user, only a company that is not connected yet;
+    /// Update connection and Disconnect on the Online ID page, only for a
+    /// super user of a connected company, Disconnect only on the computer
+    /// the connection belongs to (the sync computer).
+    pub fn open_for(ctx: &Context<'_>, mode: Mode) -> Result<Arc<Wizard>, Refusal> {
         let user = ctx.host.current_user().map_err(|e| {
             refusal(
                 OD_RESULT_HOST_CALLBACK_FAILED,
@@ -273,10 +355,22 @@ impl Wizard {
                 "The program gave the add-on no folder for its data (od_host_api.data_dir), so it cannot connect.",
             ));
         }
-        if ctx.engine.status().state != SyncState::NotConnected {
-            return Err(bad_state(
-                "This company is already connected to Online Desktop. To connect it again, disconnect it first.",
-            ));
+        let connected = ctx.engine.status().state != SyncState::NotConnected;
+        match mode {
+            Mode::Connect if connected => {
+                return Err(bad_state(
+                    "This company is already connected to Online Desktop. To connect it again, disconnect it first.",
+                ))
+            }
+            Mode::UpdateConnection | Mode::Disconnect if !connected => {
+                return Err(bad_state(
+                    "This company is not connected to Online Desktop on this computer; there is no connection to update or disconnect.",
+                ))
+            }
+            _ => {}
+        }
+        if mode == Mode::Disconnect {
+            maintain::on_sync_computer(ctx.host, ctx.engine)?;
         }
         let client = Client::new(ctx.service.clone(), client_config())
             .map_err(|e| refusal(OD_RESULT_INTERNAL, e.to_string()))?;
@@ -289,7 +383,11 @@ impl Wizard {
             .and_then(|e| e.email)
             .map(|e| e.trim().to_owned())
             .unwrap_or_default();
-        tracing::info!(user = user.username.as_str(), "connect wizard opened");
+        tracing::info!(
+            user = user.username.as_str(),
+            mode = mode.id(),
+            "connect wizard opened"
+        );
         Ok(Arc::new(Wizard {
             env: Env {
                 host: ctx.host.clone(),
@@ -300,7 +398,12 @@ impl Wizard {
                 spawner,
             },
             state: Mutex::new(State {
-                page: Page::Prerequisites,
+                mode,
+                page: if mode == Mode::Connect {
+                    Page::Prerequisites
+                } else {
+                    Page::OnlineId
+                },
                 form: Form::new(email),
                 field_errors: BTreeMap::new(),
                 error: None,
@@ -310,6 +413,7 @@ impl Wizard {
                 generation: 0,
                 session: None,
                 connected: None,
+                maintained: None,
                 signed_up: None,
             }),
         }))
@@ -442,7 +546,7 @@ impl Wizard {
             Action::Back => {
                 state.notice = None;
                 state.field_errors.clear();
-                if let Some(previous) = state.page.previous() {
+                if let Some(previous) = state.page.previous(state.mode) {
                     state.page = previous;
                 }
             }
@@ -489,7 +593,7 @@ impl Wizard {
                     }
                     state.page = Page::Finish;
                 }
-                Page::Finish | Page::Cancelled => {}
+                Page::Finish | Page::Confirm | Page::Cancelled => {}
             },
             Action::CreateOnlineId => self.sign_up(&mut state),
             Action::Finish => {
@@ -500,7 +604,11 @@ impl Wizard {
                         return Ok(());
                     }
                 }
-                self.start_finish(&mut state);
+                if state.mode == Mode::Connect {
+                    self.start_finish(&mut state);
+                } else {
+                    self.start_maintain(&mut state);
+                }
             }
             Action::Cancel => {}
         }
@@ -517,6 +625,9 @@ impl Wizard {
                 "The company is connected already; to undo it, disconnect it in Company settings → Online Desktop.",
             ));
         }
+        if state.maintained.is_some() {
+            return Err(bad_state("It is done already; close the wizard."));
+        }
         if state.page == Page::Cancelled && state.busy.is_none() {
             return Ok(());
         }
@@ -524,9 +635,11 @@ impl Wizard {
         if let Some(busy) = &mut state.busy {
             if busy.job == Job::Finish {
                 if committing {
-                    return Err(bad_state(
-                        "The connection is being completed and can no longer be cancelled; disconnect it afterwards if needed.",
-                    ));
+                    return Err(bad_state(if state.mode == Mode::Connect {
+                        "The connection is being completed and can no longer be cancelled; disconnect it afterwards if needed."
+                    } else {
+                        "It is being done and can no longer be cancelled; wait until the page is no longer busy."
+                    }));
                 }
                 busy.cancel_requested = true;
                 busy.text = "Cancelling: undoing what was registered online …".to_owned();
@@ -549,7 +662,7 @@ impl Wizard {
         if let Some(session) = state.session.take() {
             self.log_out(session);
         }
-        tracing::info!("connect wizard cancelled");
+        tracing::info!(mode = state.mode.id(), "connect wizard cancelled");
     }
 
     /// Closes the wizard: what is not finished is cancelled. Refused while
@@ -561,7 +674,7 @@ impl Wizard {
                 "The wizard is busy; cancel it and wait until the page is no longer busy, then close it.",
             ));
         }
-        if state.connected.is_none() && state.page != Page::Cancelled {
+        if !state.done() && state.page != Page::Cancelled {
             self.end_cancelled(&mut state);
         }
         Ok(())
@@ -635,7 +748,7 @@ impl Wizard {
         }
         if state.form.password.is_none() && state.session.is_some() {
             // Came back to this page after logging in; nothing changed.
-            state.page = Page::Company;
+            state.page = state.mode.after_log_in();
             return;
         }
         let Some(password) = state.form.password.take() else {
@@ -673,7 +786,7 @@ impl Wizard {
                         }) {
                             this.log_out(old);
                         }
-                        state.page = Page::Company;
+                        state.page = state.mode.after_log_in();
                     }
                     Err(error) => Self::service_error(&mut state, &error),
                 }
@@ -737,6 +850,34 @@ impl Wizard {
         let this = Arc::clone(self);
         self.env.spawner.spawn(async move {
             finish::run(this, request).await;
+        });
+    }
+
+    /// Finish of Update connection and Disconnect: not cancellable once
+    /// started (it stops the engine at once).
+    fn start_maintain(self: &Arc<Self>, state: &mut State) {
+        let Some(session) = &state.session else {
+            state.page = Page::OnlineId;
+            state.error = Some(PageError {
+                code: OD_RESULT_BAD_STATE,
+                message: "Log in with your Online ID first.".to_owned(),
+            });
+            return;
+        };
+        let request = maintain::Request {
+            email: session.email.clone(),
+            token: session.token.clone(),
+            mode: state.mode,
+        };
+        let text = match state.mode {
+            Mode::Disconnect => "Disconnecting: stopping synchronisation and deleting the online copy …",
+            _ => "Updating the connection: stopping synchronisation and registering this computer again …",
+        };
+        Self::set_busy(state, Job::Finish, text);
+        state.finish_phase = Some(FinishPhase::Committing);
+        let this = Arc::clone(self);
+        self.env.spawner.spawn(async move {
+            maintain::run(this, request).await;
         });
     }
 }

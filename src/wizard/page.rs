@@ -4,7 +4,7 @@
 
 use super::company::{CompanyData, REGISTRATION_FIELDS};
 use super::form::StartWhen;
-use super::{Job, Page, State, STEPS};
+use super::{steps, Job, Mode, Page, State};
 use crate::prerequisites::{CheckState, PrerequisiteList};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ pub(super) struct Actions {
 /// the finish is completing); when done or cancelled, nothing (the host
 /// closes).
 pub(super) fn actions(state: &State) -> Actions {
-    if state.connected.is_some() || state.page == Page::Cancelled {
+    if state.done() || state.page == Page::Cancelled {
         return Actions::default();
     }
     if let Some(busy) = &state.busy {
@@ -43,11 +43,11 @@ pub(super) fn actions(state: &State) -> Actions {
     }
     let page = state.page;
     Actions {
-        back: page.previous().is_some(),
-        next: !matches!(page, Page::Finish),
-        finish: page == Page::Finish,
+        back: page.previous(state.mode).is_some(),
+        next: !matches!(page, Page::Finish | Page::Confirm),
+        finish: matches!(page, Page::Finish | Page::Confirm),
         cancel: true,
-        create_online_id: page == Page::OnlineId,
+        create_online_id: page == Page::OnlineId && state.mode == Mode::Connect,
         recheck: page == Page::Prerequisites,
     }
 }
@@ -162,6 +162,28 @@ pub(super) fn render(state: &State, data: &Data) -> Value {
                 .to_owned(),
             Vec::new(),
         ),
+        Page::OnlineId if state.mode != Mode::Connect => {
+            let mut text = super::maintain::online_id_text(state.mode).to_owned();
+            if let Some(session) = &state.session {
+                text.push_str(&format!(
+                    "\n\nYou are logged in as {}. Choose Next to continue.",
+                    session.email
+                ));
+            }
+            (
+                "Your Online ID".to_owned(),
+                text,
+                vec![
+                    Field::new("email", "E-mail address (Online ID)", "email")
+                        .value(state.form.email.clone())
+                        .required(),
+                    Field::new("password", "Password of the Online ID", "password")
+                        .value("")
+                        .required()
+                        .help("Not your password for the program."),
+                ],
+            )
+        }
         Page::OnlineId => {
             let mut text = "Log in with your Online ID: the e-mail address and password you use for Online Desktop \
                             on the web. Your Online ID is not your login for the program.\n\n\
@@ -218,6 +240,13 @@ pub(super) fn render(state: &State, data: &Data) -> Value {
             )
         }
         Page::Finish => finish_page(state, data),
+        Page::Confirm => confirm_page(state),
+        Page::Cancelled if state.mode != Mode::Connect => (
+            "Cancelled".to_owned(),
+            "Nothing was changed: the connection, the online data and synchronisation are as they were."
+                .to_owned(),
+            Vec::new(),
+        ),
         Page::Cancelled => (
             "Connecting was cancelled".to_owned(),
             "The company was not connected. Nothing was stored on this computer. An Online ID you created stays \
@@ -229,8 +258,9 @@ pub(super) fn render(state: &State, data: &Data) -> Value {
     let busy = state.busy.as_ref();
     json!({
         "page": state.page.id(),
-        "step": state.page.step(),
-        "steps": STEPS,
+        "mode": state.mode.id(),
+        "step": state.page.step(state.mode),
+        "steps": steps(state.mode),
         "title": title,
         "text": text,
         "fields": fields.into_iter().map(|f| f.json(state)).collect::<Vec<_>>(),
@@ -241,7 +271,7 @@ pub(super) fn render(state: &State, data: &Data) -> Value {
         "error": state.error.as_ref().map(|e| e.message.clone()),
         "error_code": state.error.as_ref().map(|e| e.code),
         "notice": state.notice,
-        "done": state.connected.is_some(),
+        "done": state.done(),
         "cancelled": state.page == Page::Cancelled,
     })
 }
@@ -374,5 +404,45 @@ fn finish_page(state: &State, data: &Data) -> (String, String, Vec<Field>) {
             Field::info("connected_by", "Connected by (Online ID)", email),
             Field::info("first_sync", "First synchronisation", first_sync),
         ],
+    )
+}
+
+fn confirm_page(state: &State) -> (String, String, Vec<Field>) {
+    let email = state
+        .session
+        .as_ref()
+        .map(|s| s.email.clone())
+        .unwrap_or_default();
+    if let Some(summary) = &state.maintained {
+        let title = match state.mode {
+            Mode::Disconnect => "Disconnected",
+            _ => "Connection updated",
+        };
+        return (title.to_owned(), summary.clone(), Vec::new());
+    }
+    let (title, text) = match state.mode {
+        Mode::Disconnect => (
+            "Disconnect from Online Desktop",
+            "Finish disconnects this company from Online Desktop:\n\n\
+             The online copy of the company's data is deleted. The company and its users' access stay online, \
+             but there is no data to work with on the web until it is connected again.\n\n\
+             The data in the program on this computer is never touched. Synchronisation stops, and the add-on's \
+             own bookkeeping on this computer (the connection, the id mapping) is removed.\n\n\
+             Connecting again later synchronises everything again from the start, like the first time.",
+        ),
+        _ => (
+            "Update the connection",
+            "Finish stops synchronisation, registers this computer with Online Desktop again with your Online ID \
+             (the earlier registration of this computer stops working), stores the new credentials (never your \
+             password) and starts synchronisation again where it stopped: nothing is sent twice.\n\n\
+             If synchronisation stopped because a backup of the company database seems to have been restored, \
+             it is taken up again from the program's current change log; changes made in the program between \
+             the restore and the moment it was noticed are not sent.",
+        ),
+    };
+    (
+        title.to_owned(),
+        text.to_owned(),
+        vec![Field::info("online_id", "Online ID", email)],
     )
 }
