@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use console::style;
 
-use super::GlobalArgs;
+use super::sync::{follow_first_sync, local_time, EventLoop, FirstSyncEnd};
+use super::{quoted, wizard, GlobalArgs};
 use crate::desktop::{lifecycle, render};
 use crate::error::{HostError, Result};
 use crate::plugin::host::StderrLog;
@@ -66,6 +67,65 @@ pub struct ConnectArgs {
     pub wait: u64,
 }
 
+/// `connect`: the check, then the connect wizard.
+#[derive(Debug, Args)]
+pub struct ConnectCommandArgs {
+    #[command(flatten)]
+    pub check_args: ConnectArgs,
+    /// Only the licence check and the requirements; do not open the wizard
+    #[arg(long)]
+    pub check: bool,
+    /// Answer the wizard's pages from a file (JSON or simple TOML: email,
+    /// password_env, create_online_id, start, at) instead of asking
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub answers: Option<PathBuf>,
+    /// Scripted: the Online ID to log in with (the password comes from
+    /// OD_ONLINE_PASSWORD or a hidden prompt, never from an argument)
+    #[arg(long, value_name = "EMAIL", conflicts_with = "check")]
+    pub email: Option<String>,
+    /// Scripted: when the first synchronisation runs
+    #[arg(long, value_enum, value_name = "WHEN", conflicts_with = "check")]
+    pub start: Option<wizard::Start>,
+    /// Scripted, with --start later: "2026-12-24 22:00" (local time) or RFC 3339
+    #[arg(long, value_name = "TIME", conflicts_with = "check")]
+    pub at: Option<String>,
+    /// Scripted: create a new Online ID first (then press Enter once the
+    /// link in the mail has been opened and a password chosen)
+    #[arg(long, conflicts_with = "check")]
+    pub create_online_id: bool,
+}
+
+impl ConnectCommandArgs {
+    /// The scripted answers, when any were given.
+    fn answers(&self) -> Result<Option<wizard::Answers>> {
+        let mut answers = match &self.answers {
+            Some(path) => Some(wizard::Answers::from_file(path)?),
+            None => None,
+        };
+        let flags = self.email.is_some()
+            || self.start.is_some()
+            || self.at.is_some()
+            || self.create_online_id;
+        if flags {
+            let a = answers.get_or_insert_with(wizard::Answers::default);
+            if let Some(email) = &self.email {
+                a.email = Some(email.clone());
+            }
+            if let Some(start) = self.start {
+                a.start = start;
+            }
+            if let Some(at) = &self.at {
+                a.at = Some(at.clone());
+                if self.start.is_none() {
+                    a.start = wizard::Start::Later;
+                }
+            }
+            a.create_online_id |= self.create_online_id;
+        }
+        Ok(answers)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
     /// How many times to load and unload the add-on
@@ -106,8 +166,159 @@ impl GlobalArgs {
     }
 }
 
-/// "Connect to Online Desktop": the licence check and the requirements.
-pub fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
+/// "Connect to Online Desktop": the connect wizard, scripted or for a
+/// person at the terminal; without either (`--check`, or no terminal) the
+/// licence check and the requirements.
+pub fn connect(global: &GlobalArgs, args: ConnectCommandArgs) -> Result<()> {
+    if !args.check {
+        if let Some(answers) = args.answers()? {
+            return connect_with_wizard(
+                global,
+                wizard::Mode::Scripted(answers),
+                AfterFinish::FollowFirstSync,
+            );
+        }
+        if attended() {
+            return connect_with_wizard(
+                global,
+                wizard::Mode::Interactive,
+                AfterFinish::FollowFirstSync,
+            );
+        }
+    }
+    check(global, args.check_args)
+}
+
+/// Whether a person sits at this terminal (input and output).
+pub fn attended() -> bool {
+    console::user_attended()
+        && console::Term::stdout().is_term()
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+}
+
+/// What happens after the wizard connected the company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFinish {
+    /// "now": show the first synchronisation's progress until it is done;
+    /// "later": say when, and that the sync agent runs it.
+    FollowFirstSync,
+    /// Stop the engine and clear the schedule: the next `host-sim agent`
+    /// runs the first synchronisation (`sync connect`, for tests).
+    LeaveToAgent,
+}
+
+/// Opens the add-on's connect wizard for the company and walks it.
+pub fn connect_with_wizard(
+    global: &GlobalArgs,
+    mode: wizard::Mode,
+    after: AfterFinish,
+) -> Result<()> {
+    let library = global.load_add_on()?;
+    let settings = global.add_on_settings()?;
+    let company_id = settings.context.company_id.clone();
+    let company = company_name(global)?;
+    println!(
+        "{}",
+        style(format!("Connect to Online Desktop — {company}"))
+            .bold()
+            .underlined()
+    );
+    let instance = Instance::create(&library, settings)?;
+    let events = EventLoop::new(&instance)?;
+    let page = match wizard::run(&instance, &events, mode)? {
+        wizard::Outcome::Cancelled => {
+            println!("The wizard was cancelled. Nothing was changed.");
+            return Ok(());
+        }
+        wizard::Outcome::Connected(page) => page,
+    };
+    let connection = global
+        .open_installation()?
+        .system()
+        .online_connection(&company_id)?;
+    let online = connection.as_ref().map(|c| {
+        format!(
+            "{}/api/v1/companies/{}",
+            c.service_url.trim_end_matches('/'),
+            c.online_company_id
+        )
+    });
+    let status = instance.sync_status()?;
+    let connected_line = format!(
+        "{} is connected to Online Desktop{}.",
+        quoted(&company),
+        connection
+            .as_ref()
+            .map(|c| format!(
+                " (online company id {}, by {})",
+                c.online_company_id, c.connected_by
+            ))
+            .unwrap_or_default()
+    );
+    match after {
+        AfterFinish::LeaveToAgent => {
+            events.stop(|_| {})?;
+            if status.scheduled_at.is_some() {
+                instance.sync_schedule(None)?;
+            }
+            println!("{}", style(connected_line).green());
+            println!(
+                "Start synchronising with `host-sim agent` (in the background) or `host-sim sync run`                  (in this terminal)."
+            );
+        }
+        AfterFinish::FollowFirstSync => {
+            if let Some(at) = &status.scheduled_at {
+                events.stop(|_| {})?;
+                println!("{}", style(connected_line).green());
+                println!(
+                    "The first synchronisation is scheduled for {}. The sync agent starts it then:                      leave this computer on with `host-sim agent` running (use of the program is                      blocked while it runs).",
+                    local_time(at)
+                );
+            } else if page.done && status.state == crate::plugin::SyncState::NotConnected {
+                println!("{}", style(connected_line).green());
+            } else {
+                println!("First synchronisation …");
+                let end = follow_first_sync(&instance, &events)?;
+                events.stop(|_| {})?;
+                match end {
+                    FirstSyncEnd::Done => {
+                        println!("{}", style(connected_line).green().bold());
+                        println!(
+                            "{}",
+                            style(
+                                "The first synchronisation is done: the online copy is complete."
+                            )
+                            .green()
+                        );
+                        if let Some(online) = &online {
+                            println!("Online copy: {online}");
+                        }
+                        println!(
+                            "Keep it in step with `host-sim agent` (in the background) or                              `host-sim sync run` (in this terminal)."
+                        );
+                    }
+                    FirstSyncEnd::StopAsked => {
+                        println!("{connected_line}");
+                        println!(
+                            "The first synchronisation was stopped at a safe point;                              `host-sim agent` or `host-sim sync run` continues it."
+                        );
+                    }
+                    FirstSyncEnd::Failed(message) => {
+                        println!("{connected_line}");
+                        return Err(HostError::AddOnRefused(format!(
+                            "The first synchronisation stopped: {message}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The licence check and the requirements (exit code 3 while one is not
+/// met).
+fn check(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
     let library = global.load_add_on()?;
     let settings = global.add_on_settings()?;
     let company = company_name(global)?;
@@ -129,7 +340,10 @@ pub fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
     println!("{}", render::prerequisites(&view));
     println!("{}", render::verdict(&view));
     if view.can_connect {
-        println!("The connect wizard (Online ID, company registration, first synchronisation) follows in a later version.");
+        println!(
+            "Run `host-sim connect` in a terminal to walk through the connect wizard (Online ID, \
+             company registration, first synchronisation), or script it with --email or --answers."
+        );
         Ok(())
     } else {
         Err(HostError::RequirementsNotMet(
@@ -232,6 +446,22 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         println!("    - {}{note}", computer.name);
     }
     println!("  Last synchronisation: never · pending changes: none");
+    if !connected && view.can_connect && attended() {
+        drop(instance);
+        let choice = dialoguer::Select::new()
+            .with_prompt("Online Desktop")
+            .items(["Connect …", "Close"])
+            .default(0)
+            .interact()
+            .map_err(|e| HostError::InvalidInput(format!("the prompt failed: {e}")))?;
+        if choice == 0 {
+            return connect_with_wizard(
+                global,
+                wizard::Mode::Interactive,
+                AfterFinish::FollowFirstSync,
+            );
+        }
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod session;
 mod sync;
 mod table;
 mod user;
+mod wizard;
 
 use std::path::PathBuf;
 
@@ -109,9 +110,11 @@ pub enum Command {
     /// Ask the host what the plugin would ask through its data channel
     /// (prints the JSON answer)
     Channel(channel::ChannelArgs),
-    /// Menu action "Connect to Online Desktop": the licence check and the
-    /// requirements for connecting (exit code 3 while one is not met)
-    Connect(desktop::ConnectArgs),
+    /// Menu action "Connect to Online Desktop": the connect wizard (in a
+    /// terminal, or scripted with --email/--answers); with --check or
+    /// without a terminal the licence check and the requirements (exit code
+    /// 3 while one is not met)
+    Connect(desktop::ConnectCommandArgs),
     /// "Company settings → Online Desktop": requirement status, connection,
     /// licence, sync computer and trace log
     Settings(desktop::ConnectArgs),

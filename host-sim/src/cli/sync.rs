@@ -14,21 +14,15 @@ use chrono::{DateTime, Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use clap::{Args, Subcommand};
 use console::style;
 use indicatif::{ProgressBar, ProgressStyle};
-use od_abi::{OD_EVENT_SYNC_PROGRESS, OD_EVENT_SYNC_STATE, OD_RESULT_OK};
-use od_client::{Client, ClientConfig, ClientError, NewDevice, Registration, RegistrationData};
-use od_client::{Secret, ServiceUrl};
+use od_abi::{OD_EVENT_SYNC_PROGRESS, OD_EVENT_SYNC_STATE, OD_EVENT_WIZARD_CHANGED, OD_RESULT_OK};
 use serde_json::{json, Value};
 
 use super::table::Table;
 use super::{quoted, GlobalArgs};
-use crate::db::system::OnlineConnection;
 use crate::error::{HostError, Result};
 use crate::plugin::host::HostState;
 use crate::plugin::instance::CallError;
 use crate::plugin::{Instance, Library, SyncState, SyncStatusView, Wake};
-
-/// Environment variable with the Online ID's password for `sync connect`.
-pub const PASSWORD_ENV: &str = "OD_ONLINE_PASSWORD";
 
 /// How often the agent logs first-sync progress at most.
 const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
@@ -42,8 +36,9 @@ const STOP_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
-    /// Connect the company to the online service with an Online ID (until
-    /// the connect wizard exists). The password comes from
+    /// Connect the company through the add-on's connect wizard, scripted,
+    /// and leave the first synchronisation to the sync agent (for tests;
+    /// people use `host-sim connect`). The password comes from
     /// OD_ONLINE_PASSWORD or a hidden prompt
     Connect(ConnectArgs),
     /// Synchronise in the foreground: a progress bar for the first
@@ -65,10 +60,6 @@ pub struct ConnectArgs {
     /// company's super user online
     #[arg(long, value_name = "EMAIL")]
     email: String,
-    /// Connect again although the company is connected already (the new
-    /// device replaces this computer's old one)
-    #[arg(long)]
-    replace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,260 +127,52 @@ fn refused(error: CallError) -> HostError {
     }
 }
 
-// --- connect -----------------------------------------------------------------
+// --- connect ---------------------------------------------------------------
 
-/// Everything the online service needs to register the company, read from
-/// the host's databases.
-struct CompanyToConnect {
-    company_id: String,
-    company_name: String,
-    computer_id: String,
-    computer_name: String,
-    registration: Registration,
-}
-
-fn company_to_connect(global: &GlobalArgs) -> Result<CompanyToConnect> {
-    let context = global.host_context()?;
-    let installation = global.open_installation()?;
-    let system = installation.system();
-    let company = installation.company_or_default(Some(&context.company_id))?;
-    let computer = installation.computer_or_default(Some(&context.computer_id))?;
-    let binding = system
-        .bindings()?
-        .into_iter()
-        .find(|b| b.add_on == od_licence::ADD_ON_ONLINE_DESKTOP && b.company_id == company.id)
-        .ok_or_else(|| {
-            HostError::NotAllowed(format!(
-                "Online Desktop is not registered for {}. Register the licence first \
-                 (host-sim licence add FILE, then host-sim licence bind --company ...).",
-                quoted(&company.name)
-            ))
-        })?;
-    let document = system
-        .licence_documents()?
-        .into_iter()
-        .find(|d| d.licence_number == binding.licence_number)
-        .ok_or_else(|| {
-            HostError::NotAllowed(format!(
-                "The licence {} that Online Desktop is registered with is no longer in the system database. \
-                 Register it again with host-sim licence add FILE.",
-                binding.licence_number
-            ))
-        })?;
-    let info = installation.open_company_db(&company)?.info()?;
-    let r = info.registration;
-    let text = |v: Option<String>| v.unwrap_or_default();
-    Ok(CompanyToConnect {
-        company_id: company.id.clone(),
-        company_name: company.name.clone(),
-        computer_id: computer.id,
-        computer_name: computer.name,
-        registration: Registration {
-            licence_document: document.document,
-            system_database_id: system.database_id()?,
-            company_database_id: company.id,
-            registration: RegistrationData {
-                name: text(r.name),
-                street: text(r.street),
-                postcode: text(r.postcode),
-                city: text(r.city),
-                country: text(r.country),
-                phone: text(r.phone),
-                email: text(r.email),
-                organisation_number: text(r.organisation_number),
-            },
-        },
-    })
-}
-
-/// The password: from the environment, else asked for without echo.
-fn password(email: &str) -> Result<Secret> {
-    if let Some(value) = std::env::var_os(PASSWORD_ENV) {
-        let text = value
-            .into_string()
-            .map_err(|_| HostError::InvalidInput(format!("{PASSWORD_ENV} is not valid text.")))?;
-        if !text.is_empty() {
-            return Ok(Secret::new(text));
-        }
-    }
-    if !console::Term::stderr().is_term() {
-        return Err(HostError::InvalidInput(format!(
-            "No password: set {PASSWORD_ENV}, or run the command in a terminal to be asked for it."
-        )));
-    }
-    let text = dialoguer::Password::new()
-        .with_prompt(format!("Password of the Online ID {email}"))
-        .interact()
-        .map_err(|e| HostError::InvalidInput(format!("The password could not be read: {e}")))?;
-    Ok(Secret::new(text))
-}
-
-/// Words for a failed step of connecting, by what the service said.
-fn online_error(step: &str, error: &ClientError) -> HostError {
-    let hint = match error.code() {
-        Some("company_already_connected") | Some("company_connected_elsewhere") => {
-            " Nothing was changed."
-        }
-        _ => "",
-    };
-    HostError::Online(format!("{step}: {error}{hint}"))
-}
-
+/// `sync connect`: the connect wizard through the add-on, scripted, and the
+/// first synchronisation left to the next agent (or `sync run`).
 fn connect(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
-    let service_url = global.add_on.service_url.clone().ok_or_else(|| {
-        HostError::InvalidInput(
+    if global.add_on.service_url.is_none() {
+        return Err(HostError::InvalidInput(
             "Say which online service to connect to: --service-url URL or OD_SERVICE_URL.".into(),
-        )
-    })?;
-    let service = ServiceUrl::parse(&service_url).map_err(|e| {
-        HostError::InvalidInput(format!(
-            "{} is not a usable service address: {e}",
-            quoted(&service_url)
-        ))
-    })?;
-    let library = load(global)?;
-    let target = company_to_connect(global)?;
-    let instance = Instance::create(&library, global.add_on_settings()?)?;
-    let status = instance.sync_status()?;
-    if status.state != SyncState::NotConnected && !args.replace {
-        let installation = global.open_installation()?;
-        let place = installation
-            .system()
-            .online_connection(&target.company_id)?
-            .map(|c| format!(" to {} (by {})", c.service_url, c.connected_by))
-            .unwrap_or_default();
-        return Err(HostError::NotAllowed(format!(
-            "{} is already connected to Online Desktop{place}. To connect it again, add --replace.",
-            quoted(&target.company_name)
-        )));
+        ));
     }
-    let password = password(&args.email)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::io("starting the connection to the online service", e))?;
-    let client = Client::new(
-        service.clone(),
-        ClientConfig {
-            user_agent: concat!("host-sim/", env!("CARGO_PKG_VERSION")).to_owned(),
-            ..ClientConfig::default()
-        },
+    // The wizard asks for "now" or a time; a day ahead, cleared once
+    // connected, leaves the first synchronisation to the agent.
+    let at = (Local::now() + chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Secs, false);
+    let answers = super::wizard::Answers {
+        email: Some(args.email),
+        start: super::wizard::Start::Later,
+        at: Some(at),
+        ..super::wizard::Answers::default()
+    };
+    super::desktop::connect_with_wizard(
+        global,
+        super::wizard::Mode::Scripted(answers),
+        super::desktop::AfterFinish::LeaveToAgent,
     )
-    .map_err(|e| {
-        HostError::Online(format!(
-            "The connection to the online service could not be set up: {e}"
-        ))
-    })?;
-    println!(
-        "Connecting {} to Online Desktop at {} as {} …",
-        quoted(&target.company_name),
-        service.as_str().trim_end_matches('/'),
-        args.email
-    );
-    let (company, created, credentials) = runtime.block_on(async {
-        let session = client
-            .log_in(&args.email, &password)
-            .await
-            .map_err(|e| online_error("Logging in with the Online ID failed", &e))?;
-        let registered = client
-            .register_company(&session.token, &target.registration)
-            .await
-            .map_err(|e| online_error("The online service did not register the company", &e));
-        let registered = match registered {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = client.log_out(&session.token).await;
-                return Err(e);
-            }
-        };
-        let device = client
-            .create_device(
-                &session.token,
-                registered.company.id,
-                &NewDevice {
-                    computer_id: target.computer_id.clone(),
-                    computer_name: target.computer_name.clone(),
-                },
-            )
-            .await
-            .map_err(|e| online_error("The online service did not accept this computer", &e));
-        let _ = client.log_out(&session.token).await;
-        Ok::<_, HostError>((registered.company, registered.created, device?))
-    })?;
-    drop(password);
-    let connection = json!({
-        "service_url": service.as_str().trim_end_matches('/'),
-        "company_id": company.id,
-        "computer_id": target.computer_id,
-        "device_id": credentials.device_id,
-        "access_token": credentials.access_token.expose(),
-        "access_expires_at": credentials.access_expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "refresh_token": credentials.refresh_token.expose(),
-    })
-    .to_string();
-    instance.connection_set(&connection).map_err(refused)?;
-    drop(connection);
-    global
-        .open_installation()?
-        .system()
-        .record_online_connection(&OnlineConnection {
-            company_id: target.company_id.clone(),
-            service_url: service.as_str().trim_end_matches('/').to_owned(),
-            online_company_id: company.id.to_string(),
-            connected_by: args.email.clone(),
-            connected_at: Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-        })?;
-    println!(
-        "{}",
-        style(format!(
-            "{} is connected to Online Desktop (online company id {}, licence {}, {} tier).",
-            quoted(&target.company_name),
-            company.id,
-            company.licence_number,
-            company.tier
-        ))
-        .green()
-    );
-    if !created {
-        // Registering the same company again with its super user's Online
-        // ID is allowed (the service answers with the company); this
-        // computer becomes another device of it. The service lets one
-        // computer synchronise at a time: this one is refused while another
-        // is the sync computer, until synchronisation is moved.
-        println!(
-            "The company was registered online before; this computer ({}) is now a device of it too. \
-             Only the company's sync computer synchronises; if that is another computer, move \
-             synchronisation to this one first (Company settings → Online Desktop, or \
-             POST /api/v1/companies/{}/sync-computer).",
-            target.computer_name, company.id
-        );
-    }
-    println!(
-        "This computer ({}) is its device. Start synchronising with `host-sim agent` (in the background) \
-         or `host-sim sync run` (in this terminal).",
-        target.computer_name
-    );
-    Ok(())
 }
 
 // --- the event loop ----------------------------------------------------------
 
 /// What the add-on or the signal handler reported to the loop.
 #[derive(Debug, Clone, PartialEq)]
-enum Happening {
+pub(super) enum Happening {
     State {
         state: SyncState,
         name: String,
         error: Option<String>,
     },
     Progress(Progress),
+    /// The connect wizard's page changed (`OD_EVENT_WIZARD_CHANGED`).
+    WizardChanged,
     /// SIGINT or SIGTERM.
     StopAsked,
 }
 
 /// `OD_EVENT_SYNC_PROGRESS`'s payload.
 #[derive(Debug, Clone, PartialEq, Default)]
-struct Progress {
+pub(super) struct Progress {
     entity_title: String,
     entity_done: u64,
     entity_total: u64,
@@ -429,20 +212,20 @@ impl Progress {
 
 /// Waits for the add-on's pump requests (and stop requests), pumps on this
 /// thread and turns the events into [`Happening`]s.
-struct EventLoop<'a, 'lib> {
+pub(super) struct EventLoop<'a, 'lib> {
     instance: &'a Instance<'lib>,
     state: Arc<HostState>,
 }
 
 impl<'a, 'lib> EventLoop<'a, 'lib> {
-    fn new(instance: &'a Instance<'lib>) -> Result<EventLoop<'a, 'lib>> {
+    pub(super) fn new(instance: &'a Instance<'lib>) -> Result<EventLoop<'a, 'lib>> {
         let state = instance.shared_state();
         stop_on_signals(Arc::clone(&state))?;
         Ok(EventLoop { instance, state })
     }
 
     /// What happened within `timeout` (nothing when it passed quietly).
-    fn next(&self, timeout: Duration) -> Result<Vec<Happening>> {
+    pub(super) fn next(&self, timeout: Duration) -> Result<Vec<Happening>> {
         match self.state.wait(timeout) {
             Wake::Interrupted => {
                 self.state.clear_interrupt();
@@ -473,6 +256,7 @@ impl<'a, 'lib> EventLoop<'a, 'lib> {
                             OD_EVENT_SYNC_PROGRESS => {
                                 Some(Happening::Progress(Progress::from_json(&payload)))
                             }
+                            OD_EVENT_WIZARD_CHANGED => Some(Happening::WizardChanged),
                             _ => None,
                         }
                     })
@@ -483,7 +267,7 @@ impl<'a, 'lib> EventLoop<'a, 'lib> {
 
     /// Asks the add-on to stop and waits until it has (or the deadline
     /// passed); `report` sees every state change on the way.
-    fn stop(&self, mut report: impl FnMut(&Happening)) -> Result<()> {
+    pub(super) fn stop(&self, mut report: impl FnMut(&Happening)) -> Result<()> {
         self.instance.sync_stop()?;
         let deadline = Instant::now() + STOP_DEADLINE;
         while Instant::now() < deadline {
@@ -640,6 +424,7 @@ fn run_foreground(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     'outer: loop {
         for happening in events.next(Duration::from_millis(250))? {
             match happening {
+                Happening::WizardChanged => {}
                 Happening::StopAsked => {
                     stop_asked = true;
                     break 'outer;
@@ -713,6 +498,78 @@ fn run_foreground(global: &GlobalArgs, args: RunArgs) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// How following the first synchronisation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FirstSyncEnd {
+    Done,
+    Failed(String),
+    /// Ctrl-C or SIGTERM.
+    StopAsked,
+}
+
+/// Shows the first synchronisation's progress bar (as `sync run` does)
+/// until it is done, failed, or the person asked to stop. The engine runs
+/// in `instance`, started by the caller.
+pub(super) fn follow_first_sync(
+    instance: &Instance<'_>,
+    events: &EventLoop<'_, '_>,
+) -> Result<FirstSyncEnd> {
+    let mut bar: Option<ProgressBar> = None;
+    let end = 'outer: loop {
+        for happening in events.next(Duration::from_millis(250))? {
+            match happening {
+                Happening::WizardChanged => {}
+                Happening::StopAsked => break 'outer FirstSyncEnd::StopAsked,
+                Happening::Progress(p) => {
+                    let b = bar.get_or_insert_with(|| progress_bar(p.total));
+                    b.set_length(p.total);
+                    b.set_position(p.done);
+                    let left = p
+                        .seconds_left
+                        .map_or("estimating time left".to_owned(), |s| {
+                            format!("about {} left", duration_words(s))
+                        });
+                    b.set_message(format!(
+                        "{} {}/{} · {left}",
+                        p.entity_title, p.entity_done, p.entity_total
+                    ));
+                }
+                Happening::State { state, name, error } => {
+                    let line = state_line(state, &name, error.as_deref());
+                    match &bar {
+                        Some(b) => b.println(line),
+                        None => println!("{line}"),
+                    }
+                    if state == SyncState::Failed {
+                        break 'outer FirstSyncEnd::Failed(
+                            error.unwrap_or_else(|| "synchronisation failed".into()),
+                        );
+                    }
+                }
+            }
+        }
+        let status = instance.sync_status()?;
+        if status.first_sync_done {
+            break FirstSyncEnd::Done;
+        }
+        if status.state == SyncState::Failed {
+            break FirstSyncEnd::Failed(
+                status
+                    .error
+                    .unwrap_or_else(|| "synchronisation failed".into()),
+            );
+        }
+    };
+    if let Some(b) = bar.take() {
+        if end == FirstSyncEnd::Done {
+            b.finish_with_message("done");
+        } else {
+            b.abandon();
+        }
+    }
+    Ok(end)
 }
 
 /// One line for a state change, for people.
@@ -817,6 +674,7 @@ pub fn agent(global: &GlobalArgs, args: AgentArgs) -> Result<()> {
         let mut changed = false;
         for happening in events.next(Duration::from_millis(500))? {
             match happening {
+                Happening::WizardChanged => {}
                 Happening::StopAsked => {
                     agent_log("stop asked; stopping at a safe point");
                     break 'outer;
@@ -935,7 +793,7 @@ fn status(global: &GlobalArgs) -> Result<()> {
     if status.state == SyncState::NotConnected {
         println!(
             "\nThis company is not connected to Online Desktop yet. Connect it with \
-             `host-sim sync connect --email EMAIL`."
+             `host-sim connect` (the connect wizard; scripted: `host-sim connect --email EMAIL`)."
         );
         return Ok(());
     }
@@ -1173,7 +1031,7 @@ fn schedule(global: &GlobalArgs, args: ScheduleArgs) -> Result<()> {
 // --- text -------------------------------------------------------------------------
 
 /// An RFC 3339 time in this computer's local time, for people.
-fn local_time(text: &str) -> String {
+pub(super) fn local_time(text: &str) -> String {
     match DateTime::parse_from_rfc3339(text) {
         Ok(at) => at
             .with_timezone(&Local)

@@ -103,7 +103,7 @@ fn menu(global: &mut GlobalArgs, add_on: Option<&Instance>) -> Result<After> {
         .map_err(prompt_error)?;
     Ok(match choice {
         Some(0) => {
-            connect(add_on)?;
+            connect(global, add_on)?;
             After::Stay
         }
         Some(1) => {
@@ -190,7 +190,7 @@ fn pick(prompt: &str, items: &[&str]) -> Result<Option<usize>> {
 }
 
 /// "Connect to Online Desktop" with the add-on loaded at start-up.
-fn connect(add_on: Option<&Instance>) -> Result<()> {
+fn connect(global: &GlobalArgs, add_on: Option<&Instance>) -> Result<()> {
     let Some(instance) = add_on else {
         println!(
             "{}",
@@ -219,7 +219,8 @@ fn connect(add_on: Option<&Instance>) -> Result<()> {
         }
         match pick("Connect to Online Desktop", &options)?.map(|i| options[i]) {
             Some("Connect") => {
-                println!("The connect wizard (Online ID, registration, first synchronisation) follows in a later version.");
+                // The connect wizard, as `host-sim connect` shows it.
+                command(global, &["connect"]);
                 return Ok(());
             }
             Some("Check again") => refresh = true,

@@ -141,6 +141,23 @@ impl<'lib> Instance<'lib> {
         &self.state
     }
 
+    pub(crate) fn library(&self) -> &'lib Library {
+        self.library
+    }
+
+    pub(crate) fn handle(&self) -> *mut od_plugin {
+        self.handle
+    }
+
+    /// `Ok` for `OD_RESULT_OK`, else the add-on's error with its message.
+    pub(crate) fn result(&self, code: od_result) -> Result<(), CallError> {
+        if code == OD_RESULT_OK {
+            Ok(())
+        } else {
+            Err(self.error(code))
+        }
+    }
+
     /// The host state shared with the plugin, for a thread that must wake
     /// the host's loop (a signal handler).
     pub fn shared_state(&self) -> Arc<HostState> {

@@ -4,6 +4,7 @@
 pub mod host;
 pub mod instance;
 pub mod loader;
+pub mod wizard;
 
 pub use host::{Event, Wake};
 pub use instance::{
@@ -11,3 +12,4 @@ pub use instance::{
     SyncState, SyncStatusView,
 };
 pub use loader::{Library, LoadError};
+pub use wizard::{WizardAction, WizardField, WizardPage, WizardRow};
