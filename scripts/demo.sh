@@ -74,8 +74,8 @@ echo "== Issuing an Online Desktop licence (development key) and registering it"
 "$HOST" licence bind --company "Nordlys Handel AS"
 
 echo
-echo "== Connect to Online Desktop (user admin)"
-"$HOST" connect || true
+echo "== Connect to Online Desktop (user admin): the licence check and the requirements"
+"$HOST" connect --check || true
 
 echo
 echo "== Company settings → Online Desktop"
@@ -96,11 +96,11 @@ json /api/v1/accounts/verify "{\"token\": \"$VERIFY_TOKEN\", \"password\": \"$PA
 echo "Online ID $EMAIL, password $PASSWORD (verification mail: $MAIL)"
 
 echo
-echo "== Connecting the company (host-sim sync connect)"
-OD_ONLINE_PASSWORD="$PASSWORD" "$HOST" sync connect --email "$EMAIL"
+echo "== Connecting the company: the add-on's connect wizard, scripted (host-sim connect --email ... --start now)"
+OD_ONLINE_PASSWORD="$PASSWORD" "$HOST" connect --email "$EMAIL" --start now
 
 echo
-echo "== Starting the sync agent in the background"
+echo "== Starting the sync agent in the background (keeps the company in step)"
 AGENT_LOG="$DATA/sync-agent.log"
 # In a session of its own, so that Ctrl-C reaches only this script, which
 # then stops the agent (SIGTERM) before the service.
