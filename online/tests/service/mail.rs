@@ -178,7 +178,15 @@ fn without_smtp_mails_are_written_to_the_outbox_and_their_link_is_logged() {
         raw.contains(&link),
         "the link reads whole in the file: {raw}"
     );
-    let logs = server.logs();
+    // The file is visible before the log line that follows it is written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let logs = loop {
+        let logs = server.logs();
+        if logs.contains("mail written to the outbox") || std::time::Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     assert!(logs.contains("mail written to the outbox"), "{logs}");
     assert!(logs.contains(&link), "{logs}");
 }
