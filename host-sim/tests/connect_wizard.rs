@@ -104,6 +104,10 @@ fn the_scripted_wizard_connects_and_runs_the_first_sync_now() {
     );
     let settings = ok(&host, &server, None, &["settings"]);
     assert_eq!(field(&settings, "Connected"), Some("yes"), "{settings}");
+    assert!(
+        field(&settings, "Connected by").is_some_and(|by| by.starts_with(EMAIL)),
+        "{settings}"
+    );
 }
 
 #[test]

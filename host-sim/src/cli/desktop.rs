@@ -364,6 +364,9 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         .system()
         .company(&settings.context.company_id)?
         .is_some_and(|c| c.online_desktop_connected);
+    let connection = installation
+        .system()
+        .online_connection(&settings.context.company_id)?;
     let instance = Instance::create(&library, settings)?;
     let licence = instance.licence()?;
     let view = instance.prerequisites_settled(false, Duration::from_secs(args.wait))?;
@@ -405,7 +408,13 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
             "not available until every requirement is met"
         }
     );
-    println!("  Connected by: -");
+    match connection.as_ref().filter(|_| connected) {
+        Some(c) => println!(
+            "  Connected by: {} on {} (online company {} at {})",
+            c.connected_by, c.connected_at, c.online_company_id, c.service_url
+        ),
+        None => println!("  Connected by: -"),
+    }
     if let Some(path) = trace_log {
         println!("  Trace log: {}", path.display());
     }
