@@ -27,6 +27,8 @@ struct WizardHost {
     program: Arc<Program>,
     answers: Mutex<HashMap<String, Value>>,
     recorded: Mutex<Vec<Value>>,
+    /// What `connection.forget` told (Disconnect).
+    forgotten: Mutex<Vec<Value>>,
     fail_record: AtomicBool,
     /// Milliseconds a method takes (to catch the wizard busy).
     delays: Mutex<HashMap<String, u64>>,
@@ -38,6 +40,7 @@ impl WizardHost {
             program: Program::new(),
             answers: Mutex::new(HashMap::new()),
             recorded: Mutex::new(Vec::new()),
+            forgotten: Mutex::new(Vec::new()),
             fail_record: AtomicBool::new(false),
             delays: Mutex::new(HashMap::new()),
         });
@@ -76,6 +79,12 @@ impl HostChannel for WizardHost {
         let delay = self.delays.lock().get(method).copied();
         if let Some(millis) = delay {
             std::thread::sleep(Duration::from_millis(millis));
+        }
+        if method == "connection.forget" {
+            self.forgotten
+                .lock()
+                .push(serde_json::from_slice(params).unwrap());
+            return Ok(b"{}".to_vec());
         }
         if method == "connection.record" {
             if self.fail_record.load(Ordering::SeqCst) {
@@ -636,4 +645,350 @@ fn only_a_super_user_of_an_unconnected_company_opens_the_wizard() {
     assert_eq!(f.act(Action::Finish).unwrap_err().code, OD_RESULT_BAD_STATE);
     f.plugin.wizard_close().unwrap();
     f.plugin.wizard_close().unwrap();
+}
+
+// Update connection, Disconnect, the restore guard and restore detection.
+
+use super::Mode;
+use od_client::{Client, ClientConfig, DeviceSession};
+
+const NEW_PASSWORD: &str = "a-new-password-2";
+
+impl Fixture {
+    /// Connects through the wizard with an existing Online ID and waits
+    /// for the first sync to finish.
+    fn connect(&self, email: &str) {
+        self.to_online_id();
+        assert_eq!(self.log_in(email, TEST_PASSWORD)["page"], "company");
+        self.to_finish("now", "");
+        assert_eq!(self.finish()["done"], true);
+        self.plugin.wizard_close().unwrap();
+        self.running();
+    }
+
+    fn running(&self) {
+        in_time("synchronisation to run", || {
+            let status = self.plugin.sync_status();
+            status.first_sync_done && status.state == SyncState::Running
+        });
+    }
+
+    fn connection(&self) -> Value {
+        let text = std::fs::read_to_string(self.folder.path().join("connection.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Opens `mode` and logs in: the confirm page.
+    fn open_and_log_in(&self, mode: Mode, email: &str, password: &str) -> Value {
+        self.plugin.wizard_open_for(mode).unwrap();
+        let page = self.page();
+        assert_eq!(page["page"], "online_id", "{page}");
+        assert_eq!(page["mode"], mode.id());
+        assert_eq!(page["steps"], 2);
+        assert_eq!(page["actions"]["create_online_id"], false);
+        self.log_in(email, password)
+    }
+
+    /// The oracle of GUARANTEES.md: both sides' checksums per entity
+    /// equal, every host record sent.
+    fn assert_same_on_both_sides(&self) {
+        let connection = crate::sync::connection::load(self.folder.path())
+            .unwrap()
+            .unwrap();
+        let client = Client::new(
+            ServiceUrl::parse(self.server().base_url()).unwrap(),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        let device = DeviceSession::new(connection.credentials());
+        let online = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(client.checksum(&device))
+            .unwrap();
+        let state = crate::sync::state::State::open(self.folder.path()).unwrap();
+        let host = crate::sync::checksum::host_checksums(
+            &crate::sync::continuous::tests::schema(),
+            &Host::new(self.host.clone()),
+            &state,
+        );
+        for (entity, digest) in &host {
+            assert!(digest.unsent.is_empty(), "{entity}: unsent");
+            let theirs = online.iter().find(|e| &e.entity == entity);
+            if digest.count == 0 {
+                assert!(theirs.is_none_or(|e| e.count == 0), "{entity}");
+                continue;
+            }
+            let theirs = theirs.unwrap_or_else(|| panic!("{entity} is not online"));
+            assert_eq!(
+                (theirs.count, theirs.sha256.as_str()),
+                (digest.count, digest.sha256.as_str()),
+                "{entity}"
+            );
+        }
+    }
+
+    fn eventually_same_on_both_sides(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.assert_same_on_both_sides()
+            }));
+            if attempt.is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the sides did not meet");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The online sequence number, as this computer's device sees it.
+    fn online_sequence(&self) -> u64 {
+        let connection = crate::sync::connection::load(self.folder.path())
+            .unwrap()
+            .unwrap();
+        let client = Client::new(
+            ServiceUrl::parse(self.server().base_url()).unwrap(),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        let device = DeviceSession::new(connection.credentials());
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(client.sync_status(&device))
+            .unwrap()
+            .sequence
+    }
+}
+
+#[test]
+fn update_connection_after_a_password_change_replaces_the_device_and_sync_goes_on() {
+    let f = fixture("L-UPDATE");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.connect(email);
+    let old = f.connection();
+    let sequence = f.online_sequence();
+
+    // The password is changed on the web.
+    let session = f.server().log_in(email, TEST_PASSWORD);
+    let changed = f
+        .server()
+        .post("/api/v1/me/password")
+        .bearer(&session.token)
+        .json(&json!({"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD}))
+        .send();
+    assert_eq!(changed.status, 204, "{}", changed.text());
+
+    // The old password is refused at the field; the new one goes on.
+    let page = f.open_and_log_in(Mode::UpdateConnection, email, TEST_PASSWORD);
+    assert_eq!(page["page"], "online_id");
+    assert!(page["fields"][1]["error"].is_string(), "{page}");
+    let page = f.log_in(email, NEW_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    assert_eq!(page["actions"]["finish"], true);
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    assert!(!page.to_string().contains(NEW_PASSWORD));
+    f.plugin.wizard_close().unwrap();
+
+    let new = f.connection();
+    assert_ne!(new["device_id"], old["device_id"]);
+    let refused = f
+        .server()
+        .get("/api/v1/devices/current")
+        .bearer(old["access_token"].as_str().unwrap())
+        .send();
+    assert_eq!(refused.status, 401, "the old device still works");
+    f.running();
+    // Nothing was sent again: the online sequence did not move.
+    assert_eq!(f.online_sequence(), sequence);
+    f.host
+        .program
+        .log
+        .create("employees", json!({"name": "Ola Nordmann"}));
+    f.eventually_same_on_both_sides();
+    assert!(f.online_sequence() > sequence);
+}
+
+#[test]
+fn disconnect_only_by_connected_by_then_connecting_again_resynchronises_everything() {
+    let f = fixture("L-DISCONNECT");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.server()
+        .create_online_id("other@example.com", TEST_PASSWORD);
+    for name in ["Ada", "Bo", "Cai"] {
+        f.host
+            .program
+            .log
+            .create("employees", json!({ "name": name }));
+    }
+    f.connect(email);
+    assert_eq!(
+        f.plugin.restore_check().unwrap_err().code,
+        OD_RESULT_BAD_STATE
+    );
+    let old = f.connection();
+
+    // Another Online ID is refused; nothing changed, sync runs again.
+    let page = f.open_and_log_in(Mode::Disconnect, "other@example.com", TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    let page = f.finish();
+    assert_eq!(page["page"], "online_id", "{page}");
+    assert!(page["error"].is_string(), "{page}");
+    f.plugin.wizard_close().unwrap();
+    assert_eq!(f.connection(), old);
+    f.running();
+
+    let employees = f.host.program.log.rows("employees");
+    assert!(!employees.is_empty());
+    let page = f.open_and_log_in(Mode::Disconnect, email, TEST_PASSWORD);
+    assert!(page["text"].as_str().unwrap().contains("never touched"));
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    f.plugin.wizard_close().unwrap();
+
+    assert_eq!(f.plugin.sync_status().state, SyncState::NotConnected);
+    for file in ["connection.json", "state.db", "schedule.json"] {
+        assert!(!f.folder.path().join(file).exists(), "{file} left");
+    }
+    let forgotten = f.host.forgotten.lock().clone();
+    assert_eq!(forgotten.len(), 1);
+    assert_eq!(forgotten[0]["company_id"], COMPANY_DB);
+    let company = &f.companies_of(email)[0];
+    let session = f.server().log_in(email, TEST_PASSWORD);
+    let online = f
+        .server()
+        .get(&format!(
+            "/api/v1/companies/{}",
+            company["id"].as_str().unwrap()
+        ))
+        .bearer(&session.token)
+        .send()
+        .json();
+    assert_eq!(online["connected"], false, "{online}");
+    f.plugin.restore_check().unwrap();
+    // The host's own data is untouched.
+    assert_eq!(f.host.program.log.rows("employees"), employees);
+
+    // Connecting again sends everything again.
+    f.connect(email);
+    f.eventually_same_on_both_sides();
+}
+
+#[test]
+fn cancel_in_update_connection_and_disconnect_leaves_everything_as_it_was() {
+    let f = fixture("L-MODES-CANCEL");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.connect(email);
+    let before = f.connection();
+    for mode in [Mode::UpdateConnection, Mode::Disconnect] {
+        // On the Online ID page.
+        f.plugin.wizard_open_for(mode).unwrap();
+        f.act(Action::Cancel).unwrap();
+        assert_eq!(f.settled()["cancelled"], true);
+        f.plugin.wizard_close().unwrap();
+        // On the confirm page, logged in.
+        let page = f.open_and_log_in(mode, email, TEST_PASSWORD);
+        assert_eq!(page["page"], "confirm");
+        f.act(Action::Cancel).unwrap();
+        let page = f.settled();
+        assert_eq!(page["page"], "cancelled");
+        assert!(page["text"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing was changed"));
+        f.plugin.wizard_close().unwrap();
+        assert_eq!(f.connection(), before);
+        assert_eq!(f.plugin.sync_status().state, SyncState::Running);
+        assert!(f.host.forgotten.lock().is_empty());
+    }
+    f.eventually_same_on_both_sides();
+}
+
+#[test]
+fn the_modes_and_the_restore_guard_follow_the_connection() {
+    let f = fixture("L-MODES-OPEN");
+    f.plugin.restore_check().unwrap();
+    for mode in [Mode::UpdateConnection, Mode::Disconnect] {
+        let refused = f.plugin.wizard_open_for(mode).unwrap_err();
+        assert_eq!(refused.code, OD_RESULT_BAD_STATE);
+        assert!(
+            refused.message.contains("not connected"),
+            "{}",
+            refused.message
+        );
+    }
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.connect(email);
+    let refused = f.plugin.restore_check().unwrap_err();
+    assert!(
+        refused.message.contains("Disconnect it first"),
+        "{}",
+        refused.message
+    );
+    assert!(f.plugin.wizard_open_for(Mode::Connect).is_err());
+    // Disconnect only on the sync computer.
+    f.host.set("host.info", json!({"host_name": "t", "host_version": "1", "evaluation_installation": false, "computer": {"id": "pc-2", "name": "Lager-PC"}}));
+    let refused = f.plugin.wizard_open_for(Mode::Disconnect).unwrap_err();
+    assert!(
+        refused.message.contains("sync computer"),
+        "{}",
+        refused.message
+    );
+}
+
+#[test]
+fn a_restored_host_stops_the_engine_until_update_connection() {
+    let f = fixture("L-RESTORE");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.connect(email);
+    for name in ["Ada", "Bo", "Cai"] {
+        f.host
+            .program
+            .log
+            .create("employees", json!({ "name": name }));
+    }
+    f.eventually_same_on_both_sides();
+    // The company database is put back: its change log is behind.
+    f.host.set("changes.position", json!({"seq": 1}));
+    in_time("the engine to notice the restore", || {
+        f.plugin.sync_status().state == SyncState::Failed
+    });
+    let status = f.plugin.sync_status();
+    let error = status.error.unwrap();
+    assert_eq!(error.code, OD_RESULT_HOST_RESTORED);
+    assert!(error.message.contains("backup"), "{}", error.message);
+    assert!(
+        error.message.contains("Update connection"),
+        "{}",
+        error.message
+    );
+    // Starting again does not run while it is not reconciled.
+    f.plugin.start_sync(true).unwrap();
+    in_time("the engine to refuse again", || {
+        f.plugin.sync_status().state == SyncState::Failed
+    });
+
+    // The people go on working: the log grows past the pushed position
+    // again (the real log of the test host).
+    f.host.answers.lock().remove("changes.position");
+    let page = f.open_and_log_in(Mode::UpdateConnection, email, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    assert!(
+        page["text"].as_str().unwrap().contains("restored"),
+        "{page}"
+    );
+    f.plugin.wizard_close().unwrap();
+    f.running();
+    f.host
+        .program
+        .log
+        .create("employees", json!({"name": "Nils Nordmann"}));
+    f.eventually_same_on_both_sides();
 }
