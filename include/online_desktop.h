@@ -869,7 +869,7 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
  * backup: its change log is behind what was synchronised. Synchronisation
  * stops until Update connection (`OD_WIZARD_MODE_UPDATE_CONNECTION`).
  */
-#define OD_RESULT_HOST_RESTORED 401
+#define OD_RESULT_HOST_RESTORED 402
 
 /**
  * An unexpected internal error.

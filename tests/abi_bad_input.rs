@@ -1974,3 +1974,59 @@ fn wizard_exports_refuse_bad_input() {
     assert_eq!(host.user_data_frees(), 1);
     assert_usable();
 }
+
+/// (ABI 1.2) `od_plugin_wizard_open_for` and `od_plugin_restore_check`
+/// with bad input: NULL and made-up handles, modes that are not
+/// `OD_WIZARD_MODE_*`, the maintenance modes on an unconnected company;
+/// each returns its documented code and the plugin stays usable.
+#[test]
+fn wizard_modes_and_restore_check_refuse_bad_input() {
+    let api = api();
+    let open_for = api.plugin_wizard_open_for.expect("open_for");
+    let restore_check = api.plugin_restore_check.expect("restore_check");
+    let close = api.plugin_wizard_close.expect("close");
+    let host = TestHost::complete();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let instance = instance_in(&host, dir.path());
+    let handle = instance.handle();
+    let made_up = 0x7777_0001usize as *mut od_plugin;
+    // SAFETY (every call below): the pointers are NULL, made up, or valid
+    // as the export documents.
+    unsafe {
+        assert_eq!(
+            open_for(std::ptr::null_mut(), OD_WIZARD_MODE_CONNECT),
+            OD_RESULT_NULL_ARGUMENT
+        );
+        assert_eq!(restore_check(std::ptr::null_mut()), OD_RESULT_NULL_ARGUMENT);
+        assert_eq!(
+            open_for(made_up, OD_WIZARD_MODE_CONNECT),
+            OD_RESULT_INVALID_HANDLE
+        );
+        assert_eq!(restore_check(made_up), OD_RESULT_INVALID_HANDLE);
+        for mode in [0, 4, u32::MAX] {
+            assert_eq!(open_for(handle, mode), OD_RESULT_INVALID_ARGUMENT, "{mode}");
+            assert!(
+                instance.errmsg().contains("OD_WIZARD_MODE_"),
+                "{}",
+                instance.errmsg()
+            );
+        }
+        for mode in [OD_WIZARD_MODE_UPDATE_CONNECTION, OD_WIZARD_MODE_DISCONNECT] {
+            assert_eq!(open_for(handle, mode), OD_RESULT_BAD_STATE, "{mode}");
+            assert!(
+                instance.errmsg().contains("not connected"),
+                "{}",
+                instance.errmsg()
+            );
+        }
+        assert_ne!(
+            plugin().result_text(OD_RESULT_HOST_RESTORED),
+            "unknown status code"
+        );
+        // Not connected: a restore is allowed.
+        assert_eq!(restore_check(handle), OD_RESULT_OK);
+        assert_eq!(open_for(handle, OD_WIZARD_MODE_CONNECT), OD_RESULT_OK);
+        assert_eq!(close(handle), OD_RESULT_OK);
+    }
+    assert_eq!(instance.free(), OD_RESULT_OK);
+}

@@ -494,3 +494,39 @@ fn wizard_exports_on_a_handle_report_the_panic_on_the_handle() {
     assert_eq!(instance.free(), OD_RESULT_OK);
     assert_eq!(host.user_data_frees(), 1);
 }
+
+/// (ABI 1.2) `od_plugin_wizard_open_for` and `od_plugin_restore_check`
+/// report a panic as `OD_RESULT_PANIC` on the handle and work again after.
+#[test]
+fn wizard_modes_and_restore_check_report_the_panic_on_the_handle() {
+    let _turn = TURN.lock();
+    let service = ClosedPort::new();
+    let host = TestHost::complete();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let instance = instance_in(&host, &service, dir.path());
+    let api = plugin().api();
+    let handle = instance.handle();
+    let calls: [(&str, &dyn Fn() -> od_result); 2] = [
+        // SAFETY (all): a live handle.
+        ("od_plugin_wizard_open_for", &|| unsafe {
+            let code = api.plugin_wizard_open_for.unwrap()(handle, OD_WIZARD_MODE_CONNECT);
+            if code == OD_RESULT_OK {
+                api.plugin_wizard_close.unwrap()(handle);
+            }
+            code
+        }),
+        ("od_plugin_restore_check", &|| unsafe {
+            api.plugin_restore_check.unwrap()(handle)
+        }),
+    ];
+    for (export, call) in calls {
+        {
+            let _panic = Injection::start(export);
+            assert_eq!(call(), OD_RESULT_PANIC, "{export}");
+            assert_panic_message(&instance.errmsg(), export);
+        }
+        assert_eq!(call(), OD_RESULT_OK, "{export} works again");
+    }
+    assert_eq!(instance.free(), OD_RESULT_OK);
+    assert_eq!(host.user_data_frees(), 1);
+}

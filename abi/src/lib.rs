@@ -72,7 +72,7 @@ pub const OD_RESULT_BAD_STATE: od_result = 400;
 /// (ABI 1.2) The company database seems to have been restored from a
 /// backup: its change log is behind what was synchronised. Synchronisation
 /// stops until Update connection (`OD_WIZARD_MODE_UPDATE_CONNECTION`).
-pub const OD_RESULT_HOST_RESTORED: od_result = 401;
+pub const OD_RESULT_HOST_RESTORED: od_result = 402;
 /// An unexpected internal error.
 pub const OD_RESULT_INTERNAL: od_result = 900;
 /// The plugin caught a panic inside this call. The plugin stays usable;
