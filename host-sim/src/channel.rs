@@ -21,10 +21,11 @@ use crate::sync::{self, data};
 pub const HOST_NAME: &str = "Host Simulator";
 
 /// Every method [`handle`] answers.
-pub const METHODS: [&str; 19] = [
+pub const METHODS: [&str; 20] = [
     "host.info",
     "system.identity",
     "connection.record",
+    "connection.forget",
     "licence.documents",
     "system.bindings",
     "system.companies",
@@ -139,17 +140,18 @@ pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Val
                     })
             };
             let company_id = text("company_id")?;
+            let computer_id = text("computer_id")?;
             let connection = OnlineConnection {
                 online_company_id: text("online_company_id")?,
                 service_url: text("service_url")?,
                 connected_by: text("connected_by")?,
                 connected_at: text("connected_at")?,
                 company_id,
+                computer_id: Some(computer_id.clone()),
             };
             // Part of the record; the host keeps no column for it (the
             // company's binding names the licence already).
             text("licence_number")?;
-            let computer_id = text("computer_id")?;
             let company = current_company(&installation, context)?;
             if connection.company_id != company.id {
                 return Err(p.invalid(&format!(
@@ -161,6 +163,39 @@ pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Val
                 return Err(p.invalid(&format!("no installed computer has the id {computer_id}")));
             }
             system.record_online_connection(&connection)?;
+            Ok(json!({}))
+        }
+        "connection.forget" => {
+            let p = Params { method, params };
+            let text = |name: &str| -> Result<String, ChannelError> {
+                p.get(name)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        p.invalid(&format!(
+                            "\u{201c}{name}\u{201d} must be a non-empty string"
+                        ))
+                    })
+            };
+            let company_id = text("company_id")?;
+            let online_company_id = text("online_company_id")?;
+            let company = current_company(&installation, context)?;
+            if company_id != company.id {
+                return Err(p.invalid(&format!(
+                    "the company {company_id} is not the company database the program has open"
+                )));
+            }
+            if let Some(recorded) = system.online_connection(&company_id)? {
+                if recorded.online_company_id != online_company_id {
+                    return Err(p.invalid(&format!(
+                        "the company database is connected to the online company {}, not {online_company_id}",
+                        recorded.online_company_id
+                    )));
+                }
+            }
+            system.forget_online_connection(&company_id)?;
             Ok(json!({}))
         }
         "system.bindings" => {
@@ -881,6 +916,62 @@ mod tests {
                 .unwrap()
                 .online_desktop_connected
         );
+    }
+
+    #[test]
+    fn connection_forget_marks_the_company_not_connected() {
+        let fixture = Fixture::new();
+        let context = fixture.admin();
+        let params = record_params(&context);
+        handle(&context, "connection.record", &params).unwrap();
+        let forget = |online: &str| {
+            handle(
+                &context,
+                "connection.forget",
+                &json!({"company_id": context.company_id, "online_company_id": online}),
+            )
+        };
+        let error = forget("0190b2a4-0000-7000-8000-00000000ffff").unwrap_err();
+        assert!(matches!(error, ChannelError::InvalidParams(_)), "{error}");
+        let system = fixture.installation.system();
+        assert!(system
+            .online_connection(&context.company_id)
+            .unwrap()
+            .is_some());
+        let error = handle(
+            &context,
+            "connection.forget",
+            &json!({"company_id": "someone-else", "online_company_id": "x"}),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("not the company database"),
+            "{error}"
+        );
+        assert_eq!(
+            forget("0190b2a4-0000-7000-8000-000000000001").unwrap(),
+            json!({})
+        );
+        assert!(system
+            .online_connection(&context.company_id)
+            .unwrap()
+            .is_none());
+        assert!(
+            !system
+                .company(&context.company_id)
+                .unwrap()
+                .unwrap()
+                .online_desktop_connected
+        );
+        let companies = fixture.ask(&context, "system.companies");
+        assert!(companies["companies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == context.company_id.as_str()
+                && c["online_desktop_connected"] == false));
+        // Forgetting again (nothing recorded) is harmless.
+        assert_eq!(forget("anything").unwrap(), json!({}));
     }
 
     #[test]

@@ -165,6 +165,9 @@ pub struct OnlineConnection {
     /// The Online ID (e-mail) that connected it.
     pub connected_by: String,
     pub connected_at: String,
+    /// The computer the connection belongs to (the sync computer); None
+    /// for a connection recorded before the host kept it.
+    pub computer_id: Option<String>,
 }
 
 /// An add-on registered for one company database under one licence.
@@ -311,6 +314,16 @@ impl SystemDb {
                  connected_at       TEXT NOT NULL
              );",
         )?;
+        let has_computer: bool = self.conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('online_connections')
+             WHERE name = 'computer_id'",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_computer {
+            self.conn
+                .execute_batch("ALTER TABLE online_connections ADD COLUMN computer_id TEXT;")?;
+        }
         Ok(())
     }
 
@@ -320,17 +333,20 @@ impl SystemDb {
         self.ensure_online_connections()?;
         self.conn.execute(
             "INSERT INTO online_connections
-                 (company_id, service_url, online_company_id, connected_by, connected_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+                 (company_id, service_url, online_company_id, connected_by, connected_at,
+                  computer_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (company_id) DO UPDATE SET service_url = excluded.service_url,
                  online_company_id = excluded.online_company_id,
-                 connected_by = excluded.connected_by, connected_at = excluded.connected_at",
+                 connected_by = excluded.connected_by, connected_at = excluded.connected_at,
+                 computer_id = excluded.computer_id",
             params![
                 connection.company_id,
                 connection.service_url,
                 connection.online_company_id,
                 connection.connected_by,
-                connection.connected_at
+                connection.connected_at,
+                connection.computer_id
             ],
         )?;
         self.set_online_desktop_connected(&connection.company_id, true)
@@ -342,7 +358,8 @@ impl SystemDb {
         Ok(self
             .conn
             .query_row(
-                "SELECT company_id, service_url, online_company_id, connected_by, connected_at
+                "SELECT company_id, service_url, online_company_id, connected_by, connected_at,
+                        computer_id
                  FROM online_connections WHERE company_id = ?1",
                 params![company_id],
                 |row| {
@@ -352,10 +369,22 @@ impl SystemDb {
                         online_company_id: row.get(2)?,
                         connected_by: row.get(3)?,
                         connected_at: row.get(4)?,
+                        computer_id: row.get(5)?,
                     })
                 },
             )
             .optional()?)
+    }
+
+    /// Forgets the company database's connection (Disconnect's last step):
+    /// removes its row and marks it not connected.
+    pub fn forget_online_connection(&self, company_id: &str) -> Result<()> {
+        self.ensure_online_connections()?;
+        self.conn.execute(
+            "DELETE FROM online_connections WHERE company_id = ?1",
+            params![company_id],
+        )?;
+        self.set_online_desktop_connected(company_id, false)
     }
 
     pub fn set_evaluation_installation(&self, on: bool) -> Result<()> {
