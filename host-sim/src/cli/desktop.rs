@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use console::style;
 
 use super::sync::{follow_first_sync, local_time, EventLoop, FirstSyncEnd};
@@ -12,7 +12,7 @@ use super::{quoted, wizard, GlobalArgs};
 use crate::desktop::{lifecycle, render};
 use crate::error::{HostError, Result};
 use crate::plugin::host::StderrLog;
-use crate::plugin::{Instance, Library, Settings};
+use crate::plugin::{Instance, Library, Settings, WizardMode};
 
 /// Where the add-on is and how it is set up; every command accepts these.
 #[derive(Debug, Clone, Args)]
@@ -65,6 +65,42 @@ pub struct ConnectArgs {
     /// How long to wait for the online-service check, in seconds
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub wait: u64,
+}
+
+/// `settings`: the page, or one of its actions.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    #[command(flatten)]
+    pub check_args: ConnectArgs,
+    #[command(subcommand)]
+    pub action: Option<SettingsAction>,
+}
+
+/// The actions of "Company settings → Online Desktop" while connected.
+#[derive(Debug, Subcommand)]
+pub enum SettingsAction {
+    /// Update connection: log in again with the Online ID (a super user of
+    /// the company online), register this computer again, and go on
+    /// synchronising where it stopped (also after a restored backup). The
+    /// password comes from OD_ONLINE_PASSWORD or a hidden prompt
+    UpdateConnection(MaintainArgs),
+    /// Disconnect: only the Online ID that connected the company; deletes
+    /// the online copy and the add-on's connection on this computer (the
+    /// program's data stays). The password comes from OD_ONLINE_PASSWORD or
+    /// a hidden prompt
+    Disconnect(MaintainArgs),
+}
+
+/// How the wizard of Update connection or Disconnect is answered.
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Scripted: the Online ID to log in with. Without it, the wizard asks
+    /// in a terminal
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Scripted: press Cancel on this page (`online_id` or `confirm`)
+    #[arg(long, value_name = "PAGE", requires = "email")]
+    pub cancel_at: Option<String>,
 }
 
 /// `connect`: the check, then the connect wizard.
@@ -352,8 +388,64 @@ fn check(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
     }
 }
 
-/// "Company settings → Online Desktop".
-pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
+/// "Company settings → Online Desktop": the page; in a terminal, a menu of
+/// the actions; or one action (`settings update-connection`, `settings
+/// disconnect`).
+pub fn settings(global: &GlobalArgs, args: SettingsArgs) -> Result<()> {
+    match args.action {
+        Some(SettingsAction::UpdateConnection(a)) => {
+            maintain(global, WizardMode::UpdateConnection, a)
+        }
+        Some(SettingsAction::Disconnect(a)) => maintain(global, WizardMode::Disconnect, a),
+        None => {
+            let connected = show_settings(global, &args.check_args)?;
+            if attended() {
+                settings_menu(global, connected)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The actions offered on the page, as a menu for a person.
+fn settings_menu(global: &GlobalArgs, connected: ConnectChoice) -> Result<()> {
+    let actions: Vec<WizardMode> = match connected {
+        ConnectChoice::Connected => vec![WizardMode::UpdateConnection, WizardMode::Disconnect],
+        ConnectChoice::CanConnect => vec![WizardMode::Connect],
+        ConnectChoice::CannotConnect => Vec::new(),
+    };
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let mut labels: Vec<String> = actions.iter().map(|a| format!("{} …", a.label())).collect();
+    labels.push("Close".into());
+    let choice = dialoguer::Select::new()
+        .with_prompt("Online Desktop")
+        .items(&labels)
+        .default(labels.len() - 1)
+        .interact()
+        .map_err(|e| HostError::InvalidInput(format!("the prompt failed: {e}")))?;
+    match actions.get(choice) {
+        None => Ok(()),
+        Some(WizardMode::Connect) => connect_with_wizard(
+            global,
+            wizard::Mode::Interactive,
+            AfterFinish::FollowFirstSync,
+        ),
+        Some(&mode) => maintain_with(global, mode, wizard::Mode::Interactive),
+    }
+}
+
+/// What the page lets the person do about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectChoice {
+    Connected,
+    CanConnect,
+    CannotConnect,
+}
+
+/// Prints the page; says whether the company is connected, or can be.
+pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectChoice> {
     let library = global.load_add_on()?;
     let settings = global.add_on_settings()?;
     let trace_log = settings.trace_log.clone();
@@ -367,9 +459,11 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
     let connection = installation
         .system()
         .online_connection(&settings.context.company_id)?;
+    drop(installation);
     let instance = Instance::create(&library, settings)?;
     let licence = instance.licence()?;
     let view = instance.prerequisites_settled(false, Duration::from_secs(args.wait))?;
+    drop(instance);
     println!(
         "{}",
         style(format!("Company settings → Online Desktop — {company}"))
@@ -445,31 +539,146 @@ pub fn settings(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         );
     }
     println!("\n{}", style("Synchronisation").bold());
-    println!("  Sync computer: not chosen yet (chosen when connecting). Installed computers:");
-    for computer in computers {
-        let note = if computer.holds_system_database {
-            " (holds the system database; recommended)"
-        } else {
-            ""
-        };
-        println!("    - {}{note}", computer.name);
+    let sync_computer = connection
+        .as_ref()
+        .filter(|_| connected)
+        .and_then(|c| c.computer_id.as_deref())
+        .map(|id| {
+            computers
+                .iter()
+                .find(|m| m.id == id)
+                .map_or_else(|| id.to_owned(), |m| m.name.clone())
+        });
+    match (connected, sync_computer) {
+        (true, Some(name)) => println!("  Sync computer: {name}"),
+        (true, None) => println!("  Sync computer: the computer that connected the company"),
+        (false, _) => {
+            println!(
+                "  Sync computer: not chosen yet (chosen when connecting). Installed computers:"
+            );
+            for computer in &computers {
+                let note = if computer.holds_system_database {
+                    " (holds the system database; recommended)"
+                } else {
+                    ""
+                };
+                println!("    - {}{note}", computer.name);
+            }
+        }
     }
-    println!("  Last synchronisation: never · pending changes: none");
-    if !connected && view.can_connect && attended() {
-        drop(instance);
-        let choice = dialoguer::Select::new()
-            .with_prompt("Online Desktop")
-            .items(["Connect …", "Close"])
-            .default(0)
-            .interact()
-            .map_err(|e| HostError::InvalidInput(format!("the prompt failed: {e}")))?;
-        if choice == 0 {
-            return connect_with_wizard(
-                global,
-                wizard::Mode::Interactive,
-                AfterFinish::FollowFirstSync,
+    if library.has_sync() {
+        super::sync::status(global, false)?;
+        if connected {
+            println!();
+            super::sync::history(global, false)?;
+        }
+    } else {
+        println!("  Last synchronisation: never · pending changes: none");
+    }
+    println!("\n{}", style("Actions").bold());
+    let choice = if connected {
+        println!("  Update connection: `host-sim settings update-connection --email EMAIL`");
+        println!("  Disconnect: `host-sim settings disconnect --email EMAIL`");
+        ConnectChoice::Connected
+    } else if view.can_connect {
+        println!("  Connect: `host-sim connect`");
+        ConnectChoice::CanConnect
+    } else {
+        println!("  Connect: not available until every requirement is met");
+        ConnectChoice::CannotConnect
+    };
+    Ok(choice)
+}
+
+/// `settings update-connection` / `settings disconnect`: the add-on's
+/// wizard in that mode, scripted with --email or for a person.
+fn maintain(global: &GlobalArgs, mode: WizardMode, args: MaintainArgs) -> Result<()> {
+    let how = match args.email {
+        Some(email) => wizard::Mode::Scripted(wizard::Answers {
+            email: Some(email),
+            cancel_at: args.cancel_at,
+            ..wizard::Answers::default()
+        }),
+        None if attended() => wizard::Mode::Interactive,
+        None => {
+            return Err(HostError::InvalidInput(
+                "Say which Online ID to log in with: --email EMAIL (the password comes from \
+                 OD_ONLINE_PASSWORD), or run the command in a terminal."
+                    .into(),
+            ))
+        }
+    };
+    maintain_with(global, mode, how)
+}
+
+/// Opens the add-on's wizard for Update connection or Disconnect and walks
+/// it; the synchronisation itself is left to the sync agent.
+pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -> Result<()> {
+    let library = global.load_add_on()?;
+    let settings = global.add_on_settings()?;
+    let company_id = settings.context.company_id.clone();
+    let company = company_name(global)?;
+    println!(
+        "{}",
+        style(format!("{} — {company}", mode.label()))
+            .bold()
+            .underlined()
+    );
+    let instance = Instance::create(&library, settings)?;
+    let events = EventLoop::new(&instance)?;
+    match wizard::run_for(&instance, &events, mode, how)? {
+        wizard::Outcome::Cancelled => {
+            println!("The wizard was cancelled. Nothing was changed.");
+            return Ok(());
+        }
+        wizard::Outcome::Connected(_) => {}
+    }
+    // The add-on started synchronisation again in this process (Update
+    // connection); the sync agent is what keeps it running.
+    if mode == WizardMode::UpdateConnection {
+        events.stop(|_| {})?;
+    }
+    drop(events);
+    drop(instance);
+    let installation = global.open_installation()?;
+    let connected = installation
+        .system()
+        .company(&company_id)?
+        .is_some_and(|c| c.online_desktop_connected);
+    match mode {
+        WizardMode::UpdateConnection => {
+            println!(
+                "{}",
+                style(format!(
+                    "The connection of {} is updated: this computer is registered again.",
+                    quoted(&company)
+                ))
+                .green()
+            );
+            println!(
+                "Synchronisation goes on where it stopped with `host-sim agent` (in the background) \
+                 or `host-sim sync run` (in this terminal)."
             );
         }
+        WizardMode::Disconnect => {
+            println!(
+                "{}",
+                style(format!(
+                    "{} is disconnected from Online Desktop: the online copy is deleted; \
+                     the program's data is unchanged.",
+                    quoted(&company)
+                ))
+                .green()
+            );
+            if connected {
+                println!(
+                    "{}",
+                    style("The program still shows the company as connected (the add-on did not say connection.forget).")
+                        .yellow()
+                );
+            }
+        }
+        WizardMode::Connect => {}
     }
     Ok(())
 }

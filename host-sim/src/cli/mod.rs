@@ -116,8 +116,10 @@ pub enum Command {
     /// 3 while one is not met)
     Connect(desktop::ConnectCommandArgs),
     /// "Company settings → Online Desktop": requirement status, connection,
-    /// licence, sync computer and trace log
-    Settings(desktop::ConnectArgs),
+    /// licence, trace log, synchronisation (status and history); the
+    /// actions Connect, Update connection and Disconnect (a menu in a
+    /// terminal, or the subcommands)
+    Settings(desktop::SettingsArgs),
     /// The program as a person uses it: menus, prompts and colour
     Desktop,
     /// Load, use and unload the add-on many times in one process, then

@@ -101,8 +101,8 @@ pub fn run(global: &GlobalArgs, command: SyncCommand) -> Result<()> {
     match command {
         SyncCommand::Connect(args) => connect(global, args),
         SyncCommand::Run(args) => run_foreground(global, args),
-        SyncCommand::Status => status(global),
-        SyncCommand::History(args) => history(global, args),
+        SyncCommand::Status => status(global, true),
+        SyncCommand::History(args) => history(global, args.json),
         SyncCommand::Schedule(args) => schedule(global, args),
     }
 }
@@ -737,7 +737,9 @@ fn running_agent(global: &GlobalArgs, computer_id: &str, company_id: &str) -> Op
     (age.to_std().unwrap_or_default() <= AGENT_REPORT_STALE).then_some(report)
 }
 
-fn status(global: &GlobalArgs) -> Result<()> {
+/// `sync status`; the company settings show it too, under their own
+/// heading (`title` false).
+pub(super) fn status(global: &GlobalArgs, title: bool) -> Result<()> {
     let library = load(global)?;
     let installation = global.open_installation()?;
     let company = installation.company_or_default(global.company.as_deref())?;
@@ -779,12 +781,14 @@ fn status(global: &GlobalArgs) -> Result<()> {
             }
         });
     }
-    println!(
-        "{}",
-        style(format!("Online Desktop synchronisation — {}", company.name))
-            .bold()
-            .underlined()
-    );
+    if title {
+        println!(
+            "{}",
+            style(format!("Online Desktop synchronisation — {}", company.name))
+                .bold()
+                .underlined()
+        );
+    }
     let row = |label: &str, value: String| println!("  {label:<24}{value}");
     row(
         "State:",
@@ -885,12 +889,14 @@ fn status(global: &GlobalArgs) -> Result<()> {
 
 // --- sync history ---------------------------------------------------------------
 
-fn history(global: &GlobalArgs, args: HistoryArgs) -> Result<()> {
+/// `sync history` (runs, and the conflicts of the last 7 days); the
+/// company settings show it too.
+pub(super) fn history(global: &GlobalArgs, json: bool) -> Result<()> {
     let library = load(global)?;
     let instance = Instance::create(&library, global.add_on_settings()?)?;
     let text = instance.sync_history().map_err(refused)?;
     drop(instance);
-    if args.json {
+    if json {
         println!("{text}");
         return Ok(());
     }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::sync::{EventLoop, Happening};
 use crate::error::{HostError, Result};
 use crate::plugin::instance::CallError;
-use crate::plugin::{Instance, WizardAction, WizardPage};
+use crate::plugin::{Instance, WizardAction, WizardMode, WizardPage};
 
 /// Environment variable with the Online ID's password for scripted runs.
 pub const PASSWORD_ENV: &str = "OD_ONLINE_PASSWORD";
@@ -166,14 +166,26 @@ pub enum Mode {
 
 /// How the wizard ended.
 pub enum Outcome {
-    /// Connected: the last page, the status summary.
+    /// Done (connected, connection updated, disconnected): the last page,
+    /// the summary.
     Connected(Box<WizardPage>),
     Cancelled,
 }
 
-/// Opens the wizard, walks it to the end and closes it.
+/// Opens the connect wizard, walks it to the end and closes it.
 pub fn run(instance: &Instance<'_>, events: &EventLoop<'_, '_>, mode: Mode) -> Result<Outcome> {
-    instance.wizard_open().map_err(refused)?;
+    run_for(instance, events, WizardMode::Connect, mode)
+}
+
+/// Opens the wizard for `purpose` (connect, update connection, disconnect),
+/// walks it to the end with the same renderer and closes it.
+pub fn run_for(
+    instance: &Instance<'_>,
+    events: &EventLoop<'_, '_>,
+    purpose: WizardMode,
+    mode: Mode,
+) -> Result<Outcome> {
+    instance.wizard_open_for(purpose).map_err(refused)?;
     let result = match mode {
         Mode::Interactive => interactive(instance, events),
         Mode::Scripted(answers) => scripted(instance, events, &answers),
@@ -599,7 +611,7 @@ fn scripted(
                 }
                 WizardAction::Next
             }
-            "finish" => WizardAction::Finish,
+            "finish" | "confirm" => WizardAction::Finish,
             _ if page.can(WizardAction::Next) => WizardAction::Next,
             other => {
                 return Err(HostError::AddOnRefused(format!(

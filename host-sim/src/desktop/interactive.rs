@@ -405,6 +405,22 @@ mod tests {
         use clap::Parser;
         for args in [
             vec!["host-sim", "settings"],
+            vec![
+                "host-sim",
+                "settings",
+                "update-connection",
+                "--email",
+                "a@b.example",
+            ],
+            vec![
+                "host-sim",
+                "settings",
+                "disconnect",
+                "--email",
+                "a@b.example",
+            ],
+            vec!["host-sim", "company", "backup", "--out", "b.db"],
+            vec!["host-sim", "company", "restore", "b.db", "--force"],
             vec!["host-sim", "company", "set-registration", "--street", ""],
             vec!["host-sim", "user", "set-super", "admin", "on"],
             vec![

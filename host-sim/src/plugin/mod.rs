@@ -12,4 +12,4 @@ pub use instance::{
     SyncState, SyncStatusView,
 };
 pub use loader::{Library, LoadError};
-pub use wizard::{WizardAction, WizardField, WizardPage, WizardRow};
+pub use wizard::{WizardAction, WizardField, WizardMode, WizardPage, WizardRow};

@@ -54,6 +54,33 @@ impl WizardAction {
     }
 }
 
+/// What the wizard is opened for (`OD_WIZARD_MODE_*`, docs/WIZARD.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WizardMode {
+    Connect,
+    UpdateConnection,
+    Disconnect,
+}
+
+impl WizardMode {
+    pub fn code(self) -> od_wizard_mode {
+        match self {
+            WizardMode::Connect => OD_WIZARD_MODE_CONNECT,
+            WizardMode::UpdateConnection => OD_WIZARD_MODE_UPDATE_CONNECTION,
+            WizardMode::Disconnect => OD_WIZARD_MODE_DISCONNECT,
+        }
+    }
+
+    /// The menu entry's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            WizardMode::Connect => "Connect to Online Desktop",
+            WizardMode::UpdateConnection => "Update connection",
+            WizardMode::Disconnect => "Disconnect from Online Desktop",
+        }
+    }
+}
+
 /// One field of a page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WizardField {
@@ -222,6 +249,42 @@ impl Instance<'_> {
         let open = self.wizard_entry(self.library().api().plugin_wizard_open)?;
         // SAFETY: live handle.
         self.result(unsafe { open(self.handle()) })
+    }
+
+    /// `od_plugin_wizard_open_for`. Connect falls back to
+    /// `od_plugin_wizard_open` when the add-on's table has no
+    /// `plugin_wizard_open_for` (its `struct_size` does not cover it).
+    pub fn wizard_open_for(&self, mode: WizardMode) -> Result<(), CallError> {
+        let api = self.library().api();
+        match (api.plugin_wizard_open_for, mode) {
+            (None, WizardMode::Connect) => self.wizard_open(),
+            (entry, _) => {
+                let open = self.modes_entry(entry)?;
+                // SAFETY: live handle.
+                self.result(unsafe { open(self.handle(), mode.code()) })
+            }
+        }
+    }
+
+    /// `od_plugin_restore_check`: `Ok` when restoring a backup of the
+    /// company database is allowed; else the add-on's reason
+    /// (`OD_RESULT_BAD_STATE` while the company is connected here).
+    pub fn restore_check(&self) -> Result<(), CallError> {
+        let check = self.modes_entry(self.library().api().plugin_restore_check)?;
+        // SAFETY: live handle.
+        self.result(unsafe { check(self.handle()) })
+    }
+
+    fn modes_entry<F>(&self, entry: Option<F>) -> Result<F, CallError> {
+        entry.ok_or_else(|| CallError {
+            code: OD_RESULT_ABI_VERSION,
+            message: format!(
+                "The Online Desktop add-on {} cannot update or remove a connection, nor guard a \
+                 restore (it needs ABI 1.2 with od_plugin_wizard_open_for and \
+                 od_plugin_restore_check). Install the current Online Desktop add-on.",
+                self.library().version()
+            ),
+        })
     }
 
     /// `od_plugin_wizard_page`, parsed.
