@@ -7,13 +7,16 @@ use axum::Json;
 use od_licence::{Licence, ADD_ON_ONLINE_DESKTOP};
 use uuid::Uuid;
 
-use super::extract::{ApiJson, Caller, SessionAuth, SessionCaller};
+use super::extract::{device_for, ApiJson, Caller, SessionAuth, SessionCaller};
 use super::me::company_summaries;
-use super::types::{time_text, CompanyList, CompanyView, DisconnectAnswer, RegistrationRequest};
+use super::types::{
+    time_text, ChangeConnectedByRequest, CompanyList, CompanyView, DisconnectAnswer,
+    RegistrationRequest,
+};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::model::{Company, Role};
-use crate::store::{StoreError, Unregistration};
+use crate::store::{HandOver, StoreError, Unregistration};
 
 /// Ids longer than this are not ids.
 const MAX_ID_CHARS: usize = 200;
@@ -442,4 +445,99 @@ pub async fn unregister(
         Unregistration::InUse => Err(ErrorCode::CompanyInUse.into()),
         Unregistration::NotFound => Err(ErrorCode::NotFound.into()),
     }
+}
+
+/// Change user (PRODUCT.md §4): hand "Connected by" to the Online ID of the
+/// session. The request must also prove that it comes from the company's
+/// sync computer: a current access token of one of the company's devices.
+///
+/// Why both: the session alone would let any Online ID take over any
+/// company whose id it learnt; the device token alone (stolen from the
+/// sync computer) would let a thief make *their* Online ID the
+/// administrator. Together they mean: a person with an Online ID, at the
+/// computer that holds the connection (where the plugin lets only a super
+/// user linked to an employee start Change user). The Online ID becomes a
+/// super user of the company if it was not; the previous "Connected by"
+/// keeps its membership. The devices, their tokens and the lease are not
+/// touched: synchronisation goes on. The Online ID that is "Connected by"
+/// already gets the company unchanged (200, nothing written).
+#[utoipa::path(
+    post, path = "/api/v1/companies/{id}/connected-by", operation_id = "change_connected_by", tag = "Companies",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "Company id")),
+    request_body = ChangeConnectedByRequest,
+    responses(
+        (status = 200, description = "The session's Online ID is \"Connected by\" now (also when it was already)", body = CompanyView),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`authentication_required`, `token_invalid` (the session)", body = ErrorBody),
+        (status = 403, description = "`forbidden` (no valid device token of the company in the body, or a device token as the caller), `not_verified`, `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "`not_found` (no such company, or the device token belongs to another company)", body = ErrorBody),
+        (status = 409, description = "`company_not_connected`", body = ErrorBody),
+    )
+)]
+pub async fn change_connected_by(
+    State(state): State<AppState>,
+    SessionCaller(auth): SessionCaller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<ChangeConnectedByRequest>,
+) -> ApiResult<Json<CompanyView>> {
+    let company_id = Uuid::parse_str(&id).map_err(|_| ErrorCode::NotFound)?;
+    let Ok(device) = device_for(&state, request.device_access_token.expose()).await else {
+        tracing::warn!(company = %company_id, by = %auth.account.id, "change of \"Connected by\" without a valid device token refused");
+        // A disconnect revoked the devices: its members learn why; nobody
+        // else learns that the company exists.
+        if state
+            .store
+            .role_in(company_id, auth.account.id)
+            .await?
+            .is_some()
+        {
+            require_connected(visible_company(&state, &Caller::Session(auth), &id).await?)?;
+        }
+        return Err(ApiError::with_message(
+            ErrorCode::Forbidden,
+            "Only the company's sync computer can change who is \"Connected by\": its device \
+             token is missing or no longer valid.",
+        ));
+    };
+    // Like every device token on another company's resource: the company
+    // does not exist for it.
+    if device.company_id != company_id {
+        tracing::warn!(company = %company_id, device = %device.id, "change of \"Connected by\" with another company's device refused");
+        return Err(ErrorCode::NotFound.into());
+    }
+    if !auth.account.verified {
+        return Err(ErrorCode::NotVerified.into());
+    }
+    match state
+        .store
+        .change_connected_by(company_id, auth.account.id, device.id, state.now())
+        .await?
+    {
+        HandOver::Changed {
+            previous,
+            membership_added,
+        } => tracing::info!(
+            company = %company_id,
+            connected_by = %auth.account.id,
+            previous = %previous,
+            device = %device.id,
+            membership_added,
+            "\"Connected by\" changed"
+        ),
+        HandOver::Unchanged => {}
+        HandOver::NotConnected => return Err(ErrorCode::CompanyNotConnected.into()),
+        HandOver::DeviceRevoked => {
+            return Err(ApiError::with_message(
+                ErrorCode::Forbidden,
+                "The device token of the sync computer was revoked meanwhile.",
+            ))
+        }
+    }
+    let company = state
+        .store
+        .company_by_id(company_id)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    Ok(Json(view(&state, &company).await?))
 }

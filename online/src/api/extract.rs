@@ -220,7 +220,7 @@ async fn session_for(state: &AppState, token: &str) -> Result<SessionAuth, ApiEr
     Ok(SessionAuth { session, account })
 }
 
-async fn device_for(state: &AppState, token: &str) -> Result<Device, ApiError> {
+pub(super) async fn device_for(state: &AppState, token: &str) -> Result<Device, ApiError> {
     let now = state.now();
     let (token, device) = state
         .store

@@ -182,6 +182,7 @@ impl Modify for SecuritySchemes {
         companies::list,
         companies::get,
         companies::disconnect,
+        companies::change_connected_by,
         companies::unregister,
         devices::create,
         devices::list,
@@ -318,6 +319,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/companies/{id}/disconnect",
             post(companies::disconnect),
+        )
+        .route(
+            "/api/v1/companies/{id}/connected-by",
+            post(companies::change_connected_by),
         )
         .route(
             "/api/v1/companies/{id}/devices",

@@ -195,6 +195,15 @@ impl CompanyView {
     }
 }
 
+/// `POST /api/v1/companies/{id}/connected-by` (Change user).
+#[derive(Deserialize, ToSchema)]
+pub struct ChangeConnectedByRequest {
+    /// A current access token (`oda_…`) of a device of this company: the
+    /// proof that the request comes from the company's sync computer.
+    #[schema(value_type = String)]
+    pub device_access_token: SecretString,
+}
+
 /// `POST /api/v1/companies/{id}/disconnect`'s answer.
 #[derive(Serialize, ToSchema)]
 pub struct DisconnectAnswer {

@@ -147,6 +147,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sync_state ADD COLUMN host_position INTEGER;
     ALTER TABLE sync_state ADD COLUMN host_generation TEXT;
     "#,
+    // 5: the audit trail of changes to who administers a company (Change
+    // user hands "Connected by" to another Online ID).
+    r#"
+    CREATE TABLE audit_events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        company_id TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        action     TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        detail     TEXT NOT NULL
+    );
+    CREATE INDEX audit_events_company ON audit_events(company_id, at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -134,6 +134,23 @@ pub struct Disconnection {
     pub devices_revoked: u64,
 }
 
+/// What handing "Connected by" to another Online ID did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandOver {
+    /// "Connected by" was `previous`; `membership_added` when the new
+    /// Online ID was not a member of the company before.
+    Changed {
+        previous: Uuid,
+        membership_added: bool,
+    },
+    /// The Online ID is "Connected by" already: nothing was written.
+    Unchanged,
+    /// The company does not exist or is disconnected.
+    NotConnected,
+    /// The device that proved the sync computer was revoked meanwhile.
+    DeviceRevoked,
+}
+
 /// What asking to delete a company's registration did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unregistration {
@@ -286,6 +303,20 @@ pub trait Store: Send + Sync + 'static {
     /// number is above 0) or an Online ID other than "Connected by" is a
     /// member. Its devices (never used for data) go with it.
     async fn unregister_company(&self, company_id: Uuid) -> StoreResult<Unregistration>;
+    /// Change user: makes `account_id` "Connected by" of a connected
+    /// company, in one transaction with the checks. The Online ID becomes
+    /// a super user of the company (a membership is added, or its role
+    /// raised); the previous "Connected by" keeps its membership. An
+    /// audit event (`connected_by_changed`, by `account_id`, naming the
+    /// previous Online ID and `device_id`, the proof of the sync computer)
+    /// is written with it.
+    async fn change_connected_by(
+        &self,
+        company_id: Uuid,
+        account_id: Uuid,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<HandOver>;
     async fn role_in(&self, company_id: Uuid, account_id: Uuid) -> StoreResult<Option<Role>>;
     /// The companies an Online ID can reach, by name.
     async fn memberships(&self, account_id: Uuid) -> StoreResult<Vec<Membership>>;

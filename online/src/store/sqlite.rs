@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::migrations::{migrate, MigrationError};
 use super::sqlite_sync;
 use super::{
-    Disconnection, EventWindow, Fence, Fenced, HostMarker, Lease, LeaseOutcome, Membership,
-    PushOutcome, Rotation, Store, StoreError, StoreResult, StoredChanges, SyncCounts,
+    Disconnection, EventWindow, Fence, Fenced, HandOver, HostMarker, Lease, LeaseOutcome,
+    Membership, PushOutcome, Rotation, Store, StoreError, StoreResult, StoredChanges, SyncCounts,
     Unregistration, WebOutcome, WebWrite,
 };
 use crate::model::{
@@ -678,6 +678,74 @@ impl Store for SqliteStore {
     async fn unregister_company(&self, company_id: Uuid) -> StoreResult<Unregistration> {
         self.in_transaction(move |transaction| sqlite_sync::unregister(transaction, company_id))
             .await
+    }
+
+    async fn change_connected_by(
+        &self,
+        company_id: Uuid,
+        account_id: Uuid,
+        device_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<HandOver> {
+        self.in_transaction(move |transaction| {
+            let company_text = company_id.to_string();
+            let account_text = account_id.to_string();
+            let found: Option<(String, Option<i64>)> = transaction
+                .query_row(
+                    "SELECT connected_by, disconnected_at FROM companies WHERE id = ?1",
+                    [&company_text],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((previous, None)) = found else {
+                return Ok(HandOver::NotConnected);
+            };
+            let device_active = transaction
+                .query_row(
+                    "SELECT 1 FROM devices WHERE id = ?1 AND company_id = ?2 AND revoked_at IS NULL",
+                    [device_id.to_string(), company_text.clone()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !device_active {
+                return Ok(HandOver::DeviceRevoked);
+            }
+            let previous = Uuid::parse_str(&previous)
+                .map_err(|error| conversion_error(0, BadValue(error.to_string())))?;
+            if previous == account_id {
+                return Ok(HandOver::Unchanged);
+            }
+            let membership_added = transaction.execute(
+                "INSERT INTO memberships (company_id, account_id, role, created_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (company_id, account_id) DO NOTHING",
+                params![company_text, account_text, Role::SuperUser.as_str(), micros(now)],
+            )? == 1;
+            transaction.execute(
+                "UPDATE memberships SET role = ?3 WHERE company_id = ?1 AND account_id = ?2",
+                params![company_text, account_text, Role::SuperUser.as_str()],
+            )?;
+            transaction.execute(
+                "UPDATE companies SET connected_by = ?2, updated_at = ?3 WHERE id = ?1",
+                params![company_text, account_text, micros(now)],
+            )?;
+            let detail = serde_json::json!({
+                "previous_connected_by": previous.to_string(),
+                "device_id": device_id.to_string(),
+                "membership_added": membership_added,
+            });
+            transaction.execute(
+                "INSERT INTO audit_events (company_id, at, action, account_id, detail)
+                 VALUES (?1, ?2, 'connected_by_changed', ?3, ?4)",
+                params![company_text, micros(now), account_text, detail.to_string()],
+            )?;
+            Ok(HandOver::Changed {
+                previous,
+                membership_added,
+            })
+        })
+        .await
     }
 
     async fn role_in(&self, company_id: Uuid, account_id: Uuid) -> StoreResult<Option<Role>> {

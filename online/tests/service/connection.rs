@@ -752,3 +752,201 @@ fn update_connection_sets_the_host_marker_after_a_restore_was_reconciled() {
         "forbidden",
     );
 }
+
+// --- Change user ---------------------------------------------------------------
+
+fn change_connected_by(
+    server: &TestServer,
+    company: &TestCompany,
+    session: &str,
+    device_access_token: Option<&str>,
+) -> TestResponse {
+    let body = match device_access_token {
+        Some(token) => json!({ "device_access_token": token }),
+        None => json!({}),
+    };
+    server
+        .post(&company_path(company, "/connected-by"))
+        .bearer(session)
+        .json(&body)
+        .send()
+}
+
+/// The audit trail of the company, as `(action, account_id, detail)`.
+fn audit_events(server: &TestServer, company: &TestCompany) -> Vec<(String, String, Value)> {
+    let connection = rusqlite::Connection::open(server.data_dir().join("online.db"))
+        .expect("the service's database");
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    let mut statement = connection
+        .prepare(
+            "SELECT action, account_id, detail FROM audit_events WHERE company_id = ?1 ORDER BY id",
+        )
+        .expect("a query");
+    let rows = statement
+        .query_map([company.company_id.as_str()], |row| {
+            let detail: String = row.get(2)?;
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                serde_json::from_str(&detail).unwrap_or(Value::Null),
+            ))
+        })
+        .expect("rows");
+    rows.collect::<Result<_, _>>().expect("audit events")
+}
+
+#[test]
+fn change_user_hands_connected_by_to_the_new_online_id_and_sync_goes_on() {
+    let server = TestServer::start();
+    let (company, device, fencing) = synchronised(&server);
+    let ann = text(&me(&server, &company.session.token).json(), "/id");
+    // Bob is not a member of the company yet.
+    let bob = online_id(&server, "bob@example.com");
+    let bob_id = text(&me(&server, &bob).json(), "/id");
+    assert_error(&records_of(&server, &company, &bob), 404, "not_found");
+
+    let changed = change_connected_by(&server, &company, &bob, Some(&device.access_token));
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let view = changed.json();
+    assert_eq!(view["connected_by"]["email"], "bob@example.com");
+    assert_eq!(view["connected_by"]["account_id"], bob_id.as_str());
+    assert_eq!(view["connected"], true);
+
+    // Bob is a super user of the company now and reaches its data.
+    let summaries = me(&server, &bob).json();
+    assert_eq!(summaries["companies"][0]["id"], company.company_id.as_str());
+    assert_eq!(summaries["companies"][0]["role"], "super_user");
+    assert_eq!(records_of(&server, &company, &bob).status, 200);
+    // Ann keeps ordinary access, but may no longer disconnect.
+    assert_eq!(records(&server, &company).status, 200);
+    let refused = disconnect(&server, &company, &company.session.token);
+    assert_error(&refused, 403, "forbidden");
+    assert!(
+        refused.text().contains("bob@example.com"),
+        "{}",
+        refused.text()
+    );
+    // Synchronisation goes on with the same device and lease.
+    assert_eq!(status(&server, &device)["entities"][0]["records"], 3);
+    assert_eq!(lease(&server, &device), fencing);
+    // The audit trail names both Online IDs and the device.
+    let events = audit_events(&server, &company);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (action, by, detail) = &events[0];
+    assert_eq!(
+        (action.as_str(), by.as_str()),
+        ("connected_by_changed", bob_id.as_str())
+    );
+    assert_eq!(detail["previous_connected_by"], ann.as_str());
+    assert_eq!(detail["device_id"], device.device_id.as_str());
+    assert_eq!(detail["membership_added"], true);
+
+    // The same Online ID again: nothing changes, nothing is logged.
+    let again = change_connected_by(&server, &company, &bob, Some(&device.access_token));
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["connected_by"]["email"], "bob@example.com");
+    assert_eq!(audit_events(&server, &company).len(), 1);
+
+    // Bob, "Connected by" now, may disconnect.
+    let done = disconnect(&server, &company, &bob);
+    assert_eq!(done.status, 200, "{}", done.text());
+}
+
+fn records_of(server: &TestServer, company: &TestCompany, session: &str) -> TestResponse {
+    server
+        .get(&company_path(company, "/records/contacts"))
+        .bearer(session)
+        .send()
+}
+
+#[test]
+fn change_user_needs_the_sync_computers_device_token_of_this_company() {
+    let server = TestServer::start();
+    let (company, device, _) = synchronised(&server);
+    let bob = online_id(&server, "bob@example.com");
+
+    // The session alone is not enough.
+    assert_error(
+        &change_connected_by(&server, &company, &bob, None),
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &change_connected_by(&server, &company, &bob, Some("oda_not-a-token")),
+        403,
+        "forbidden",
+    );
+    // A refresh token is not an access token.
+    assert_error(
+        &change_connected_by(&server, &company, &bob, Some(&device.refresh_token)),
+        403,
+        "forbidden",
+    );
+    // A device of another company: this company does not exist for it.
+    let other = server.connected_company("carl@example.com", "L-2");
+    let other_device = server.create_device(&other.session.token, &other.company_id, "pc-9");
+    assert_error(
+        &change_connected_by(&server, &company, &bob, Some(&other_device.access_token)),
+        404,
+        "not_found",
+    );
+    // The device token alone (as the caller) is not enough either.
+    assert_error(
+        &change_connected_by(
+            &server,
+            &company,
+            &device.access_token,
+            Some(&device.access_token),
+        ),
+        403,
+        "forbidden",
+    );
+    // Without a login.
+    assert_error(
+        &server
+            .post(&company_path(&company, "/connected-by"))
+            .json(&json!({ "device_access_token": device.access_token }))
+            .send(),
+        401,
+        "authentication_required",
+    );
+
+    // Nothing changed.
+    let view = server
+        .get(&company_path(&company, ""))
+        .bearer(&company.session.token)
+        .send()
+        .json();
+    assert_eq!(view["connected_by"]["email"], "ann@example.com");
+    assert_error(&records_of(&server, &company, &bob), 404, "not_found");
+    assert!(audit_events(&server, &company).is_empty());
+    assert!(
+        !server.logs().contains(&device.refresh_token),
+        "no token in the logs"
+    );
+}
+
+#[test]
+fn change_user_is_refused_for_a_disconnected_company() {
+    let server = TestServer::start();
+    let (company, device, _) = synchronised(&server);
+    let bob = online_id(&server, "bob@example.com");
+    // A device token taken before the disconnect is revoked with it.
+    let done = disconnect(&server, &company, &company.session.token);
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_error(
+        &change_connected_by(&server, &company, &bob, Some(&device.access_token)),
+        403,
+        "forbidden",
+    );
+    // A member of the company learns why.
+    let colleague = add_super_user(&server, &company, "dora@example.com");
+    assert_error(
+        &change_connected_by(&server, &company, &colleague, Some(&device.access_token)),
+        409,
+        "company_not_connected",
+    );
+    assert!(audit_events(&server, &company).is_empty());
+}
