@@ -197,6 +197,11 @@ pub(crate) struct VerifyBody<'a> {
 }
 
 #[derive(Serialize)]
+pub(crate) struct ChangeConnectedBy<'a> {
+    pub device_access_token: &'a str,
+}
+
+#[derive(Serialize)]
 pub(crate) struct RefreshBody<'a> {
     pub refresh_token: &'a str,
 }

@@ -2,9 +2,9 @@
 //! refresh.
 
 use crate::api::{
-    Accepted, Company, CompanyList, CompanyRegistration, CompanySummary, DeviceCredentials,
-    DeviceInfo, Disconnected, EmailBody, Health, LogInBody, Me, NewDevice, RefreshBody,
-    Registration, Session, SessionToken, Verified, VerifyBody,
+    Accepted, ChangeConnectedBy, Company, CompanyList, CompanyRegistration, CompanySummary,
+    DeviceCredentials, DeviceInfo, Disconnected, EmailBody, Health, LogInBody, Me, NewDevice,
+    RefreshBody, Registration, Session, SessionToken, Verified, VerifyBody,
 };
 use crate::device::{DeviceSession, DeviceState, EXPIRY_MARGIN};
 use crate::error::{any_cause, body_problem, ClientError, UnreachableCause};
@@ -352,6 +352,34 @@ impl Client {
             Idempotency::Idempotent,
         )
         .bearer(&session.0);
+        self.json_of(&self.send(&call).await?)
+    }
+
+    /// `POST /api/v1/companies/{id}/connected-by` (Change user, PRODUCT.md
+    /// §4): the Online ID of `session` becomes "Connected by" of the
+    /// company, and a super user of it if it was not. `device_access_token`
+    /// is a current access token of the company's device on this computer
+    /// (the sync computer): the service wants both. It is not refreshed
+    /// here: the caller owns the device's refresh token (a refresh token
+    /// used twice revokes the device). A missing, expired or revoked token
+    /// is `forbidden`; a device of another company `not_found`; a
+    /// disconnected company `forbidden` or `company_not_connected`. The
+    /// Online ID that is "Connected by" already gets the company unchanged.
+    pub async fn change_connected_by(
+        &self,
+        session: &SessionToken,
+        company_id: Uuid,
+        device_access_token: &Secret,
+    ) -> Result<Company, ClientError> {
+        let call = Call::new(
+            Method::POST,
+            format!("api/v1/companies/{company_id}/connected-by"),
+            Idempotency::Idempotent,
+        )
+        .bearer(&session.0)
+        .json(&ChangeConnectedBy {
+            device_access_token: device_access_token.expose(),
+        });
         self.json_of(&self.send(&call).await?)
     }
 

@@ -324,3 +324,50 @@ async fn the_host_marker_travels_and_a_restored_host_is_refused() {
         .unwrap_err();
     assert!(stale.is_stale_fencing(), "{stale:?}");
 }
+
+#[tokio::test]
+async fn change_user_makes_the_new_online_id_connected_by_with_the_devices_proof() {
+    let setup = registered().await;
+    let client = &setup.client;
+    let device = setup.device().await;
+    setup.synchronise(&device, 2).await;
+    let access = device.credentials().await.access_token;
+    let bob = setup.other_online_id("bob@example.com").await;
+
+    // Without the sync computer's proof: refused, nothing changes.
+    let refused = client
+        .change_connected_by(&bob, setup.company_id, &Secret::new("oda_nothing"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("forbidden"), "{refused:?}");
+
+    let company = client
+        .change_connected_by(&bob, setup.company_id, &access)
+        .await
+        .unwrap();
+    assert_eq!(company.connected_by.email, "bob@example.com");
+    assert!(company.connected);
+    // The same again changes nothing.
+    let again = client
+        .change_connected_by(&bob, setup.company_id, &access)
+        .await
+        .unwrap();
+    assert_eq!(again.connected_by.email, "bob@example.com");
+
+    // Ann may no longer disconnect; synchronisation goes on.
+    let refused = client
+        .disconnect_company(&setup.session, setup.company_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("forbidden"));
+    assert_eq!(
+        client.sync_status(&device).await.unwrap().entities[0].records,
+        2
+    );
+    // Bob may.
+    let done = client
+        .disconnect_company(&bob, setup.company_id)
+        .await
+        .unwrap();
+    assert_eq!(done.devices_revoked, 1);
+}
