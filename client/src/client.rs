@@ -460,6 +460,19 @@ impl Client {
         self.json_of(&self.send_as_device(device, &mut call).await?)
     }
 
+    /// `GET /api/v1/companies/{id}` with a device's access token as it is,
+    /// never refreshed: for a reader that does not own the device's
+    /// refresh token (the sync engine does; a refresh token used twice
+    /// revokes the device). An expired token is `Auth`.
+    pub async fn company_with_access_token(
+        &self,
+        access_token: &Secret,
+        id: Uuid,
+    ) -> Result<Company, ClientError> {
+        let call = Call::get(format!("api/v1/companies/{id}")).bearer(access_token);
+        self.json_of(&self.send(&call).await?)
+    }
+
     /// `DELETE /api/v1/devices/current`: this computer stops being a device.
     /// Credentials the service no longer accepts count as revoked.
     pub async fn revoke_device(&self, device: &DeviceSession) -> Result<(), ClientError> {
