@@ -151,6 +151,11 @@ pub const OD_WIZARD_MODE_UPDATE_CONNECTION: od_wizard_mode = 2;
 /// online copy of the data; the program's data is never touched. Pages
 /// `online_id`, `confirm`.
 pub const OD_WIZARD_MODE_DISCONNECT: od_wizard_mode = 3;
+/// Change user: hand the connection ("Connected by") to another person, a
+/// super user linked to an employee with an e-mail address, who logs in
+/// with their own Online ID; on the sync computer. Synchronisation goes
+/// on with the same device. Pages `online_id`, `confirm`.
+pub const OD_WIZARD_MODE_CHANGE_USER: od_wizard_mode = 4;
 
 /// (ABI 1.1) State of the synchronisation engine of one plugin instance.
 pub type od_sync_state = u32;

@@ -950,6 +950,14 @@ pub unsafe extern "C" fn od_plugin_wizard_close(plugin: *mut od_plugin) -> od_re
 ///   online copy of the data, removes the add-on's connection and state on
 ///   this computer (the program's data is never touched) and tells the host
 ///   with `connection.forget`.
+/// - `OD_WIZARD_MODE_CHANGE_USER` (= 4): hands "Connected by" to the
+///   person logged in with their own Online ID; only a super user linked
+///   to an employee with an e-mail address (pre-filled), only on the
+///   computer the connection belongs to. Finish asks the service with the
+///   Online ID's session and this computer's device token, tells the host
+///   with `connection.record` (the new `connected_by`); the device stays
+///   and synchronisation goes on. The person who is "Connected by" already
+///   is refused on the `online_id` page.
 ///
 /// Cancel on either page changes nothing; once finish runs it can no longer
 /// be cancelled. An error (wrong password, not "Connected by" — the message
@@ -958,8 +966,10 @@ pub unsafe extern "C" fn od_plugin_wizard_close(plugin: *mut od_plugin) -> od_re
 ///
 /// Returns `OD_RESULT_INVALID_ARGUMENT` (not an `OD_WIZARD_MODE_*` value),
 /// `OD_RESULT_BAD_STATE` (not a super user; for connect: connected already;
-/// for the others: not connected on this computer; for disconnect: not the
-/// sync computer; no `data_dir`; a wizard is open already),
+/// for the others: not connected on this computer; for disconnect and
+/// change user: not the sync computer; for change user: not linked to an
+/// employee with an e-mail address; no `data_dir`; a wizard is open
+/// already),
 /// `OD_RESULT_HOST_CALLBACK_FAILED`.
 ///
 /// # Safety

@@ -31,6 +31,7 @@ pub(super) struct Request {
 /// The Online ID page's text in these modes.
 pub(super) fn online_id_text(mode: Mode) -> &'static str {
     match mode {
+        Mode::ChangeUser => super::change_user::ONLINE_ID_TEXT,
         Mode::Disconnect => {
             "Log in with the Online ID that connected this company (Connected by in Company settings → Online \
              Desktop). Only that Online ID can disconnect it. Your Online ID is not your login for the program."
@@ -43,8 +44,9 @@ pub(super) fn online_id_text(mode: Mode) -> &'static str {
     }
 }
 
-/// Disconnect only on the computer the connection belongs to.
-pub(super) fn on_sync_computer(host: &Host, engine: &Engine) -> Result<(), Refusal> {
+/// Disconnect and Change user only on the computer the connection belongs
+/// to.
+pub(super) fn on_sync_computer(host: &Host, engine: &Engine, mode: Mode) -> Result<(), Refusal> {
     let connection = engine.connection()?.ok_or_else(|| Refusal {
         code: OD_RESULT_BAD_STATE,
         message: "This company is not connected to Online Desktop on this computer.".to_owned(),
@@ -56,15 +58,20 @@ pub(super) fn on_sync_computer(host: &Host, engine: &Engine) -> Result<(), Refus
     if info.computer.id != connection.computer_id {
         return Err(Refusal {
             code: OD_RESULT_BAD_STATE,
-            message:
-                "Disconnect on the sync computer, the computer that synchronises this company."
-                    .to_owned(),
+            message: format!(
+                "{} on the sync computer, the computer that synchronises this company.",
+                if mode == Mode::ChangeUser {
+                    "Change the user"
+                } else {
+                    "Disconnect"
+                }
+            ),
         });
     }
     Ok(())
 }
 
-fn error(code: od_result, message: impl Into<String>) -> PageError {
+pub(super) fn error(code: od_result, message: impl Into<String>) -> PageError {
     PageError {
         code,
         message: message.into(),
@@ -92,6 +99,7 @@ fn error_with(code: od_result, message: String) -> PageError {
 pub(super) async fn run(wizard: Arc<Wizard>, request: Request) {
     let outcome = match request.mode {
         Mode::Disconnect => disconnect(&wizard, &request).await,
+        Mode::ChangeUser => super::change_user::finish(&wizard, &request).await,
         _ => update(&wizard, &request).await,
     };
     if let Err(e) = wizard.env.client.log_out(&request.token).await {
@@ -122,7 +130,7 @@ pub(super) async fn run(wizard: Arc<Wizard>, request: Request) {
 }
 
 /// Stops the engine and waits for it; answers whether it was running.
-async fn stop_engine(engine: &Engine) -> Result<bool, PageError> {
+pub(super) async fn stop_engine(engine: &Engine) -> Result<bool, PageError> {
     let was_running = engine.running();
     engine.stop();
     if !engine.stopped(STOP_WITHIN).await {
@@ -134,7 +142,7 @@ async fn stop_engine(engine: &Engine) -> Result<bool, PageError> {
     Ok(was_running)
 }
 
-fn restart(wizard: &Wizard, was_running: bool) {
+pub(super) fn restart(wizard: &Wizard, was_running: bool) {
     if !was_running {
         return;
     }

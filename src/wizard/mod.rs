@@ -9,6 +9,7 @@
 //! result arrives as `OD_EVENT_WIZARD_CHANGED` through the pump. No lock is
 //! held across a call into the host or the network. See docs/WIZARD.md.
 
+mod change_user;
 mod company;
 mod finish;
 mod form;
@@ -56,6 +57,9 @@ pub enum Mode {
     /// Delete the online copy and forget the connection (PRODUCT.md §5.8):
     /// Online ID → confirm.
     Disconnect,
+    /// Hand "Connected by" to another person's Online ID (PRODUCT.md §4):
+    /// Online ID → confirm.
+    ChangeUser,
 }
 
 impl Mode {
@@ -64,6 +68,7 @@ impl Mode {
             Mode::Connect => "connect",
             Mode::UpdateConnection => "update_connection",
             Mode::Disconnect => "disconnect",
+            Mode::ChangeUser => "change_user",
         }
     }
 }
@@ -72,7 +77,7 @@ impl Mode {
     fn after_log_in(self) -> Page {
         match self {
             Mode::Connect => Page::Company,
-            Mode::UpdateConnection | Mode::Disconnect => Page::Confirm,
+            Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser => Page::Confirm,
         }
     }
 }
@@ -84,6 +89,7 @@ impl TryFrom<od_wizard_mode> for Mode {
             OD_WIZARD_MODE_CONNECT => Mode::Connect,
             OD_WIZARD_MODE_UPDATE_CONNECTION => Mode::UpdateConnection,
             OD_WIZARD_MODE_DISCONNECT => Mode::Disconnect,
+            OD_WIZARD_MODE_CHANGE_USER => Mode::ChangeUser,
             other => {
                 return Err(refusal(
                     OD_RESULT_INVALID_ARGUMENT,
@@ -147,7 +153,7 @@ impl Page {
 pub fn steps(mode: Mode) -> u32 {
     match mode {
         Mode::Connect => 6,
-        Mode::UpdateConnection | Mode::Disconnect => 2,
+        Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser => 2,
     }
 }
 
@@ -259,8 +265,11 @@ struct State {
     generation: u64,
     session: Option<LoggedIn>,
     connected: Option<Connected>,
-    /// Update connection or Disconnect was done: the summary.
+    /// Update connection, Disconnect or Change user was done: the summary.
     maintained: Option<String>,
+    /// Change user: who is "Connected by" now, as the service said after
+    /// the login (`None` when it could not be asked).
+    current_connected_by: Option<String>,
     /// The address a verification mail was sent to in this wizard.
     signed_up: Option<String>,
 }
@@ -362,15 +371,18 @@ impl Wizard {
                     "This company is already connected to Online Desktop. To connect it again, disconnect it first.",
                 ))
             }
-            Mode::UpdateConnection | Mode::Disconnect if !connected => {
+            Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser if !connected => {
                 return Err(bad_state(
                     "This company is not connected to Online Desktop on this computer; there is no connection to update or disconnect.",
                 ))
             }
             _ => {}
         }
-        if mode == Mode::Disconnect {
-            maintain::on_sync_computer(ctx.host, ctx.engine)?;
+        if mode == Mode::ChangeUser {
+            change_user::may_open(&user)?;
+        }
+        if matches!(mode, Mode::Disconnect | Mode::ChangeUser) {
+            maintain::on_sync_computer(ctx.host, ctx.engine, mode)?;
         }
         let client = Client::new(ctx.service.clone(), client_config())
             .map_err(|e| refusal(OD_RESULT_INTERNAL, e.to_string()))?;
@@ -414,6 +426,7 @@ impl Wizard {
                 session: None,
                 connected: None,
                 maintained: None,
+                current_connected_by: None,
                 signed_up: None,
             }),
         }))
@@ -761,10 +774,15 @@ impl Wizard {
         let email = state.form.email.clone();
         Self::set_busy(state, Job::LogIn, "Logging in …");
         let generation = state.generation;
+        let mode = state.mode;
         let this = Arc::clone(self);
         self.env.spawner.spawn(async move {
             let result = this.env.client.log_in(&email, &password).await;
             drop(password);
+            let current_connected_by = match (&result, mode) {
+                (Ok(_), Mode::ChangeUser) => change_user::current_connected_by(&this.env).await,
+                _ => None,
+            };
             {
                 let mut state = this.state.lock();
                 if state.generation != generation {
@@ -778,8 +796,23 @@ impl Wizard {
                 }
                 state.busy = None;
                 match result {
+                    Ok(session)
+                        if current_connected_by
+                            .as_deref()
+                            .is_some_and(|current| current.eq_ignore_ascii_case(&email)) =>
+                    {
+                        this.log_out(LoggedIn {
+                            email: email.clone(),
+                            token: session.token,
+                        });
+                        if let Some(old) = state.session.take() {
+                            this.log_out(old);
+                        }
+                        state.error = Some(change_user::same_person(&email));
+                    }
                     Ok(session) => {
                         tracing::info!("logged in with the Online ID {email}");
+                        state.current_connected_by = current_connected_by;
                         if let Some(old) = state.session.replace(LoggedIn {
                             email,
                             token: session.token,
@@ -871,6 +904,7 @@ impl Wizard {
         };
         let text = match state.mode {
             Mode::Disconnect => "Disconnecting: stopping synchronisation and deleting the online copy …",
+            Mode::ChangeUser => "Changing the user: handing the connection to your Online ID …",
             _ => "Updating the connection: stopping synchronisation and registering this computer again …",
         };
         Self::set_busy(state, Job::Finish, text);

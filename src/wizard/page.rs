@@ -416,9 +416,26 @@ fn confirm_page(state: &State) -> (String, String, Vec<Field>) {
     if let Some(summary) = &state.maintained {
         let title = match state.mode {
             Mode::Disconnect => "Disconnected",
+            Mode::ChangeUser => "User changed",
             _ => "Connection updated",
         };
         return (title.to_owned(), summary.clone(), Vec::new());
+    }
+    if state.mode == Mode::ChangeUser {
+        let now = state
+            .current_connected_by
+            .clone()
+            .unwrap_or_else(|| "(could not be read now)".to_owned());
+        return (
+            "Change user".to_owned(),
+            format!(
+                "Finish hands this company's connection to Online Desktop to {email}: from then on {email} is                  Connected by, administers the connection and is the only one who can disconnect it. {now} keeps                  access to the company online. Synchronisation goes on as it is; nothing is sent again."
+            ),
+            vec![
+                Field::info("connected_by_now", "Connected by now", now),
+                Field::info("connected_by_new", "Connected by after Finish", email),
+            ],
+        );
     }
     let (title, text) = match state.mode {
         Mode::Disconnect => (

@@ -992,3 +992,172 @@ fn a_restored_host_stops_the_engine_until_update_connection() {
         .create("employees", json!({"name": "Nils Nordmann"}));
     f.eventually_same_on_both_sides();
 }
+
+// Change user.
+
+impl Fixture {
+    /// The program's user is now a super user linked to the employee with
+    /// `email`.
+    fn user_with_email(&self, email: &str) {
+        self.host.set(
+            "user.current",
+            json!({"username": "ola", "is_super_user": true, "employee": {"id": "2", "name": "Ola", "email": email}}),
+        );
+    }
+
+    /// The company as its new "Connected by" sees it online.
+    fn online_company(&self, email: &str) -> Value {
+        let id = self.companies_of(email)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let session = self.server().log_in(email, TEST_PASSWORD);
+        self.server()
+            .get(&format!("/api/v1/companies/{id}"))
+            .bearer(&session.token)
+            .send()
+            .json()
+    }
+}
+
+#[test]
+fn change_user_hands_the_connection_to_the_new_online_id_and_sync_goes_on() {
+    let f = fixture("L-CHANGE-USER");
+    let kari = "kari@example.com";
+    let ola = "ola@example.com";
+    f.server().create_online_id(kari, TEST_PASSWORD);
+    f.server().create_online_id(ola, TEST_PASSWORD);
+    f.connect(kari);
+    let before = f.connection();
+    let recorded = f.host.recorded.lock().len();
+
+    f.user_with_email(ola);
+    f.plugin.wizard_open_for(Mode::ChangeUser).unwrap();
+    let page = f.page();
+    assert_eq!(page["mode"], "change_user", "{page}");
+    assert_eq!(page["fields"][0]["value"], ola, "the employee's e-mail");
+    f.plugin.wizard_close().unwrap();
+    let page = f.open_and_log_in(Mode::ChangeUser, ola, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    assert_eq!(page["fields"][0]["value"], kari, "{page}");
+    assert_eq!(page["fields"][1]["value"], ola, "{page}");
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    assert!(page["text"].as_str().unwrap().contains(kari), "{page}");
+    f.plugin.wizard_close().unwrap();
+
+    // Online: Ola is Connected by, Kari keeps access.
+    let online = f.online_company(ola);
+    assert_eq!(online["connected_by"]["email"], ola, "{online}");
+    assert_eq!(f.companies_of(kari).len(), 1);
+    // The program was told.
+    let told = f.host.recorded.lock().clone();
+    assert_eq!(told.len(), recorded + 1);
+    assert_eq!(told[recorded]["connected_by"], ola);
+    assert_eq!(told[recorded]["company_id"], COMPANY_DB);
+    // The same device; synchronisation goes on.
+    assert_eq!(f.connection()["device_id"], before["device_id"]);
+    f.running();
+    f.host
+        .program
+        .log
+        .create("employees", json!({"name": "Per Hansen"}));
+    f.eventually_same_on_both_sides();
+
+    // Kari may no longer disconnect; Ola may.
+    let page = f.open_and_log_in(Mode::Disconnect, kari, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    let page = f.finish();
+    assert_eq!(page["page"], "online_id", "{page}");
+    assert!(page["error"].as_str().unwrap().contains(ola), "{page}");
+    f.plugin.wizard_close().unwrap();
+    f.running();
+    let page = f.open_and_log_in(Mode::Disconnect, ola, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+}
+
+#[test]
+fn change_user_cancel_the_same_person_and_a_wrong_password_change_nothing() {
+    let f = fixture("L-CHANGE-NOTHING");
+    let kari = "kari@example.com";
+    let ola = "ola@example.com";
+    f.server().create_online_id(kari, TEST_PASSWORD);
+    f.server().create_online_id(ola, TEST_PASSWORD);
+    f.connect(kari);
+    let before = f.connection();
+    let recorded = f.host.recorded.lock().len();
+
+    // Cancel on the Online ID page and on the confirm page.
+    f.user_with_email(ola);
+    f.plugin.wizard_open_for(Mode::ChangeUser).unwrap();
+    f.act(Action::Cancel).unwrap();
+    assert_eq!(f.settled()["cancelled"], true);
+    f.plugin.wizard_close().unwrap();
+    let page = f.open_and_log_in(Mode::ChangeUser, ola, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    f.act(Action::Cancel).unwrap();
+    let page = f.settled();
+    assert!(page["text"]
+        .as_str()
+        .unwrap()
+        .contains("Nothing was changed"));
+    f.plugin.wizard_close().unwrap();
+
+    // A wrong password: at the field.
+    let page = f.open_and_log_in(Mode::ChangeUser, ola, "not-the-password");
+    assert_eq!(page["page"], "online_id", "{page}");
+    assert!(page["fields"][1]["error"].is_string(), "{page}");
+    assert!(!page.to_string().contains("not-the-password"));
+    f.plugin.wizard_close().unwrap();
+
+    // The person who is Connected by already: refused politely.
+    f.user_with_email(kari);
+    let page = f.open_and_log_in(Mode::ChangeUser, kari, TEST_PASSWORD);
+    assert_eq!(page["page"], "online_id", "{page}");
+    let error = page["error"].as_str().unwrap();
+    assert!(error.contains("Connected by already"), "{page}");
+    assert_eq!(page["error_code"], OD_RESULT_BAD_STATE);
+    f.plugin.wizard_close().unwrap();
+
+    assert_eq!(f.online_company(kari)["connected_by"]["email"], kari);
+    assert!(f.companies_of(ola).is_empty());
+    assert_eq!(f.host.recorded.lock().len(), recorded);
+    assert_eq!(f.connection(), before);
+    assert_eq!(f.plugin.sync_status().state, SyncState::Running);
+}
+
+#[test]
+fn change_user_opens_only_for_a_user_with_an_employee_e_mail_on_the_sync_computer() {
+    let f = fixture("L-CHANGE-OPEN");
+    let refused = f.plugin.wizard_open_for(Mode::ChangeUser).unwrap_err();
+    assert!(
+        refused.message.contains("not connected"),
+        "{}",
+        refused.message
+    );
+    let kari = "kari@example.com";
+    f.server().create_online_id(kari, TEST_PASSWORD);
+    f.connect(kari);
+    f.host.set(
+        "user.current",
+        json!({"username": "ola", "is_super_user": true, "employee": {"id": "2", "name": "Ola", "email": null}}),
+    );
+    let refused = f.plugin.wizard_open_for(Mode::ChangeUser).unwrap_err();
+    assert_eq!(refused.code, OD_RESULT_BAD_STATE);
+    assert!(refused.message.contains("employee"), "{}", refused.message);
+    f.host.set(
+        "user.current",
+        json!({"username": "ola", "is_super_user": false, "employee": {"id": "2", "name": "Ola", "email": "ola@example.com"}}),
+    );
+    assert!(f.plugin.wizard_open_for(Mode::ChangeUser).is_err());
+    f.user_with_email("ola@example.com");
+    f.host.set("host.info", json!({"host_name": "t", "host_version": "1", "evaluation_installation": false, "computer": {"id": "pc-2", "name": "Lager-PC"}}));
+    let refused = f.plugin.wizard_open_for(Mode::ChangeUser).unwrap_err();
+    assert!(
+        refused.message.contains("sync computer"),
+        "{}",
+        refused.message
+    );
+}
