@@ -2003,7 +2003,7 @@ fn wizard_modes_and_restore_check_refuse_bad_input() {
             OD_RESULT_INVALID_HANDLE
         );
         assert_eq!(restore_check(made_up), OD_RESULT_INVALID_HANDLE);
-        for mode in [0, 4, u32::MAX] {
+        for mode in [0, 5, u32::MAX] {
             assert_eq!(open_for(handle, mode), OD_RESULT_INVALID_ARGUMENT, "{mode}");
             assert!(
                 instance.errmsg().contains("OD_WIZARD_MODE_"),
@@ -2011,7 +2011,11 @@ fn wizard_modes_and_restore_check_refuse_bad_input() {
                 instance.errmsg()
             );
         }
-        for mode in [OD_WIZARD_MODE_UPDATE_CONNECTION, OD_WIZARD_MODE_DISCONNECT] {
+        for mode in [
+            OD_WIZARD_MODE_UPDATE_CONNECTION,
+            OD_WIZARD_MODE_DISCONNECT,
+            OD_WIZARD_MODE_CHANGE_USER,
+        ] {
             assert_eq!(open_for(handle, mode), OD_RESULT_BAD_STATE, "{mode}");
             assert!(
                 instance.errmsg().contains("not connected"),
