@@ -127,18 +127,7 @@ pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Val
         "system.identity" => Ok(json!({ "id": system.database_id()? })),
         "connection.record" => {
             let p = Params { method, params };
-            let text = |name: &str| -> Result<String, ChannelError> {
-                p.get(name)
-                    .and_then(Value::as_str)
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        p.invalid(&format!(
-                            "\u{201c}{name}\u{201d} must be a non-empty string"
-                        ))
-                    })
-            };
+            let text = |name: &str| p.text(name);
             let company_id = text("company_id")?;
             let computer_id = text("computer_id")?;
             let connection = OnlineConnection {
@@ -167,18 +156,7 @@ pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Val
         }
         "connection.forget" => {
             let p = Params { method, params };
-            let text = |name: &str| -> Result<String, ChannelError> {
-                p.get(name)
-                    .and_then(Value::as_str)
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        p.invalid(&format!(
-                            "\u{201c}{name}\u{201d} must be a non-empty string"
-                        ))
-                    })
-            };
+            let text = |name: &str| p.text(name);
             let company_id = text("company_id")?;
             let online_company_id = text("online_company_id")?;
             let company = current_company(&installation, context)?;
@@ -404,6 +382,20 @@ impl Params<'_> {
 
     fn invalid(&self, message: &str) -> ChannelError {
         ChannelError::InvalidParams(format!("{}: {message}", self.method))
+    }
+
+    /// A required, non-empty string (trimmed).
+    fn text(&self, name: &str) -> Result<String, ChannelError> {
+        self.get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                self.invalid(&format!(
+                    "\u{201c}{name}\u{201d} must be a non-empty string"
+                ))
+            })
     }
 
     /// An optional integer (absent or null is `None`).
