@@ -1,8 +1,8 @@
 //! "Company settings → Online Desktop" with the real add-on against the
 //! real online service (od-online's `TestServer`): Disconnect and connect
 //! again (a full new synchronisation), Update connection after a password
-//! change, the restore guard, and a restore done anyway that stops
-//! synchronisation until Update connection.
+//! change, Change user to a second Online ID, the restore guard, and a
+//! restore done anyway that stops synchronisation until Update connection.
 #![cfg(unix)]
 
 mod common;
@@ -190,6 +190,115 @@ fn update_connection_after_a_password_change_lets_sync_go_on() {
     let web = Web::log_in(server.base_url(), EMAIL, NEW_PASSWORD);
     let agent = Agent::start(&host, server.base_url(), None, "agent");
     assert_converges(&host, None, &web, &agent_context(&agent));
+}
+
+#[test]
+fn change_user_hands_connected_by_to_another_online_id_and_sync_goes_on() {
+    const SECOND_EMAIL: &str = "kari.nordmann@nordlyshandel.no";
+    const SECOND_PASSWORD: &str = "kari's own passphrase";
+    let server = TestServer::start();
+    let host = connected(&server);
+    let settings = ok(&host, &server, None, &["settings"]);
+    assert!(
+        field(&settings, "Connected by").is_some_and(|v| v.starts_with(EMAIL)),
+        "{settings}"
+    );
+    assert!(settings.contains("settings change-user"), "{settings}");
+
+    // A second super user of the program, linked to an employee with an
+    // e-mail address, with an Online ID of her own.
+    host.ok(&[
+        "employee",
+        "add",
+        "--first-name",
+        "Kari",
+        "--last-name",
+        "Nordmann",
+        "--email",
+        SECOND_EMAIL,
+        "--number",
+        "9001",
+    ]);
+    host.ok(&["user", "add", "kari", "--super-user"]);
+    host.ok(&["user", "link-employee", "kari", "--employee", "9001"]);
+    server.create_online_id(SECOND_EMAIL, SECOND_PASSWORD);
+
+    // Cancel changes nothing.
+    let out = ok(
+        &host,
+        &server,
+        Some(SECOND_PASSWORD),
+        &[
+            "--user",
+            "kari",
+            "settings",
+            "change-user",
+            "--email",
+            SECOND_EMAIL,
+            "--cancel-at",
+            "confirm",
+        ],
+    );
+    assert!(out.contains("Nothing was changed"), "{out}");
+    let settings = ok(&host, &server, None, &["settings"]);
+    assert!(
+        field(&settings, "Connected by").is_some_and(|v| v.starts_with(EMAIL)),
+        "{settings}"
+    );
+
+    let out = ok(
+        &host,
+        &server,
+        Some(SECOND_PASSWORD),
+        &[
+            "--user",
+            "kari",
+            "settings",
+            "change-user",
+            "--email",
+            SECOND_EMAIL,
+        ],
+    );
+    assert!(out.contains("is now connected by"), "{out}");
+    assert!(!out.contains(SECOND_PASSWORD), "{out}");
+    let settings = ok(&host, &server, None, &["settings"]);
+    assert_eq!(field(&settings, "Connected"), Some("yes"), "{settings}");
+    assert!(
+        field(&settings, "Connected by").is_some_and(|v| v.starts_with(SECOND_EMAIL)),
+        "{settings}"
+    );
+
+    // Synchronisation goes on: a host edit reaches the online copy.
+    host.ok(&[
+        "record",
+        "add",
+        "contacts",
+        "--set",
+        "name=Etter Brukerbytte AS",
+    ]);
+    let web = Web::log_in(server.base_url(), SECOND_EMAIL, SECOND_PASSWORD);
+    let mut agent = Agent::start(&host, server.base_url(), None, "agent");
+    assert_converges(&host, None, &web, &agent_context(&agent));
+    assert!(web
+        .records("contacts")
+        .iter()
+        .any(|r| r["fields"]["name"] == "Etter Brukerbytte AS"));
+    assert_eq!(agent.terminate(), Some(0), "{}", agent.log());
+
+    // The previous Online ID can no longer disconnect the company.
+    let err = fails(
+        &host,
+        &server,
+        Some(PASSWORD),
+        &["settings", "disconnect", "--email", EMAIL],
+    );
+    assert!(err.contains("Only the Online ID that connected"), "{err}");
+    let settings = ok(&host, &server, None, &["settings"]);
+    assert_eq!(
+        field(&settings, "Connected"),
+        Some("yes"),
+        "{err}\n{settings}"
+    );
 }
 
 #[test]

@@ -89,9 +89,15 @@ pub enum SettingsAction {
     /// program's data stays). The password comes from OD_ONLINE_PASSWORD or
     /// a hidden prompt
     Disconnect(MaintainArgs),
+    /// Change user: hand "Connected by" to the host user running this (a
+    /// super user linked to an employee with an e-mail, --user), who logs
+    /// in with their own Online ID; synchronisation goes on unchanged. The
+    /// password comes from OD_ONLINE_PASSWORD or a hidden prompt
+    ChangeUser(MaintainArgs),
 }
 
-/// How the wizard of Update connection or Disconnect is answered.
+/// How the wizard of Update connection, Disconnect or Change user is
+/// answered.
 #[derive(Debug, Args)]
 pub struct MaintainArgs {
     /// Scripted: the Online ID to log in with. Without it, the wizard asks
@@ -390,13 +396,14 @@ fn check(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
 
 /// "Company settings → Online Desktop": the page; in a terminal, a menu of
 /// the actions; or one action (`settings update-connection`, `settings
-/// disconnect`).
+/// disconnect`, `settings change-user`).
 pub fn settings(global: &GlobalArgs, args: SettingsArgs) -> Result<()> {
     match args.action {
         Some(SettingsAction::UpdateConnection(a)) => {
             maintain(global, WizardMode::UpdateConnection, a)
         }
         Some(SettingsAction::Disconnect(a)) => maintain(global, WizardMode::Disconnect, a),
+        Some(SettingsAction::ChangeUser(a)) => maintain(global, WizardMode::ChangeUser, a),
         None => {
             let connected = show_settings(global, &args.check_args)?;
             if attended() {
@@ -410,7 +417,11 @@ pub fn settings(global: &GlobalArgs, args: SettingsArgs) -> Result<()> {
 /// The actions offered on the page, as a menu for a person.
 fn settings_menu(global: &GlobalArgs, connected: ConnectChoice) -> Result<()> {
     let actions: Vec<WizardMode> = match connected {
-        ConnectChoice::Connected => vec![WizardMode::UpdateConnection, WizardMode::Disconnect],
+        ConnectChoice::Connected => vec![
+            WizardMode::UpdateConnection,
+            WizardMode::ChangeUser,
+            WizardMode::Disconnect,
+        ],
         ConnectChoice::CanConnect => vec![WizardMode::Connect],
         ConnectChoice::CannotConnect => Vec::new(),
     };
@@ -578,6 +589,7 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
     println!("\n{}", style("Actions").bold());
     let choice = if connected {
         println!("  Update connection: `host-sim settings update-connection --email EMAIL`");
+        println!("  Change user: `host-sim --user USER settings change-user --email EMAIL`");
         println!("  Disconnect: `host-sim settings disconnect --email EMAIL`");
         ConnectChoice::Connected
     } else if view.can_connect {
@@ -590,7 +602,8 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
     Ok(choice)
 }
 
-/// `settings update-connection` / `settings disconnect`: the add-on's
+/// `settings update-connection` / `settings disconnect` / `settings
+/// change-user`: the add-on's
 /// wizard in that mode, scripted with --email or for a person.
 fn maintain(global: &GlobalArgs, mode: WizardMode, args: MaintainArgs) -> Result<()> {
     let how = match args.email {
@@ -611,8 +624,8 @@ fn maintain(global: &GlobalArgs, mode: WizardMode, args: MaintainArgs) -> Result
     maintain_with(global, mode, how)
 }
 
-/// Opens the add-on's wizard for Update connection or Disconnect and walks
-/// it; the synchronisation itself is left to the sync agent.
+/// Opens the add-on's wizard for Update connection, Disconnect or Change
+/// user and walks it; the synchronisation itself is left to the sync agent.
 pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -> Result<()> {
     let library = global.load_add_on()?;
     let settings = global.add_on_settings()?;
@@ -676,6 +689,27 @@ pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -
                     style("The program still shows the company as connected (the add-on did not say connection.forget).")
                         .yellow()
                 );
+            }
+        }
+        WizardMode::ChangeUser => {
+            let connected_by = installation
+                .system()
+                .online_connection(&company_id)?
+                .map(|c| c.connected_by);
+            match connected_by {
+                Some(who) => println!(
+                    "{}",
+                    style(format!(
+                        "{} is now connected by {who}; synchronisation goes on unchanged.",
+                        quoted(&company)
+                    ))
+                    .green()
+                ),
+                None => println!(
+                    "{}",
+                    style("The program has not noted the new \"Connected by\" (the add-on did not say connection.record).")
+                        .yellow()
+                ),
             }
         }
         WizardMode::Connect => {}

@@ -117,8 +117,8 @@ pub enum Command {
     Connect(desktop::ConnectCommandArgs),
     /// "Company settings → Online Desktop": requirement status, connection,
     /// licence, trace log, synchronisation (status and history); the
-    /// actions Connect, Update connection and Disconnect (a menu in a
-    /// terminal, or the subcommands)
+    /// actions Connect, Update connection, Change user and Disconnect (a
+    /// menu in a terminal, or the subcommands)
     Settings(desktop::SettingsArgs),
     /// The program as a person uses it: menus, prompts and colour
     Desktop,

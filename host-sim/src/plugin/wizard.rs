@@ -60,6 +60,7 @@ pub enum WizardMode {
     Connect,
     UpdateConnection,
     Disconnect,
+    ChangeUser,
 }
 
 impl WizardMode {
@@ -68,6 +69,7 @@ impl WizardMode {
             WizardMode::Connect => OD_WIZARD_MODE_CONNECT,
             WizardMode::UpdateConnection => OD_WIZARD_MODE_UPDATE_CONNECTION,
             WizardMode::Disconnect => OD_WIZARD_MODE_DISCONNECT,
+            WizardMode::ChangeUser => OD_WIZARD_MODE_CHANGE_USER,
         }
     }
 
@@ -77,6 +79,7 @@ impl WizardMode {
             WizardMode::Connect => "Connect to Online Desktop",
             WizardMode::UpdateConnection => "Update connection",
             WizardMode::Disconnect => "Disconnect from Online Desktop",
+            WizardMode::ChangeUser => "Change user",
         }
     }
 }
