@@ -313,7 +313,7 @@ pub fn connect_with_wizard(
                 events.stop(|_| {})?;
                 println!("{}", style(connected_line).green());
                 println!(
-                    "The first synchronisation is scheduled for {}. The sync agent starts it then:                      leave this computer on with `host-sim agent` running (use of the program is                      blocked while it runs).",
+                    "The first synchronisation is scheduled for {}. The sync agent starts it then: leave this computer on with `host-sim agent` running (use of the program is blocked while it runs).",
                     local_time(at)
                 );
             } else if page.done && status.state == crate::plugin::SyncState::NotConnected {
@@ -336,13 +336,13 @@ pub fn connect_with_wizard(
                             println!("Online copy: {online}");
                         }
                         println!(
-                            "Keep it in step with `host-sim agent` (in the background) or                              `host-sim sync run` (in this terminal)."
+                            "Keep it in step with `host-sim agent` (in the background) or `host-sim sync run` (in this terminal)."
                         );
                     }
                     FirstSyncEnd::StopAsked => {
                         println!("{connected_line}");
                         println!(
-                            "The first synchronisation was stopped at a safe point;                              `host-sim agent` or `host-sim sync run` continues it."
+                            "The first synchronisation was stopped at a safe point; `host-sim agent` or `host-sim sync run` continues it."
                         );
                     }
                     FirstSyncEnd::Failed(message) => {
