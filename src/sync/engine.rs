@@ -784,8 +784,20 @@ struct Session {
 
 impl Task {
     fn set_state(&self, state: SyncState, error: Option<&Failure>) {
+        self.set_state_with(state, error, |_| {});
+    }
+
+    /// Sets the state and, under the same lock, whatever else goes with it,
+    /// so that a status read in between never shows half of it.
+    fn set_state_with(
+        &self,
+        state: SyncState,
+        error: Option<&Failure>,
+        also: impl FnOnce(&mut Status),
+    ) {
         let changed = {
             let mut status = self.shared.status.lock();
+            also(&mut status);
             let changed = status.state != state || status.error.as_ref() != error;
             status.state = state;
             status.error = error.cloned();
@@ -1045,10 +1057,13 @@ impl Task {
         }
         self.counts.clear();
         if let Ok(false) = outcome {
-            let mut status = self.shared.status.lock();
-            status.first_sync_done = true;
-            status.scheduled_at = None;
-            drop(status);
+            // Done and running at once: a host waiting for `running` after
+            // the first sync never sees "done" while still "first_sync".
+            self.set_state_with(SyncState::Running, None, |status| {
+                status.first_sync_done = true;
+                status.scheduled_at = None;
+                status.last_success = Some(Utc::now());
+            });
             let _ = std::fs::remove_file(self.folder.join(SCHEDULE_FILE));
         }
         outcome
@@ -1400,6 +1415,8 @@ pub(crate) mod tests {
         pumps: AtomicUsize,
         /// Milliseconds each page takes (a big database on a slow disk).
         slow_pages: std::sync::atomic::AtomicU64,
+        /// Milliseconds each read of the change log takes.
+        slow_reads: std::sync::atomic::AtomicU64,
     }
 
     impl Program {
@@ -1413,6 +1430,7 @@ pub(crate) mod tests {
                 blocks: Mutex::new(Vec::new()),
                 pumps: AtomicUsize::new(0),
                 slow_pages: std::sync::atomic::AtomicU64::new(0),
+                slow_reads: std::sync::atomic::AtomicU64::new(0),
             })
         }
 
@@ -1455,6 +1473,10 @@ pub(crate) mod tests {
 
     impl HostChannel for Program {
         fn request(&self, method: &str, params: &[u8]) -> Result<Vec<u8>, HostError> {
+            if method == "changes.read" {
+                let delay = self.slow_reads.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(delay));
+            }
             let parsed: Value = serde_json::from_slice(params).unwrap_or(Value::Null);
             match self.answer(method, &parsed) {
                 Some(answer) => Ok(answer.to_string().into_bytes()),
@@ -1508,6 +1530,7 @@ pub(crate) mod tests {
             blocks: Mutex::new(Vec::new()),
             pumps: AtomicUsize::new(0),
             slow_pages: std::sync::atomic::AtomicU64::new(0),
+            slow_reads: std::sync::atomic::AtomicU64::new(0),
         });
         let host = Host::new(program.clone());
         let events = Arc::new(EventQueue::new(host.clone()));
@@ -1942,6 +1965,26 @@ pub(crate) mod tests {
             .unwrap();
         let records: u64 = online.entities.iter().map(|e| e.records).sum();
         assert_eq!(records, 11, "nothing online twice: {online:?}");
+    }
+
+    /// Regression: the status said "first sync done" while its state was
+    /// still `first_sync` until the first continuous round had pushed.
+    #[test]
+    fn the_first_sync_is_done_and_running_at_the_same_moment() {
+        let f = fixture("OD-ENGINE-10");
+        company_data(&f.program.log, 3);
+        // The first continuous round reads the change log slowly.
+        f.program.slow_reads.store(1_500, Ordering::SeqCst);
+        f.engine.start(&f.runtime, true).unwrap();
+        let done = f.wait_for("the first sync", |s| s.first_sync_done);
+        assert_eq!(done.state, SyncState::Running, "{done:?}");
+        assert!(
+            done.progress.is_none() && done.last_success.is_some(),
+            "{done:?}"
+        );
+        f.program.slow_reads.store(0, Ordering::SeqCst);
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
     }
 
     #[test]
