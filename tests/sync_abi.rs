@@ -585,7 +585,11 @@ fn freeing_the_plugin_in_the_middle_of_the_first_sync_stops_it_and_unblocks_the_
         .connection_set(Some(connection.to_string().as_bytes()))
         .expect("connection_set");
     instance.sync_start(OD_SYNC_FLAG_NOW).expect("sync_start");
-    pump_until_state(&instance, "first_sync");
+    // Waits for the block itself, not the state event that comes just
+    // before it, so that the free lands in the middle of the first sync.
+    pump_until(&instance, "the program blocked", |_| {
+        blocks.lock().iter().any(|b| b == "sync.block")
+    });
     let asked = Instant::now();
     assert_eq!(instance.free(), OD_RESULT_OK);
     assert!(
