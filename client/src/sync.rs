@@ -429,6 +429,7 @@ mod tests {
                     base_version: None,
                     fields: Fields::from([("name".into(), format!("Contact {n}").into())]),
                     changed: None,
+                    host_key: None,
                 })
                 .collect(),
         };

@@ -168,6 +168,7 @@ fn contact(id: Uuid, n: usize) -> Change {
             json!({"number": 10000 + n, "name": format!("Contact {n}"), "city": "Oslo"}),
         ),
         changed: None,
+        host_key: Some(n.to_string()),
     }
 }
 

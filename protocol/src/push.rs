@@ -65,6 +65,12 @@ pub struct Change {
     /// deliberately not an empty list, which would mean "nothing changed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<Vec<String>>,
+    /// The host's own key of the record (its local id, as text). The
+    /// service keeps it so that another computer taking synchronisation
+    /// over can match the host's rows to the online records
+    /// (docs/SYNC_PROTOCOL.md §10). Absent: the stored key is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
 }
 
 /// `POST /api/v1/sync/push`'s answer (the same again for a repeated key).

@@ -103,6 +103,7 @@ impl Remote for ServiceRemote<'_> {
                     base_version: None,
                     fields: r.fields.clone(),
                     changed: None,
+                    host_key: Some(r.host_key.clone()),
                 })
             })
             .collect::<Result<Vec<_>, PushError>>()?;
@@ -179,6 +180,7 @@ impl SyncRemote for ServiceRemote<'_> {
                         Op::Upsert => Some(c.changed.clone()),
                         Op::Delete => None,
                     },
+                    host_key: Some(c.local_key.clone()),
                 })
             })
             .collect::<Result<Vec<_>, PushError>>()?;

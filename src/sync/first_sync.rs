@@ -51,6 +51,8 @@ pub trait HostRecords {
 pub struct OnlineRecord {
     pub entity: String,
     pub global_id: String,
+    /// The host's key of the record (its local id as text).
+    pub host_key: String,
     pub fields: Fields,
 }
 
@@ -172,6 +174,7 @@ fn with_global_ids(
             records.push(OnlineRecord {
                 entity: entity.name.clone(),
                 global_id,
+                host_key: key,
                 fields,
             });
         }
