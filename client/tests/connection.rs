@@ -59,6 +59,7 @@ fn contacts(count: usize) -> PushRequest {
                 base_version: None,
                 fields: Fields::from([("name".into(), format!("Contact {n}").into())]),
                 changed: None,
+                host_key: None,
             })
             .collect(),
     }
