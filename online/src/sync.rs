@@ -432,6 +432,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             changed: changed.map(|names| names.iter().map(|name| name.to_string()).collect()),
+            host_key: None,
         }
     }
 
