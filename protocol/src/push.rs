@@ -150,6 +150,7 @@ mod tests {
             base_version: Some(3),
             fields: Fields::from([("name".into(), "Ann".into())]),
             changed: Some(vec!["name".into()]),
+            host_key: Some("17".into()),
         };
         let request = PushRequest {
             mode: PushMode::Incremental,
@@ -158,6 +159,7 @@ mod tests {
                 Change {
                     base_version: None,
                     changed: None,
+                    host_key: None,
                     op: ChangeOp::Delete,
                     fields: Fields::new(),
                     ..change
@@ -169,7 +171,7 @@ mod tests {
             json,
             json!({"mode": "incremental", "changes": [
                 {"entity": "contacts", "global_id": id, "op": "upsert", "base_version": 3,
-                 "fields": {"name": "Ann"}, "changed": ["name"]},
+                 "fields": {"name": "Ann"}, "changed": ["name"], "host_key": "17"},
                 {"entity": "contacts", "global_id": id, "op": "delete", "fields": {}}
             ]})
         );
