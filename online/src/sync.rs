@@ -60,6 +60,10 @@ impl FieldMeta {
     pub fn version(&self) -> i64 {
         self.0
     }
+    /// The company sequence number of the change.
+    pub fn seq(&self) -> i64 {
+        self.1
+    }
     pub fn origin(&self) -> Origin {
         self.2
     }
@@ -81,6 +85,23 @@ pub struct StoredRecord {
     /// The device whose push made the newest change, when that device has
     /// everything of the record already (its pull leaves it out).
     pub origin_device: Option<Uuid>,
+    /// The host's own key of the record (its local id as text), as the
+    /// newest push that carried one sent it; `None` for records created on
+    /// the web until a push names one.
+    pub host_key: Option<String>,
+}
+
+impl StoredRecord {
+    /// The fields (and [`DELETED_META`] for the deleted flag) whose last
+    /// change came from a web user, with the company sequence number of
+    /// that change.
+    pub fn web_fields(&self) -> BTreeMap<String, i64> {
+        self.meta
+            .iter()
+            .filter(|(_, meta)| meta.origin() == Origin::Online)
+            .map(|(name, meta)| (name.clone(), meta.seq()))
+            .collect()
+    }
 }
 
 // --- Push ---------------------------------------------------------------------------
@@ -113,6 +134,20 @@ impl From<StoredRecord> for RemoteChange {
             fields: record.fields.into_iter().collect(),
         }
     }
+}
+
+/// A pushed change that changed no data may still name a new host key:
+/// then the stored record with that key (no new version or sequence
+/// number: the data is the same). `None` when the key is absent or the one
+/// stored already.
+pub fn with_new_host_key(existing: &StoredRecord, change: &Change) -> Option<StoredRecord> {
+    let key = change.host_key.as_ref()?;
+    if existing.host_key.as_ref() == Some(key) {
+        return None;
+    }
+    let mut record = existing.clone();
+    record.host_key = Some(key.clone());
+    Some(record)
 }
 
 /// Applies one pushed change to the stored record (if any). `seq` is the
@@ -173,6 +208,9 @@ pub fn merge_push(
                 FieldMeta(version, seq, Origin::Host),
             );
             new.origin_device = Some(device);
+            if let Some(key) = &change.host_key {
+                new.host_key = Some(key.clone());
+            }
             (Some(new), conflicts)
         }
         (ChangeOp::Upsert, None) => {
@@ -195,6 +233,7 @@ pub fn merge_push(
                 seq,
                 meta,
                 origin_device: Some(device),
+                host_key: change.host_key.clone(),
             };
             (Some(record), conflicts)
         }
@@ -272,6 +311,9 @@ pub fn merge_push(
                         && meta.version() < version
                 });
             new.origin_device = if keeps_online { None } else { Some(device) };
+            if let Some(key) = &change.host_key {
+                new.host_key = Some(key.clone());
+            }
             (Some(new), conflicts)
         }
     }
@@ -367,6 +409,7 @@ pub fn apply_web(
         seq,
         meta: BTreeMap::new(),
         origin_device: None,
+        host_key: None,
     });
     let version = record.version + 1;
     let mut changed = existing.is_none();

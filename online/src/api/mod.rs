@@ -197,6 +197,7 @@ impl Modify for SecuritySchemes {
         sync::changes,
         sync::ack,
         sync::status,
+        sync::records,
         sync::checksum,
         sync::put_host_marker,
         records::move_sync_computer,
@@ -346,6 +347,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sync/changes", get(sync::changes))
         .route("/api/v1/sync/ack", post(sync::ack))
         .route("/api/v1/sync/status", get(sync::status))
+        .route("/api/v1/sync/records", get(sync::records))
         .route("/api/v1/sync/checksum", get(sync::checksum))
         .route(
             "/api/v1/sync/host",

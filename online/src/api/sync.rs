@@ -1,5 +1,6 @@
 //! The sync computer's endpoints (docs/SYNC_PROTOCOL.md §4): schema, lease,
-//! push, pull (long-poll), ack, status and the checksum of the test oracle.
+//! push, pull (long-poll), ack, status, the records with their host keys
+//! (for a computer taking over) and the checksum of the test oracle.
 //! All need a device token; the device's company is the only one reached.
 
 use std::collections::HashMap;
@@ -24,8 +25,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::model::Device;
 use crate::store::{Fence, Fenced, HostMarker, Lease, LeaseOutcome, PushOutcome};
 use crate::sync::{
-    wire_number, ChangesPage, PushAnswer, PushRequest, RemoteChange, Schema, DEFAULT_PAGE,
-    LEASE_SECONDS, MAX_BASE_VERSION, MAX_PAGE, MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
+    wire_number, ChangesPage, PushAnswer, PushRequest, RemoteChange, Schema, StoredRecord,
+    DEFAULT_PAGE, LEASE_SECONDS, MAX_BASE_VERSION, MAX_PAGE, MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
 };
 
 /// Per company, the newest sequence number written; pulls waiting for
@@ -567,6 +568,122 @@ pub async fn changes(
     }
 }
 
+#[derive(Deserialize, IntoParams)]
+pub struct SyncRecordsQuery {
+    /// The entity (as in the schema).
+    pub entity: String,
+    /// Records with a larger global id (compared as text); from the start
+    /// when absent.
+    pub after: Option<String>,
+    /// At most this many (default 1000, at most 5000).
+    pub limit: Option<usize>,
+}
+
+/// A stored record as a new sync computer downloads it, to match the
+/// host's rows by `host_key`.
+#[derive(Serialize, ToSchema)]
+pub struct SyncRecord {
+    #[schema(value_type = String)]
+    pub global_id: Uuid,
+    /// The host's own key of the record (its local id as text), as the
+    /// newest push that carried one sent it; null for records created on
+    /// the web until a push names one.
+    pub host_key: Option<String>,
+    pub version: u64,
+    /// A tombstone: deleted (fields as they were).
+    pub deleted: bool,
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The fields (and `*` for the deleted flag) whose last change came
+    /// from a web user, not a push, each with the company sequence number
+    /// of that change.
+    pub web_fields: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<StoredRecord> for SyncRecord {
+    fn from(record: StoredRecord) -> Self {
+        SyncRecord {
+            web_fields: record
+                .web_fields()
+                .into_iter()
+                .map(|(name, seq)| (name, wire_number(seq)))
+                .collect(),
+            global_id: record.global_id,
+            host_key: record.host_key,
+            version: wire_number(record.version),
+            deleted: record.deleted,
+            fields: record.fields,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncRecordsPage {
+    pub records: Vec<SyncRecord>,
+    /// The last global id of this page, to pass as `after`; null when this
+    /// was the last page.
+    pub next: Option<String>,
+}
+
+/// The company's records of one entity with their host keys, tombstones
+/// included, by global id: for a computer taking over synchronisation, to
+/// match the host's rows to the online records instead of sending
+/// everything again. Only reads: no lease needed.
+#[utoipa::path(
+    get, path = "/api/v1/sync/records", operation_id = "sync_records", tag = "Sync",
+    security(("bearer" = [])),
+    params(SyncRecordsQuery),
+    responses(
+        (status = 200, body = SyncRecordsPage),
+        (status = 400, description = "`invalid_request` (entity not in the schema, `after` not a UUID, a parameter missing or not a number)", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not a device token)", body = ErrorBody),
+        (status = 409, description = "`schema_missing`", body = ErrorBody),
+    )
+)]
+pub async fn records(
+    State(state): State<AppState>,
+    DeviceCaller(device): DeviceCaller,
+    query: Result<Query<SyncRecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<SyncRecordsPage>> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::with_message(
+            ErrorCode::InvalidRequest,
+            "entity is needed; after must be a global id and limit a whole number.",
+        )
+    })?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|text| {
+            Uuid::parse_str(text.trim()).map_err(|_| {
+                ApiError::with_message(ErrorCode::InvalidRequest, "after must be a global id.")
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let schema = company_schema(&state, device.company_id).await?;
+    let Some(entity) = schema.entity(&query.entity) else {
+        return Err(ApiError::with_message(
+            ErrorCode::InvalidRequest,
+            format!("The entity {:?} is not in the schema.", query.entity),
+        ));
+    };
+    // One more than asked for tells whether another page follows.
+    let mut records = state
+        .store
+        .records_with_tombstones(device.company_id, &entity.name, after, limit + 1)
+        .await?;
+    let more = records.len() > limit;
+    records.truncate(limit);
+    let next = more
+        .then(|| records.last().map(|record| record.global_id.to_string()))
+        .flatten();
+    Ok(Json(SyncRecordsPage {
+        records: records.into_iter().map(SyncRecord::from).collect(),
+        next,
+    }))
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct AckRequest {
     pub cursor: i64,
@@ -630,6 +747,9 @@ pub struct SyncStatusView {
     pub sequence: i64,
     /// This device's acknowledged cursor.
     pub acknowledged: i64,
+    /// The highest cursor any device of the company has acknowledged (0 if
+    /// none): a computer taking over synchronisation pulls after it.
+    pub last_acknowledged: i64,
     pub schema: bool,
     pub lease: LeaseView,
     /// The host marker (docs/SYNC_PROTOCOL.md §9).
@@ -654,6 +774,7 @@ pub async fn status(
     Ok(Json(SyncStatusView {
         sequence: counts.sequence,
         acknowledged: counts.acknowledged,
+        last_acknowledged: counts.last_acknowledged,
         schema: counts.has_schema,
         lease: (&counts.lease).into(),
         host: counts.host.into(),

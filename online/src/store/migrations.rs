@@ -160,6 +160,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_events_company ON audit_events(company_id, at);
     "#,
+    // 6: the host's own key of a record (its local id as text), as the last
+    // push that carried one sent it: a new sync computer matches the host's
+    // rows to the online records by it (`GET /api/v1/sync/records`). Null
+    // for records created on the web until a push carries one.
+    r#"
+    ALTER TABLE sync_records ADD COLUMN host_key TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

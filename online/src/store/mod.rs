@@ -175,6 +175,9 @@ pub struct StoredChanges {
 pub struct SyncCounts {
     pub sequence: i64,
     pub acknowledged: i64,
+    /// The highest cursor any device of the company (revoked ones
+    /// included) has acknowledged; 0 if none.
+    pub last_acknowledged: i64,
     pub has_schema: bool,
     pub lease: Lease,
     pub host: HostMarker,
@@ -431,6 +434,16 @@ pub trait Store: Send + Sync + 'static {
     async fn checksums(&self, company_id: Uuid) -> StoreResult<Vec<(String, u64, String)>>;
     /// Live records of an entity by global id, after `after`.
     async fn records(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRecord>>;
+    /// Records of an entity by global id, after `after`, tombstones
+    /// included (`GET /api/v1/sync/records`: a new sync computer matches
+    /// the host's rows by their host keys).
+    async fn records_with_tombstones(
         &self,
         company_id: Uuid,
         entity: &str,

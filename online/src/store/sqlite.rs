@@ -1083,7 +1083,21 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<StoredRecord>> {
         let entity = entity.to_owned();
         self.call(move |connection| {
-            sqlite_sync::records(connection, company_id, &entity, after, limit)
+            sqlite_sync::records(connection, company_id, &entity, after, limit, false)
+        })
+        .await
+    }
+
+    async fn records_with_tombstones(
+        &self,
+        company_id: Uuid,
+        entity: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        let entity = entity.to_owned();
+        self.call(move |connection| {
+            sqlite_sync::records(connection, company_id, &entity, after, limit, true)
         })
         .await
     }

@@ -15,8 +15,8 @@ use super::{
     SyncCounts, Unregistration, WebOutcome, WebWrite,
 };
 use crate::sync::{
-    apply_web, merge_push, wire_number, Checksum, Conflict, FieldMeta, PushAnswer, PushRequest,
-    PushResult, StoredRecord, CONFLICT_RETENTION_DAYS,
+    apply_web, merge_push, wire_number, with_new_host_key, Checksum, Conflict, FieldMeta,
+    PushAnswer, PushRequest, PushResult, StoredRecord, CONFLICT_RETENTION_DAYS,
 };
 
 fn micros(time: DateTime<Utc>) -> i64 {
@@ -162,7 +162,7 @@ pub(super) fn schema(connection: &Connection, company: Uuid) -> rusqlite::Result
 }
 
 const RECORD_COLUMNS: &str =
-    "entity, global_id, version, deleted, fields, meta, seq, origin_device";
+    "entity, global_id, version, deleted, fields, meta, seq, origin_device, host_key";
 
 fn record_from(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
     let global_id: String = row.get(1)?;
@@ -181,6 +181,7 @@ fn record_from(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
         origin_device: origin
             .map(|text| Uuid::parse_str(&text).map_err(|error| from_sql_error(7, error)))
             .transpose()?,
+        host_key: row.get(8)?,
     })
 }
 
@@ -209,12 +210,12 @@ fn save_record(
         .prepare_cached(
             "INSERT INTO sync_records
                (company_id, entity, global_id, version, deleted, fields, meta, seq, origin_device,
-                updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                updated_at, host_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (company_id, entity, global_id) DO UPDATE SET
                version = excluded.version, deleted = excluded.deleted, fields = excluded.fields,
                meta = excluded.meta, seq = excluded.seq, origin_device = excluded.origin_device,
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, host_key = excluded.host_key",
         )?
         .execute(params![
             company,
@@ -227,6 +228,7 @@ fn save_record(
             record.seq,
             record.origin_device.map(|id| id.to_string()),
             now,
+            record.host_key,
         ])?;
     Ok(())
 }
@@ -336,13 +338,24 @@ pub(super) fn push(
                     deleted: record.deleted,
                 }
             }
-            None => PushResult {
-                global_id: change.global_id,
-                version: existing
+            None => {
+                // No data changed, but the change may name a new host key
+                // (e.g. a new sync computer's first push): stored with the
+                // same statement, no new version or sequence number.
+                if let Some(keyed) = existing
                     .as_ref()
-                    .map_or(0, |record| wire_number(record.version)),
-                deleted: existing.as_ref().is_none_or(|record| record.deleted),
-            },
+                    .and_then(|record| with_new_host_key(record, change))
+                {
+                    save_record(transaction, &company_text, &keyed, now)?;
+                }
+                PushResult {
+                    global_id: change.global_id,
+                    version: existing
+                        .as_ref()
+                        .map_or(0, |record| wire_number(record.version)),
+                    deleted: existing.as_ref().is_none_or(|record| record.deleted),
+                }
+            }
         };
         results.push(result);
     }
@@ -468,6 +481,16 @@ pub(super) fn counts(
         )
         .optional()?
         .unwrap_or(0);
+    // Every device of the company, revoked ones too: the old sync
+    // computer's acknowledgements stay true after its device is gone.
+    let last_acknowledged = connection
+        .query_row(
+            "SELECT COALESCE(MAX(cursor), 0) FROM sync_cursors WHERE company_id = ?1",
+            [&company_text],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
     let mut statement = connection.prepare(
         "SELECT entity, SUM(deleted = 0), SUM(deleted = 1) FROM sync_records
          WHERE company_id = ?1 GROUP BY entity ORDER BY entity",
@@ -480,6 +503,7 @@ pub(super) fn counts(
     Ok(SyncCounts {
         sequence,
         acknowledged,
+        last_acknowledged,
         has_schema,
         lease: lease(connection, company)?,
         host: host_marker(connection, &company_text)?,
@@ -647,16 +671,20 @@ pub(super) fn checksums(
     Ok(sums)
 }
 
+/// Records of an entity by global id (as text), after `after`: live ones
+/// only, or with `tombstones` the deleted ones too.
 pub(super) fn records(
     connection: &Connection,
     company: Uuid,
     entity: &str,
     after: Option<Uuid>,
     limit: usize,
+    tombstones: bool,
 ) -> rusqlite::Result<Vec<StoredRecord>> {
+    let live = if tombstones { "" } else { "AND deleted = 0" };
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM sync_records
-         WHERE company_id = ?1 AND entity = ?2 AND deleted = 0 AND global_id > ?3
+         WHERE company_id = ?1 AND entity = ?2 {live} AND global_id > ?3
          ORDER BY global_id LIMIT ?4"
     ))?;
     let rows = statement.query_map(
