@@ -60,6 +60,7 @@ fn the_description_covers_every_endpoint_of_the_contract() {
         ("post", "/api/v1/sync/ack"),
         ("get", "/api/v1/sync/status"),
         ("get", "/api/v1/sync/checksum"),
+        ("get", "/api/v1/sync/records"),
         ("put", "/api/v1/sync/host"),
         ("post", "/api/v1/companies/{id}/sync-computer"),
         ("get", "/api/v1/companies/{id}/sync/conflicts"),

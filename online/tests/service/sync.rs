@@ -904,3 +904,379 @@ fn a_thousand_record_batch_is_one_quick_transaction() {
     assert!(timings.iter().all(|time| *time < Duration::from_secs(20)));
     assert_eq!(sync.status(&server)["sequence"], 3000);
 }
+
+// --- Taking over: host keys, the records download, last_acknowledged ---------------
+
+fn keyed(id: Uuid, n: usize, key: &str) -> Value {
+    let mut change = contact(id, n);
+    change["host_key"] = json!(key);
+    change
+}
+
+fn sync_records(server: &TestServer, device: &TestDevice, query: &str) -> TestResponse {
+    server
+        .get(&format!("/api/v1/sync/records?{query}"))
+        .bearer(&device.access_token)
+        .send()
+}
+
+/// Every record of `contacts`, one page of 1,000, by global id.
+fn all_records(server: &TestServer, sync: &Sync) -> Vec<Value> {
+    let answer = sync_records(server, &sync.device, "entity=contacts");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let page = answer.json();
+    assert_eq!(page["next"], Value::Null, "{page}");
+    page["records"].as_array().expect("records").clone()
+}
+
+fn record_of(records: &[Value], id: Uuid) -> Value {
+    records
+        .iter()
+        .find(|record| record["global_id"] == id.to_string())
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not in {records:?}"))
+}
+
+#[test]
+fn host_keys_are_stored_from_every_push_and_kept_when_a_push_has_none() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let [a, b, c, d] = [
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    ];
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [
+            keyed(a, 1, "1"), keyed(b, 2, "2"), contact(c, 3), keyed(d, 4, "4")]}),
+    );
+    let records = all_records(&server, &sync);
+    assert_eq!(records.len(), 4);
+    assert_eq!(record_of(&records, a)["host_key"], "1");
+    assert_eq!(record_of(&records, c)["host_key"], Value::Null);
+    let first = record_of(&records, a);
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["deleted"], false);
+    assert_eq!(first["fields"]["name"], "Contact 1");
+    assert_eq!(first["web_fields"], json!({}));
+
+    sync.push_ok(
+        &server,
+        "incr",
+        &json!({"mode": "incremental", "changes": [
+            // No key: the stored one stays.
+            {"entity": "contacts", "global_id": a, "op": "upsert", "base_version": 1,
+             "fields": {"city": "Bergen"}, "changed": ["city"]},
+            // A new key replaces the stored one.
+            {"entity": "contacts", "global_id": b, "op": "upsert", "base_version": 1,
+             "fields": {"city": "Bergen"}, "changed": ["city"], "host_key": "20"},
+            // The same values, a key: stored without a new version.
+            {"entity": "contacts", "global_id": c, "op": "upsert", "base_version": 1,
+             "fields": {"city": "Oslo"}, "changed": ["city"], "host_key": "3"},
+            // A delete carries its key too.
+            {"entity": "contacts", "global_id": d, "op": "delete", "base_version": 1,
+             "host_key": "40"}]}),
+    );
+    let records = all_records(&server, &sync);
+    assert_eq!(record_of(&records, a)["host_key"], "1");
+    assert_eq!(record_of(&records, a)["version"], 2);
+    assert_eq!(record_of(&records, b)["host_key"], "20");
+    assert_eq!(record_of(&records, c)["host_key"], "3");
+    assert_eq!(record_of(&records, c)["version"], 1);
+    // Tombstones are listed, with their fields as they were.
+    let tombstone = record_of(&records, d);
+    assert_eq!(tombstone["deleted"], true, "{tombstone}");
+    assert_eq!(tombstone["host_key"], "40");
+    assert_eq!(tombstone["fields"]["name"], "Contact 4");
+
+    // A new sync computer's first (initial) push of unchanged records: the
+    // keys are stored, nothing else changes (no version, no sequence number).
+    let sequence = sync.status(&server)["sequence"].clone();
+    let mut same_a = keyed(a, 1, "101");
+    same_a["fields"]["city"] = json!("Bergen");
+    sync.push_ok(
+        &server,
+        "takeover",
+        &json!({"mode": "initial", "changes": [same_a]}),
+    );
+    assert_eq!(sync.status(&server)["sequence"], sequence);
+    let records = all_records(&server, &sync);
+    assert_eq!(record_of(&records, a)["host_key"], "101");
+    assert_eq!(record_of(&records, a)["version"], 2);
+    // An initial push without a key keeps it as well.
+    let mut changed_a = contact(a, 1);
+    changed_a["fields"]["city"] = json!("Narvik");
+    sync.push_ok(
+        &server,
+        "initial-no-key",
+        &json!({"mode": "initial", "changes": [changed_a]}),
+    );
+    let records = all_records(&server, &sync);
+    assert_eq!(record_of(&records, a)["host_key"], "101");
+    assert_eq!(record_of(&records, a)["version"], 3);
+}
+
+#[test]
+fn web_fields_list_the_changes_of_web_users_until_a_push_changes_them() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let pushed = Uuid::new_v4();
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [keyed(pushed, 1, "7")]}),
+    );
+    // Created on the web: no host key, every field it has is a web change.
+    let created = server
+        .post(&sync.records_path("contacts"))
+        .bearer(&sync.company.session.token)
+        .json(&json!({"fields": {"name": "Web", "city": "Bergen"}}))
+        .send();
+    assert_eq!(created.status, 201, "{}", created.text());
+    let web_id = Uuid::parse_str(created.json()["global_id"].as_str().expect("id")).expect("uuid");
+    let created_seq = sync.status(&server)["sequence"].as_i64().expect("sequence");
+    let records = all_records(&server, &sync);
+    let web = record_of(&records, web_id);
+    assert_eq!(web["host_key"], Value::Null, "{web}");
+    assert_eq!(
+        web["web_fields"],
+        json!({"name": created_seq, "city": created_seq})
+    );
+
+    // A web edit after the push shows with its sequence number...
+    let edited = sync.web_patch(&server, &pushed.to_string(), json!({"phone": "555"}));
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    let edit_seq = sync.status(&server)["sequence"].as_i64().expect("sequence");
+    let record = record_of(&all_records(&server, &sync), pushed);
+    assert_eq!(record["web_fields"], json!({"phone": edit_seq}), "{record}");
+    assert_eq!(record["fields"]["phone"], "555");
+    assert_eq!(record["host_key"], "7");
+    // ... until a push changes that field.
+    sync.push_ok(
+        &server,
+        "phone",
+        &json!({"mode": "incremental", "changes": [
+            {"entity": "contacts", "global_id": pushed, "op": "upsert", "base_version": 2,
+             "fields": {"phone": "556"}, "changed": ["phone"]}]}),
+    );
+    let record = record_of(&all_records(&server, &sync), pushed);
+    assert_eq!(record["web_fields"], json!({}), "{record}");
+
+    // A web delete is listed under `*`; the host restoring it removes that.
+    let deleted = server
+        .delete(&format!("{}/{pushed}", sync.records_path("contacts")))
+        .bearer(&sync.company.session.token)
+        .send();
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    let delete_seq = sync.status(&server)["sequence"].as_i64().expect("sequence");
+    let record = record_of(&all_records(&server, &sync), pushed);
+    assert_eq!(record["deleted"], true);
+    assert_eq!(record["web_fields"], json!({"*": delete_seq}), "{record}");
+    sync.push_ok(
+        &server,
+        "restore",
+        &json!({"mode": "initial", "changes": [keyed(pushed, 1, "7")]}),
+    );
+    let record = record_of(&all_records(&server, &sync), pushed);
+    assert_eq!(record["deleted"], false);
+    assert_eq!(record["web_fields"], json!({}), "{record}");
+}
+
+#[test]
+fn the_records_download_pages_by_global_id_and_covers_every_record_once() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let ids = ids(30);
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": ids.iter().enumerate()
+            .map(|(n, id)| keyed(*id, n, &n.to_string())).collect::<Vec<_>>()}),
+    );
+    sync.push_ok(
+        &server,
+        "deletes",
+        &json!({"mode": "incremental", "changes": ids.iter().step_by(6)
+            .map(|id| json!({"entity": "contacts", "global_id": id, "op": "delete",
+                             "base_version": 1}))
+            .collect::<Vec<_>>()}),
+    );
+    // 30 records, 5 of them tombstones, in pages of 10: the last page is
+    // full and still says it is the last.
+    let mut seen: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &after {
+            Some(after) => format!("entity=contacts&limit=10&after={after}"),
+            None => "entity=contacts&limit=10".to_owned(),
+        };
+        let answer = sync_records(&server, &sync.device, &query);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let page = answer.json();
+        pages += 1;
+        let records = page["records"].as_array().expect("records");
+        seen.extend(
+            records
+                .iter()
+                .map(|record| record["global_id"].as_str().expect("id").to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => {
+                assert_eq!(Some(next), seen.last().map(String::as_str));
+                after = Some(next.to_owned());
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    assert_eq!(seen, expected, "every record once, by global id");
+    let tombstones = all_records(&server, &sync)
+        .iter()
+        .filter(|record| record["deleted"] == true)
+        .count();
+    assert_eq!(tombstones, 5);
+    // The limit is at most 5000 and at least 1.
+    let page = sync_records(&server, &sync.device, "entity=contacts&limit=0").json();
+    assert_eq!(page["records"].as_array().expect("records").len(), 1);
+    assert_eq!(page["next"], ids[0].to_string());
+    let page = sync_records(&server, &sync.device, "entity=contacts&limit=999999").json();
+    assert_eq!(page["records"].as_array().expect("records").len(), 30);
+    // An entity with no records; then refusals.
+    let page = sync_records(&server, &sync.device, "entity=products").json();
+    assert_eq!(page, json!({"records": [], "next": null}));
+    for query in [
+        "entity=nope",
+        "",
+        "entity=contacts&after=not-a-uuid",
+        "entity=contacts&limit=x",
+    ] {
+        assert_error(
+            &sync_records(&server, &sync.device, query),
+            400,
+            "invalid_request",
+        );
+    }
+    // A user's session is not a device.
+    let answer = server
+        .get("/api/v1/sync/records?entity=contacts")
+        .bearer(&sync.company.session.token)
+        .send();
+    assert_error(&answer, 403, "forbidden");
+}
+
+#[test]
+fn the_records_download_reaches_only_the_devices_company() {
+    let server = TestServer::start();
+    let a = setup(&server, "ann@example.com", "L-1");
+    let b = setup(&server, "bob@example.com", "L-2");
+    let id = Uuid::new_v4();
+    a.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [keyed(id, 1, "1")]}),
+    );
+    assert_eq!(all_records(&server, &a).len(), 1);
+    assert_eq!(all_records(&server, &b), Vec::<Value>::new());
+    let answer = sync_records(&server, &b.device, &format!("entity=contacts&after={id}"));
+    assert_eq!(answer.json()["records"], json!([]));
+    // A company without a schema yet: as a push would answer.
+    let company = server.connected_company("cy@example.com", "L-3");
+    let device = server.create_device(&company.session.token, &company.company_id, "pc-1");
+    assert_error(
+        &sync_records(&server, &device, "entity=contacts"),
+        409,
+        "schema_missing",
+    );
+}
+
+fn ack_as(server: &TestServer, device: &TestDevice, fencing: i64, cursor: i64) -> TestResponse {
+    server
+        .post("/api/v1/sync/ack")
+        .bearer(&device.access_token)
+        .header("X-Fencing", &fencing.to_string())
+        .json(&json!({ "cursor": cursor }))
+        .send()
+}
+
+fn status_of(server: &TestServer, device: &TestDevice) -> Value {
+    let answer = server
+        .get("/api/v1/sync/status")
+        .bearer(&device.access_token)
+        .send();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()
+}
+
+#[test]
+fn last_acknowledged_is_the_highest_cursor_of_any_device_of_the_company() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let other = server.create_device(
+        &sync.company.session.token,
+        &sync.company.company_id,
+        "pc-2",
+    );
+    assert_eq!(status_of(&server, &other)["last_acknowledged"], 0);
+    let ids = ids(3);
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": ids.iter().enumerate()
+            .map(|(n, id)| contact(*id, n)).collect::<Vec<_>>()}),
+    );
+    assert_eq!(
+        ack_as(&server, &sync.device, sync.fencing, 3).json()["cursor"],
+        3
+    );
+    let status = status_of(&server, &other);
+    assert_eq!(status["acknowledged"], 0, "{status}");
+    assert_eq!(status["last_acknowledged"], 3, "{status}");
+
+    // Synchronisation moves to pc-2, which goes on from there.
+    let move_to = |computer: &str| {
+        let moved = server
+            .post(&format!(
+                "/api/v1/companies/{}/sync-computer",
+                sync.company.company_id
+            ))
+            .bearer(&sync.company.session.token)
+            .json(&json!({ "computer_id": computer }))
+            .send();
+        assert_eq!(moved.status, 200, "{}", moved.text());
+    };
+    move_to("pc-2");
+    let fencing = lease(&server, &other, "pc-2").json()["fencing"]
+        .as_i64()
+        .expect("fencing");
+    let edited = sync.web_patch(&server, &ids[0].to_string(), json!({"city": "Molde"}));
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    sync.web_patch(&server, &ids[1].to_string(), json!({"city": "Molde"}));
+    assert_eq!(ack_as(&server, &other, fencing, 4).json()["cursor"], 4);
+    let status = status_of(&server, &sync.device);
+    assert_eq!(status["acknowledged"], 3, "{status}");
+    assert_eq!(status["last_acknowledged"], 4, "{status}");
+    let status = status_of(&server, &other);
+    assert_eq!(status["acknowledged"], 4, "{status}");
+    assert_eq!(status["last_acknowledged"], 4, "{status}");
+
+    // And back: pc-1 is behind; the highest stays until someone passes it.
+    move_to("pc-1");
+    let fencing = lease(&server, &sync.device, "pc-1").json()["fencing"]
+        .as_i64()
+        .expect("fencing");
+    assert_eq!(status_of(&server, &sync.device)["last_acknowledged"], 4);
+    assert_eq!(
+        ack_as(&server, &sync.device, fencing, 5).json()["cursor"],
+        5
+    );
+    assert_eq!(status_of(&server, &other)["last_acknowledged"], 5);
+    // Another company's acknowledgements do not count.
+    let b = setup(&server, "bob@example.com", "L-2");
+    assert_eq!(b.status(&server)["last_acknowledged"], 0);
+}
