@@ -21,7 +21,7 @@ use crate::sync::{self, data};
 pub const HOST_NAME: &str = "Host Simulator";
 
 /// Every method [`handle`] answers.
-pub const METHODS: [&str; 20] = [
+pub const METHODS: [&str; 22] = [
     "host.info",
     "system.identity",
     "connection.record",
@@ -42,6 +42,8 @@ pub const METHODS: [&str; 20] = [
     "records.apply",
     "sync.block",
     "sync.unblock",
+    "sync.marker.get",
+    "sync.marker.set",
 ];
 
 /// Entries or rows a read returns when the parameters do not say.
@@ -315,11 +317,8 @@ fn sync_method(
             let after = params.integer("after_local_id")?;
             let limit = params.limit()?;
             let db = company_db(installation, context)?;
-            let (records, done) = data::page(db.connection(), entity, after, limit)?;
-            let records: Vec<Value> = records
-                .into_iter()
-                .map(|(local_id, fields)| json!({ "local_id": local_id, "fields": fields }))
-                .collect();
+            let (records, done) = data::page_remembered(db.connection(), entity, after, limit)?;
+            let records: Vec<Value> = records.iter().map(data::PageRow::to_json).collect();
             json!({ "records": records, "done": done })
         }
         "records.apply" => {
@@ -363,6 +362,19 @@ fn sync_method(
             let company = current_company(installation, context)?;
             installation.system().unblock_company(&company.id)?;
             json!({ "blocked": false })
+        }
+        "sync.marker.get" => {
+            let db = company_db(installation, context)?;
+            sync::marker::get(db.connection())?.to_json()
+        }
+        "sync.marker.set" => {
+            let generation = params
+                .get("generation")
+                .and_then(Value::as_str)
+                .ok_or_else(|| params.invalid("\u{201c}generation\u{201d} must be a text"))?;
+            sync::marker::check_generation(generation).map_err(|m| params.invalid(&m))?;
+            let mut db = company_db(installation, context)?;
+            sync::marker::set(db.connection_mut(), generation)?.to_json()
         }
         _ => return Ok(None),
     };

@@ -426,7 +426,7 @@ fn a_database_without_tracking_gets_it_when_opened() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(triggers.len(), 4 * super::schema::ENTITIES.len());
+        assert_eq!(triggers.len(), 6 * super::schema::ENTITIES.len());
         for trigger in triggers {
             conn.execute_batch(&format!("DROP TRIGGER {trigger}"))
                 .unwrap();
@@ -650,4 +650,285 @@ fn with_per_change_a_refused_change_leaves_the_others_applied() {
     assert!(fixture
         .refused("records.apply", json!({"per_change": "yes", "changes": []}))
         .contains("\u{201c}per_change\u{201d} must be true or false"));
+}
+
+fn page_row(fixture: &Fixture, entity: &str, id: i64) -> Value {
+    let page = fixture.ask(
+        "records.page",
+        json!({"entity": entity, "after_local_id": id - 1, "limit": 1}),
+    );
+    let row = page["records"][0].clone();
+    assert_eq!(row["local_id"], id, "{page}");
+    row
+}
+
+fn create_online(fixture: &Fixture, global_id: &str, name: &str) -> i64 {
+    let answer = fixture.ask(
+        "records.apply",
+        json!({"changes": [{"entity": "contacts", "local_id": null, "op": "upsert",
+            "global_id": global_id, "fields": {"name": name}}]}),
+    );
+    answer["results"][0]["local_id"].as_i64().unwrap()
+}
+
+#[test]
+fn pages_tell_the_global_id_remembered_for_a_row_created_from_online() {
+    let fixture = Fixture::new(200);
+    const GLOBAL: &str = "0190a1b2-0000-7000-8000-000000000001";
+    let id = create_online(&fixture, GLOBAL, "Fjellet AS");
+    let row = page_row(&fixture, "contacts", id);
+    assert_eq!(row["global_id"], GLOBAL);
+    assert_eq!(row["fields"]["name"], "Fjellet AS");
+    // A row the host made itself has none (the field is left out).
+    let own = page_row(&fixture, "contacts", 1);
+    assert!(own.get("global_id").is_none(), "{own}");
+    // Every row of a whole page, once each: the join adds no rows.
+    let page = fixture.ask("records.page", json!({"entity": "contacts", "limit": 5000}));
+    let records = page["records"].as_array().unwrap();
+    let remembered: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.get("global_id").is_some())
+        .collect();
+    assert_eq!(remembered.len(), 1);
+    assert_eq!(
+        records.len() as u64,
+        fixture.ask("records.count", json!({"entity": "contacts"}))["count"]
+            .as_u64()
+            .unwrap()
+    );
+}
+
+#[test]
+fn a_deleted_row_takes_its_global_id_along_when_its_local_id_is_reused() {
+    let fixture = Fixture::new(200);
+    let count = || -> i64 {
+        fixture
+            .db()
+            .connection()
+            .query_row("SELECT COUNT(*) FROM sync_created", [], |r| r.get(0))
+            .unwrap()
+    };
+    // The highest row: SQLite hands its rowid out again once it is deleted.
+    let id = create_online(&fixture, "0190a1b2-0000-7000-8000-000000000002", "Borte AS");
+    assert_eq!(count(), 1);
+    fixture
+        .db()
+        .connection()
+        .execute("DELETE FROM contacts WHERE id = ?1", [id])
+        .unwrap();
+    assert_eq!(count(), 0, "the delete trigger forgets the global id");
+    let db = fixture.db();
+    db.connection()
+        .execute(
+            "INSERT INTO contacts (number, name, created_on) VALUES (9001, 'Ny AS', '2026-04-01')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        db.connection().last_insert_rowid(),
+        id,
+        "the local id is reused"
+    );
+    let row = page_row(&fixture, "contacts", id);
+    assert_eq!(row["fields"]["name"], "Ny AS");
+    assert!(row.get("global_id").is_none(), "{row}");
+
+    // Deleted from online (records.apply) and by a cascade: forgotten too.
+    let id = create_online(&fixture, "0190a1b2-0000-7000-8000-000000000003", "Dalen AS");
+    fixture.ask(
+        "records.apply",
+        json!({"changes": [{"entity": "contacts", "local_id": id, "op": "delete"}]}),
+    );
+    assert_eq!(count(), 0);
+    let parent = create_online(
+        &fixture,
+        "0190a1b2-0000-7000-8000-000000000006",
+        "Foreldre AS",
+    );
+    let answer = fixture.ask(
+        "records.apply",
+        json!({"changes": [{"entity": "contact_persons", "local_id": null, "op": "upsert",
+            "global_id": "0190a1b2-0000-7000-8000-000000000004",
+            "fields": {"contact_id": parent, "first_name": "Kari", "last_name": "Nord"}}]}),
+    );
+    let person = answer["results"][0]["local_id"].as_i64().unwrap();
+    assert_eq!(
+        page_row(&fixture, "contact_persons", person)["global_id"],
+        "0190a1b2-0000-7000-8000-000000000004"
+    );
+    assert_eq!(count(), 2);
+    db.connection()
+        .execute("DELETE FROM contacts WHERE id = ?1", [parent])
+        .unwrap();
+    assert_eq!(count(), 0);
+
+    // A row that gets another id is gone under the old one.
+    let id = create_online(&fixture, "0190a1b2-0000-7000-8000-000000000005", "Flytt AS");
+    db.connection()
+        .execute("UPDATE contacts SET id = ?1 WHERE id = ?2", [id + 100, id])
+        .unwrap();
+    assert_eq!(count(), 0);
+    // The same create delivered again after the delete makes a new record.
+    let again = create_online(&fixture, "0190a1b2-0000-7000-8000-000000000002", "Borte AS");
+    assert_eq!(
+        page_row(&fixture, "contacts", again)["global_id"],
+        "0190a1b2-0000-7000-8000-000000000002"
+    );
+}
+
+#[test]
+fn the_page_looks_global_ids_up_by_index() {
+    let fixture = Fixture::new(100);
+    let db = fixture.db();
+    for entity in super::schema::ENTITIES {
+        let sql = data::page_remembered_sql(entity);
+        let plan: Vec<String> = db
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params![0, 1000], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("sync_created_local"),
+            "{}: {plan}",
+            entity.name
+        );
+        assert!(!plan.contains("SCAN c"), "{}: {plan}", entity.name);
+        assert!(!plan.contains("TEMP B-TREE"), "{}: {plan}", entity.name);
+    }
+}
+
+#[test]
+fn an_older_database_gets_the_index_and_loses_stale_global_ids_when_opened() {
+    let fixture = Fixture::new(100);
+    let company = fixture
+        .installation
+        .find_company(demo::DEMO_COMPANY)
+        .unwrap();
+    let path = fixture.installation.dir().company_db(&company.file);
+    {
+        // As version 2 left it: no index, no forgetting triggers, no marker
+        // table, and entries for a deleted row and for a reused local id.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut sql = String::from(
+            "DROP INDEX sync_created_local; DROP TABLE od_sync_marker; PRAGMA user_version = 2;",
+        );
+        for entity in super::schema::ENTITIES {
+            let table = entity.table();
+            sql.push_str(&format!(
+                "DROP TRIGGER {table}_forget_created; DROP TRIGGER {table}_forget_created_rekey;"
+            ));
+        }
+        sql.push_str(
+            "INSERT INTO sync_created VALUES ('contacts', 'g-gone', 99999, '{}');
+             INSERT INTO sync_created VALUES ('contacts', 'g-old', 3, '{}');
+             INSERT INTO sync_created VALUES ('contacts', 'g-new', 3, '{}');
+             INSERT INTO sync_created VALUES ('contacts', 'g-kept', 4, '{}');",
+        );
+        conn.execute_batch(&sql).unwrap();
+    }
+    let db = fixture.db();
+    let kept: Vec<String> = db
+        .connection()
+        .prepare("SELECT global_id FROM sync_created ORDER BY global_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kept,
+        ["g-kept"],
+        "which of two ids is current cannot be told"
+    );
+    let version: i64 = db
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::tracking::TRACKING_VERSION);
+    assert_eq!(page_row(&fixture, "contacts", 4)["global_id"], "g-kept");
+    assert!(page_row(&fixture, "contacts", 3).get("global_id").is_none());
+    assert_eq!(
+        fixture.ask("sync.marker.get", json!({})),
+        json!({"generation": null, "position": null})
+    );
+}
+
+#[test]
+fn the_marker_is_set_replaced_and_read_without_logging_a_change() {
+    let fixture = Fixture::new(100);
+    assert_eq!(
+        fixture.ask("sync.marker.get", json!({})),
+        json!({"generation": null, "position": null})
+    );
+    fixture.ask(
+        "records.apply",
+        json!({"changes": [{"entity": "contacts", "local_id": 3, "op": "upsert", "fields": {"city": "Tromsø"}}]}),
+    );
+    assert_eq!(position(&fixture), 1);
+    const FIRST: &str = "0190a1b2-0000-7000-8000-0000000000a1";
+    let set = fixture.ask("sync.marker.set", json!({"generation": FIRST}));
+    assert_eq!(set, json!({"generation": FIRST, "position": 1}));
+    assert_eq!(fixture.ask("sync.marker.get", json!({})), set);
+    assert_eq!(position(&fixture), 1, "the marker is not change-logged");
+    assert_eq!(fixture.log().len(), 1);
+
+    fixture
+        .db()
+        .connection()
+        .execute("UPDATE contacts SET city = 'Alta' WHERE id = 4", [])
+        .unwrap();
+    let second = fixture.ask("sync.marker.set", json!({"generation": "second"}));
+    assert_eq!(second, json!({"generation": "second", "position": 2}));
+    assert_eq!(fixture.ask("sync.marker.get", json!({})), second);
+    let (rows, written_at): (i64, String) = fixture
+        .db()
+        .connection()
+        .query_row(
+            "SELECT COUNT(*), MAX(written_at) FROM od_sync_marker",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(rows, 1, "one row, replaced");
+    assert!(
+        written_at.ends_with('Z') && written_at.contains('T'),
+        "{written_at}"
+    );
+    assert_eq!(fixture.log().len(), 2);
+
+    // 100 characters (not bytes) are fine; bad input is refused by name.
+    let longest = "ø".repeat(100);
+    assert_eq!(
+        fixture.ask("sync.marker.set", json!({"generation": longest}))["generation"],
+        json!(longest)
+    );
+    for (params, message) in [
+        (json!({}), "\u{201c}generation\u{201d} must be a text"),
+        (
+            json!({"generation": 7}),
+            "\u{201c}generation\u{201d} must be a text",
+        ),
+        (json!({"generation": ""}), "must be a non-empty text"),
+        (json!({"generation": "  "}), "must be a non-empty text"),
+        (
+            json!({"generation": "x".repeat(101)}),
+            "at most 100 characters (got 101)",
+        ),
+        (json!({"generation": "a\nb"}), "control characters"),
+    ] {
+        let refused = fixture.refused("sync.marker.set", params.clone());
+        assert!(
+            refused.starts_with("sync.marker.set: ") && refused.contains(message),
+            "{params}: {refused}"
+        );
+    }
+    assert_eq!(
+        fixture.ask("sync.marker.get", json!({}))["generation"],
+        json!(longest),
+        "a refused set changes nothing"
+    );
 }

@@ -12,7 +12,14 @@
 //! `init` loads its generated rows before the triggers exist, so the log of
 //! a new company database is empty: the first sync reads whole tables.
 //! Databases made before change tracking get it when first opened
-//! ([`migrate`], guarded by `PRAGMA user_version`).
+//! ([`migrate`], guarded by `PRAGMA user_version`); so do databases made
+//! before the `sync_created` index by local id and the restore generation
+//! marker (`od_sync_marker`, docs/SYNC_PROTOCOL.md §9.2; version 3).
+//!
+//! Local ids are `INTEGER PRIMARY KEY` rowids, which SQLite may hand out
+//! again once the highest row is deleted; so the triggers forget the global
+//! id remembered in `sync_created` when its row is deleted or gets another
+//! id, and `records.page` never answers a stale global id for a new row.
 
 use rusqlite::Connection;
 
@@ -20,7 +27,7 @@ use super::schema::ENTITIES;
 use crate::error::Result;
 
 /// `PRAGMA user_version` of a company database with change tracking.
-pub const TRACKING_VERSION: i64 = 2;
+pub const TRACKING_VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS change_log (
@@ -44,6 +51,27 @@ CREATE TABLE IF NOT EXISTS sync_created (
     assigned  TEXT NOT NULL,
     PRIMARY KEY (entity, global_id)
 ) WITHOUT ROWID;
+-- The restore generation marker (docs/SYNC_PROTOCOL.md §9.2): one row at
+-- most, written by sync.marker.set. Not an entity: no triggers, never in the
+-- change log; part of every backup because it is in the database file.
+CREATE TABLE IF NOT EXISTS od_sync_marker (
+    id                  INTEGER PRIMARY KEY CHECK (id = 1),
+    generation          TEXT NOT NULL,
+    written_at_position INTEGER NOT NULL,
+    written_at          TEXT NOT NULL
+);
+";
+
+/// `records.page` looks remembered global ids up by (entity, local id).
+/// Databases made before the triggers that forget deleted rows may hold
+/// entries for rows that are gone, or two for a reused local id (which one
+/// is current cannot be told): those are dropped before the unique index
+/// is built.
+const CREATED_INDEX: &str = "
+DELETE FROM sync_created WHERE (entity, local_id) IN (
+    SELECT entity, local_id FROM sync_created GROUP BY entity, local_id HAVING COUNT(*) > 1
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_created_local ON sync_created (entity, local_id);
 ";
 
 /// The SQL creating the change-log tables and every trigger.
@@ -79,7 +107,23 @@ pub fn tracking_sql() -> String {
                          strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
              END;\n"
         ));
+        // The global id remembered for a row is forgotten with the row (its
+        // local id may be handed out again).
+        sql.push_str(&format!(
+            "DELETE FROM sync_created WHERE entity = '{name}'
+                 AND NOT EXISTS (SELECT 1 FROM {table} WHERE id = sync_created.local_id);
+             CREATE TRIGGER IF NOT EXISTS {table}_forget_created AFTER DELETE ON {table}
+             BEGIN
+                 DELETE FROM sync_created WHERE entity = '{name}' AND local_id = OLD.id;
+             END;
+             CREATE TRIGGER IF NOT EXISTS {table}_forget_created_rekey AFTER UPDATE OF id ON {table}
+             WHEN OLD.id != NEW.id
+             BEGIN
+                 DELETE FROM sync_created WHERE entity = '{name}' AND local_id = OLD.id;
+             END;\n"
+        ));
     }
+    sql.push_str(CREATED_INDEX);
     sql
 }
 
