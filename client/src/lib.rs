@@ -13,7 +13,9 @@
 //! - Synchronisation as the sync computer ([`Client::lease`],
 //!   [`Client::push`], [`Client::changes`], …): typed bodies, gzip for
 //!   large pushes, long-poll pulls, pushes retried under their idempotency
-//!   key.
+//!   key; a computer taking over downloads the records with their host
+//!   keys ([`Client::sync_records`]) and pulls after
+//!   [`SyncStatus::last_acknowledged`].
 //! - The connection's life: [`Client::disconnect_company`],
 //!   [`Client::unregister_company`] (undo a registration never used), Update
 //!   connection ([`Client::create_device`] for the same computer), and the
@@ -47,8 +49,8 @@ pub use secret::Secret;
 pub use service_url::{ServiceUrl, ServiceUrlError};
 pub use sync::{
     Change, ChangeOp, ChangesPage, Conflict, Direction, EntityChecksum, EntityCounts, EntityDef,
-    FieldDef, FieldType, Fields, HostMarker, Lease, LeaseState, OnlineAccess, PushAnswer, PushMode,
-    PushRequest, PushResult, RemoteChange, Schema, SchemaStored, SyncStatus, GZIP_THRESHOLD,
-    MAX_WAIT,
+    FieldDef, FieldType, Fields, HostMarker, Lease, LeaseState, OnlineAccess, OnlineRecord,
+    PushAnswer, PushMode, PushRequest, PushResult, RemoteChange, Schema, SchemaStored,
+    SyncRecordsPage, SyncStatus, GZIP_THRESHOLD, MAX_WAIT,
 };
 pub use uuid::Uuid;

@@ -1,6 +1,7 @@
 //! The sync computer's endpoints (docs/SYNC_PROTOCOL.md §4–§7,
 //! docs/ONLINE_API.md "Synchronisation"): lease, schema, push, pull
-//! (long-poll), ack, status and checksum, all as the device.
+//! (long-poll), ack, status, the records download (taking over) and
+//! checksum, all as the device.
 
 use crate::client::{Call, Client};
 use crate::device::DeviceSession;
@@ -98,6 +99,12 @@ pub struct SyncStatus {
     pub sequence: u64,
     /// This device's acknowledged cursor.
     pub acknowledged: u64,
+    /// The highest cursor any device of the company has acknowledged (0 if
+    /// none; also 0 from a service that predates the field). A computer
+    /// taking over synchronisation pulls after it: the old sync computer
+    /// applied everything up to there.
+    #[serde(default)]
+    pub last_acknowledged: u64,
     /// Whether a schema has been stored.
     pub schema: bool,
     pub lease: LeaseState,
@@ -137,6 +144,38 @@ pub struct EntityChecksum {
 #[derive(Deserialize)]
 struct ChecksumAnswer {
     entities: Vec<EntityChecksum>,
+}
+
+// --- Records (taking over) ---------------------------------------------------------
+
+/// One record as `GET /api/v1/sync/records` lists it: what a computer
+/// taking over synchronisation needs to match the host's rows to the
+/// online records.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OnlineRecord {
+    pub global_id: uuid::Uuid,
+    /// The host's own key of the record (its local id as text), as the
+    /// newest push that carried one sent it; `None` for a record created
+    /// on the web that no push has named yet.
+    pub host_key: Option<String>,
+    pub version: u64,
+    /// A tombstone (fields as they were when deleted).
+    pub deleted: bool,
+    pub fields: Fields,
+    /// The fields — and `"*"` for the deleted flag — whose last change
+    /// came from a web user rather than a push, each with the company
+    /// sequence number of that change.
+    #[serde(default)]
+    pub web_fields: std::collections::BTreeMap<String, u64>,
+}
+
+/// One page of `GET /api/v1/sync/records`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SyncRecordsPage {
+    /// By global id (as text), tombstones included.
+    pub records: Vec<OnlineRecord>,
+    /// Pass as `after` for the next page; `None` when this was the last.
+    pub next: Option<String>,
 }
 
 // --- Wire helpers -------------------------------------------------------------------
@@ -397,6 +436,37 @@ impl Client {
         self.json_of(&self.send_as_device(device, &mut call).await?)
     }
 
+    /// `GET /api/v1/sync/records`: at most `limit` (1–5000; the service
+    /// caps it) records of `entity` with their host keys, tombstones
+    /// included, ordered by global id, after the global id `after` (from
+    /// the start when `None`). For a computer taking over synchronisation:
+    /// it matches the host's rows to the online records instead of sending
+    /// everything again. Page on with `next` until it is `None`. Needs no
+    /// lease. An entity not in the schema: `Refused` (`invalid_request`);
+    /// no schema yet: `is_schema_missing()`.
+    pub async fn sync_records(
+        &self,
+        device: &DeviceSession,
+        entity: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<SyncRecordsPage, ClientError> {
+        // Finished before the request: the serializer is not `Send`.
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("entity", entity);
+            if let Some(after) = after {
+                query.append_pair("after", after);
+            }
+            query.append_pair("limit", &limit.to_string());
+            query.finish()
+        };
+        let mut call = Call::get("api/v1/sync/records")
+            .query(query)
+            .max_answer(MAX_CHANGES_ANSWER_BYTES);
+        self.json_of(&self.send_as_device(device, &mut call).await?)
+    }
+
     /// `GET /api/v1/sync/checksum`: per entity with live records online.
     pub async fn checksum(
         &self,
@@ -467,6 +537,34 @@ mod tests {
             long_poll_timing(Duration::from_millis(2900), normal),
             (2, Duration::from_secs(12))
         );
+    }
+
+    #[test]
+    fn the_status_of_an_older_service_has_last_acknowledged_zero() {
+        let status: SyncStatus = serde_json::from_value(serde_json::json!({
+            "sequence": 5, "acknowledged": 3, "schema": true,
+            "lease": {"computer_id": null, "fencing": 0, "expires_at": null},
+            "entities": []
+        }))
+        .unwrap();
+        assert_eq!(status.last_acknowledged, 0);
+    }
+
+    #[test]
+    fn a_records_page_reads_the_documented_shape() {
+        let id = Uuid::new_v4();
+        let page: SyncRecordsPage = serde_json::from_value(serde_json::json!({
+            "records": [{"global_id": id, "host_key": null, "version": 2, "deleted": true,
+                         "fields": {"name": "Ann"}, "web_fields": {"name": 42, "*": 50}}],
+            "next": null
+        }))
+        .unwrap();
+        let record = &page.records[0];
+        assert_eq!(record.global_id, id);
+        assert_eq!(record.host_key, None);
+        assert!(record.deleted);
+        assert_eq!(record.web_fields["*"], 50);
+        assert_eq!(page.next, None);
     }
 
     #[test]

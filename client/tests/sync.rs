@@ -1,8 +1,8 @@
 //! Synchronisation as the sync computer against the real online service
 //! (`od-online`'s `TestServer`): lease and fencing, schema, push (gzip,
 //! idempotent, conflicts), long-poll pull with echo suppression, ack,
-//! status, checksum — and a push whose answer is lost after the service
-//! committed it.
+//! status, checksum, the records download of a computer taking over — and
+//! a push whose answer is lost after the service committed it.
 
 mod support;
 
@@ -518,6 +518,94 @@ async fn moving_synchronisation_makes_the_old_fencing_stale_at_once() {
         .push(&other, lease.fencing, "from-pc-2", &empty)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_computer_taking_over_downloads_the_records_with_their_host_keys() {
+    let setup = Setup::new().await;
+    let fencing = setup.ready().await;
+    let ids = ids(5);
+    setup
+        .client
+        .push(&setup.device, fencing, "init", &initial(&ids))
+        .await
+        .unwrap();
+    // The host deletes one; a web user edits another.
+    let delete = Change {
+        entity: "contacts".into(),
+        global_id: ids[4],
+        op: ChangeOp::Delete,
+        base_version: Some(1),
+        fields: Fields::new(),
+        changed: None,
+        host_key: None,
+    };
+    setup
+        .client
+        .push(
+            &setup.device,
+            fencing,
+            "delete",
+            &PushRequest {
+                mode: PushMode::Incremental,
+                changes: vec![delete],
+            },
+        )
+        .await
+        .unwrap();
+    setup.web_edit(ids[1], json!({"city": "Ålesund"}));
+    setup.client.ack(&setup.device, fencing, 7).await.unwrap();
+
+    // pc-2 takes over.
+    let other = setup.other_device("pc-2").await;
+    setup.move_sync_to("pc-2");
+    let status = setup.client.sync_status(&other).await.unwrap();
+    assert_eq!(status.acknowledged, 0);
+    assert_eq!(status.last_acknowledged, 7);
+
+    let mut records = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = setup
+            .client
+            .sync_records(&other, "contacts", after.as_deref(), 2)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.records.len() <= 2);
+        records.extend(page.records);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        records
+            .iter()
+            .map(|record| record.global_id)
+            .collect::<Vec<_>>(),
+        ids
+    );
+    for (n, record) in records.iter().enumerate() {
+        assert_eq!(record.host_key.as_deref(), Some(n.to_string().as_str()));
+    }
+    assert!(records[4].deleted);
+    assert_eq!(records[4].version, 2);
+    assert_eq!(records[1].fields["city"], json!("Ålesund"));
+    assert_eq!(
+        records[1].web_fields,
+        std::collections::BTreeMap::from([("city".to_owned(), 7)])
+    );
+    assert!(records[0].web_fields.is_empty());
+
+    let error = setup
+        .client
+        .sync_records(&other, "nope", None, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("invalid_request"), "{error:?}");
 }
 
 /// Forwards connections to `upstream`; the first one's request goes
