@@ -50,7 +50,7 @@ pub use service_url::{ServiceUrl, ServiceUrlError};
 pub use sync::{
     Change, ChangeOp, ChangesPage, Conflict, Direction, EntityChecksum, EntityCounts, EntityDef,
     FieldDef, FieldType, Fields, HostMarker, Lease, LeaseState, OnlineAccess, OnlineRecord,
-    PushAnswer, PushMode, PushRequest, PushResult, RemoteChange, Schema, SchemaStored,
-    SyncRecordsPage, SyncStatus, GZIP_THRESHOLD, MAX_WAIT,
+    PushAnswer, PushMode, PushRequest, PushResult, RemoteChange, Schema, SchemaStored, SyncRecord,
+    SyncRecordsPage, SyncStatus, WebChange, GZIP_THRESHOLD, MAX_WAIT,
 };
 pub use uuid::Uuid;

@@ -148,35 +148,15 @@ struct ChecksumAnswer {
 
 // --- Records (taking over) ---------------------------------------------------------
 
-/// One record as `GET /api/v1/sync/records` lists it: what a computer
-/// taking over synchronisation needs to match the host's rows to the
-/// online records.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct OnlineRecord {
-    pub global_id: uuid::Uuid,
-    /// The host's own key of the record (its local id as text), as the
-    /// newest push that carried one sent it; `None` for a record created
-    /// on the web that no push has named yet.
-    pub host_key: Option<String>,
-    pub version: u64,
-    /// A tombstone (fields as they were when deleted).
-    pub deleted: bool,
-    pub fields: Fields,
-    /// The fields — and `"*"` for the deleted flag — whose last change
-    /// came from a web user rather than a push, each with the company
-    /// sequence number of that change.
-    #[serde(default)]
-    pub web_fields: std::collections::BTreeMap<String, u64>,
-}
+/// `GET /api/v1/sync/records`' page and records: one definition with the
+/// service (od-protocol). A record's `web_fields` lists the fields — and
+/// `"*"` for the deleted flag — whose last change came from a web user
+/// rather than a push, each as a [`WebChange`] (its company sequence
+/// number and the record version it produced).
+pub use od_protocol::{SyncRecord, SyncRecordsPage, WebChange};
 
-/// One page of `GET /api/v1/sync/records`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SyncRecordsPage {
-    /// By global id (as text), tombstones included.
-    pub records: Vec<OnlineRecord>,
-    /// Pass as `after` for the next page; `None` when this was the last.
-    pub next: Option<String>,
-}
+/// The name this crate gave [`SyncRecord`] first; kept for compatibility.
+pub type OnlineRecord = SyncRecord;
 
 // --- Wire helpers -------------------------------------------------------------------
 
@@ -555,7 +535,9 @@ mod tests {
         let id = Uuid::new_v4();
         let page: SyncRecordsPage = serde_json::from_value(serde_json::json!({
             "records": [{"global_id": id, "host_key": null, "version": 2, "deleted": true,
-                         "fields": {"name": "Ann"}, "web_fields": {"name": 42, "*": 50}}],
+                         "fields": {"name": "Ann"},
+                         "web_fields": {"name": {"seq": 42, "version": 2},
+                                        "*": {"seq": 50, "version": 3}}}],
             "next": null
         }))
         .unwrap();
@@ -563,7 +545,14 @@ mod tests {
         assert_eq!(record.global_id, id);
         assert_eq!(record.host_key, None);
         assert!(record.deleted);
-        assert_eq!(record.web_fields["*"], 50);
+        assert_eq!(
+            record.web_fields["*"],
+            WebChange {
+                seq: 50,
+                version: 3
+            }
+        );
+        assert_eq!(record.web_fields["name"].version, 2);
         assert_eq!(page.next, None);
     }
 

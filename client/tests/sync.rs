@@ -596,8 +596,13 @@ async fn a_computer_taking_over_downloads_the_records_with_their_host_keys() {
     assert_eq!(records[1].fields["city"], json!("Ålesund"));
     assert_eq!(
         records[1].web_fields,
-        std::collections::BTreeMap::from([("city".to_owned(), 7)])
+        std::collections::BTreeMap::from([(
+            "city".to_owned(),
+            od_client::WebChange { seq: 7, version: 2 }
+        )])
     );
+    // The alias the plugin uses names the same type.
+    let _: &od_client::OnlineRecord = &records[0];
     assert!(records[0].web_fields.is_empty());
 
     let error = setup

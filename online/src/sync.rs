@@ -93,13 +93,13 @@ pub struct StoredRecord {
 
 impl StoredRecord {
     /// The fields (and [`DELETED_META`] for the deleted flag) whose last
-    /// change came from a web user, with the company sequence number of
-    /// that change.
-    pub fn web_fields(&self) -> BTreeMap<String, i64> {
+    /// change came from a web user, with that change (its record version
+    /// and company sequence number).
+    pub fn web_fields(&self) -> BTreeMap<String, FieldMeta> {
         self.meta
             .iter()
             .filter(|(_, meta)| meta.origin() == Origin::Online)
-            .map(|(name, meta)| (name.clone(), meta.seq()))
+            .map(|(name, meta)| (name.clone(), *meta))
             .collect()
     }
 }
@@ -110,7 +110,7 @@ impl StoredRecord {
 // (od-protocol, with `ToSchema` for the OpenAPI document).
 pub use od_protocol::{
     Change, ChangeOp, ChangesPage, Conflict, Fields, PushAnswer, PushMode, PushRequest, PushResult,
-    RemoteChange,
+    RemoteChange, SyncRecord, SyncRecordsPage, WebChange,
 };
 
 /// A version or sequence number as it travels (`u64`). Stored as SQLite
@@ -122,6 +122,9 @@ pub fn wire_number(stored: i64) -> u64 {
 /// The largest version a push may name as its `base_version`: versions are
 /// stored as `i64`, so a larger one names no version at all.
 pub const MAX_BASE_VERSION: u64 = i64::MAX as u64;
+
+/// The longest `host_key` a push may carry, in characters.
+pub const MAX_HOST_KEY_CHARS: usize = 200;
 
 impl From<StoredRecord> for RemoteChange {
     fn from(record: StoredRecord) -> Self {

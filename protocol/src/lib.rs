@@ -14,6 +14,6 @@ pub mod push;
 pub mod schema;
 
 pub use checksum::{canonical_line, write_canonical, Checksum};
-pub use pull::{ChangesPage, RemoteChange};
+pub use pull::{ChangesPage, RemoteChange, SyncRecord, SyncRecordsPage, WebChange};
 pub use push::{Change, ChangeOp, Conflict, Fields, PushAnswer, PushMode, PushRequest, PushResult};
 pub use schema::{valid_name, Direction, EntityDef, FieldDef, FieldType, OnlineAccess, Schema};

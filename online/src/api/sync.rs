@@ -26,7 +26,8 @@ use crate::model::Device;
 use crate::store::{Fence, Fenced, HostMarker, Lease, LeaseOutcome, PushOutcome};
 use crate::sync::{
     wire_number, ChangesPage, PushAnswer, PushRequest, RemoteChange, Schema, StoredRecord,
-    DEFAULT_PAGE, LEASE_SECONDS, MAX_BASE_VERSION, MAX_PAGE, MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
+    SyncRecord, SyncRecordsPage, WebChange, DEFAULT_PAGE, LEASE_SECONDS, MAX_BASE_VERSION,
+    MAX_HOST_KEY_CHARS, MAX_PAGE, MAX_WAIT_SECONDS, SYNC_BODY_LIMIT,
 };
 
 /// Per company, the newest sequence number written; pulls waiting for
@@ -315,7 +316,7 @@ pub async fn lease(
     request_body(content = PushRequest, description = "JSON, optionally `Content-Encoding: gzip`; at most 16 MiB"),
     responses(
         (status = 200, body = PushAnswer),
-        (status = 400, description = "`invalid_request` (unknown entity, missing header)", body = ErrorBody),
+        (status = 400, description = "`invalid_request` (unknown entity, missing header, a `host_key` longer than 200 characters)", body = ErrorBody),
         (status = 409, description = "`stale_fencing`, `schema_missing`, `host_restored`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
     )
@@ -361,6 +362,20 @@ pub async fn push(
         return Err(ApiError::with_message(
             ErrorCode::InvalidRequest,
             "The request is not valid: a field is missing or has the wrong type.",
+        ));
+    }
+    if let Some(change) = request.changes.iter().find(|change| {
+        change
+            .host_key
+            .as_ref()
+            .is_some_and(|key| key.chars().count() > MAX_HOST_KEY_CHARS)
+    }) {
+        return Err(ApiError::with_message(
+            ErrorCode::InvalidRequest,
+            format!(
+                "The host_key of {} is longer than {MAX_HOST_KEY_CHARS} characters.",
+                change.global_id
+            ),
         ));
     }
     let count = request.changes.len();
@@ -579,50 +594,26 @@ pub struct SyncRecordsQuery {
     pub limit: Option<usize>,
 }
 
-/// A stored record as a new sync computer downloads it, to match the
-/// host's rows by `host_key`.
-#[derive(Serialize, ToSchema)]
-pub struct SyncRecord {
-    #[schema(value_type = String)]
-    pub global_id: Uuid,
-    /// The host's own key of the record (its local id as text), as the
-    /// newest push that carried one sent it; null for records created on
-    /// the web until a push names one.
-    pub host_key: Option<String>,
-    pub version: u64,
-    /// A tombstone: deleted (fields as they were).
-    pub deleted: bool,
-    #[schema(value_type = Object)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    /// The fields (and `*` for the deleted flag) whose last change came
-    /// from a web user, not a push, each with the company sequence number
-    /// of that change.
-    pub web_fields: std::collections::BTreeMap<String, u64>,
-}
-
-impl From<StoredRecord> for SyncRecord {
-    fn from(record: StoredRecord) -> Self {
-        SyncRecord {
-            web_fields: record
-                .web_fields()
-                .into_iter()
-                .map(|(name, seq)| (name, wire_number(seq)))
-                .collect(),
-            global_id: record.global_id,
-            host_key: record.host_key,
-            version: wire_number(record.version),
-            deleted: record.deleted,
-            fields: record.fields,
-        }
+/// The stored record as `GET /api/v1/sync/records` lists it.
+fn sync_record(record: StoredRecord) -> SyncRecord {
+    SyncRecord {
+        web_fields: record
+            .web_fields()
+            .into_iter()
+            .map(|(name, meta)| {
+                let change = WebChange {
+                    seq: wire_number(meta.seq()),
+                    version: wire_number(meta.version()),
+                };
+                (name, change)
+            })
+            .collect(),
+        global_id: record.global_id,
+        host_key: record.host_key,
+        version: wire_number(record.version),
+        deleted: record.deleted,
+        fields: record.fields.into_iter().collect(),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SyncRecordsPage {
-    pub records: Vec<SyncRecord>,
-    /// The last global id of this page, to pass as `after`; null when this
-    /// was the last page.
-    pub next: Option<String>,
 }
 
 /// The company's records of one entity with their host keys, tombstones
@@ -679,7 +670,7 @@ pub async fn records(
         .then(|| records.last().map(|record| record.global_id.to_string()))
         .flatten();
     Ok(Json(SyncRecordsPage {
-        records: records.into_iter().map(SyncRecord::from).collect(),
+        records: records.into_iter().map(sync_record).collect(),
         next,
     }))
 }

@@ -528,6 +528,41 @@ fn a_base_version_outside_the_stored_range_is_refused() {
 }
 
 #[test]
+fn a_host_key_longer_than_200_characters_is_refused_and_nothing_applied() {
+    let server = TestServer::start();
+    let sync = setup(&server, "ann@example.com", "L-1");
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    sync.push_ok(
+        &server,
+        "init",
+        &json!({"mode": "initial", "changes": [keyed(a, 1, "1")]}),
+    );
+    // 201 characters (multi-byte ones count once each).
+    let long = "ä".repeat(201);
+    let answer = sync.push(
+        &server,
+        "long-key",
+        &json!({"mode": "initial", "changes": [keyed(b, 2, "2"), keyed(a, 1, &long)]}),
+    );
+    assert_error(&answer, 400, "invalid_request");
+    assert_eq!(sync.status(&server)["sequence"], 1, "nothing applied");
+    let records = all_records(&server, &sync);
+    assert_eq!(records.len(), 1);
+    assert_eq!(record_of(&records, a)["host_key"], "1");
+    // 200 characters are accepted, under the same idempotency key: the
+    // refused push did not use it up.
+    let longest = "ä".repeat(200);
+    sync.push_ok(
+        &server,
+        "long-key",
+        &json!({"mode": "initial", "changes": [keyed(b, 2, "2"), keyed(a, 1, &longest)]}),
+    );
+    let records = all_records(&server, &sync);
+    assert_eq!(record_of(&records, a)["host_key"], longest.as_str());
+    assert_eq!(record_of(&records, b)["host_key"], "2");
+}
+
+#[test]
 fn deletes_leave_tombstones_and_delete_against_edit_follows_the_rule() {
     let server = TestServer::start();
     let sync = setup(&server, "ann@example.com", "L-1");
@@ -1041,9 +1076,12 @@ fn web_fields_list_the_changes_of_web_users_until_a_push_changes_them() {
     let records = all_records(&server, &sync);
     let web = record_of(&records, web_id);
     assert_eq!(web["host_key"], Value::Null, "{web}");
+    // Each with its sequence number and the record version it made.
+    let creation = json!({"seq": created_seq, "version": 1});
+    assert_eq!(web["version"], 1);
     assert_eq!(
         web["web_fields"],
-        json!({"name": created_seq, "city": created_seq})
+        json!({"name": creation, "city": creation})
     );
 
     // A web edit after the push shows with its sequence number...
@@ -1051,7 +1089,12 @@ fn web_fields_list_the_changes_of_web_users_until_a_push_changes_them() {
     assert_eq!(edited.status, 200, "{}", edited.text());
     let edit_seq = sync.status(&server)["sequence"].as_i64().expect("sequence");
     let record = record_of(&all_records(&server, &sync), pushed);
-    assert_eq!(record["web_fields"], json!({"phone": edit_seq}), "{record}");
+    assert_eq!(record["version"], 2);
+    assert_eq!(
+        record["web_fields"],
+        json!({"phone": {"seq": edit_seq, "version": 2}}),
+        "{record}"
+    );
     assert_eq!(record["fields"]["phone"], "555");
     assert_eq!(record["host_key"], "7");
     // ... until a push changes that field.
@@ -1074,7 +1117,12 @@ fn web_fields_list_the_changes_of_web_users_until_a_push_changes_them() {
     let delete_seq = sync.status(&server)["sequence"].as_i64().expect("sequence");
     let record = record_of(&all_records(&server, &sync), pushed);
     assert_eq!(record["deleted"], true);
-    assert_eq!(record["web_fields"], json!({"*": delete_seq}), "{record}");
+    assert_eq!(record["version"], 4);
+    assert_eq!(
+        record["web_fields"],
+        json!({"*": {"seq": delete_seq, "version": 4}}),
+        "{record}"
+    );
     sync.push_ok(
         &server,
         "restore",
