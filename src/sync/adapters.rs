@@ -33,6 +33,9 @@ struct HostPage {
 struct HostRecord {
     local_id: Value,
     fields: Fields,
+    /// The global id the host remembers for a row it created from online.
+    #[serde(default)]
+    global_id: Option<String>,
 }
 
 impl HostRecords for Host {
@@ -55,13 +58,23 @@ impl HostRecords for Host {
             "records.page",
             &json!({ "entity": entity, "after_local_id": after, "limit": limit }),
         )?;
+        let mut remembered = std::collections::HashMap::new();
+        let records = page
+            .records
+            .into_iter()
+            .map(|r| {
+                if let (Some(global_id), Some(key)) =
+                    (r.global_id, super::convert::local_key(&r.local_id))
+                {
+                    remembered.insert(key, global_id);
+                }
+                (r.local_id, r.fields)
+            })
+            .collect();
         Ok(Page {
-            records: page
-                .records
-                .into_iter()
-                .map(|r| (r.local_id, r.fields))
-                .collect(),
+            records,
             done: page.done,
+            remembered,
         })
     }
 }
@@ -437,5 +450,44 @@ mod tests {
                 .expect("a shadow");
             assert!(shadow.version >= 1, "{shadow:?}");
         });
+    }
+}
+
+impl super::takeover::OnlineRecords for ServiceRemote<'_> {
+    async fn records(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::takeover::OnlinePage, PushError> {
+        let page = self
+            .client
+            .sync_records(self.device, entity, after, limit as u32)
+            .await?;
+        Ok(super::takeover::OnlinePage {
+            records: page
+                .records
+                .into_iter()
+                .map(|r| super::takeover::OnlineEntry {
+                    global_id: r.global_id.hyphenated().to_string(),
+                    host_key: r.host_key,
+                    version: r.version,
+                    deleted: r.deleted,
+                    fields: r.fields,
+                    web_fields: r
+                        .web_fields
+                        .into_iter()
+                        .map(|(field, w)| {
+                            let edit = super::takeover::WebEdit {
+                                seq: w.seq,
+                                version: w.version,
+                            };
+                            (field, edit)
+                        })
+                        .collect(),
+                })
+                .collect(),
+            next: page.next,
+        })
     }
 }

@@ -297,6 +297,19 @@ pub fn host_position(state: &State) -> Result<u64, StateError> {
     Ok(stored.and_then(|p| p.parse().ok()).unwrap_or(0))
 }
 
+/// Continuous sync after a takeover (docs/SYNC_PROTOCOL.md §10): host
+/// changes after `position` are pushed, online changes after `cursor`
+/// pulled; a batch prepared by an earlier attempt is dropped.
+pub fn mark_taken_over(
+    b: &mut super::state::Batch<'_>,
+    position: u64,
+    cursor: u64,
+) -> Result<(), StateError> {
+    b.set_checkpoint(POSITION, &position.to_string())?;
+    b.set_checkpoint(CURSOR, &cursor.to_string())?;
+    b.clear_checkpoint(PENDING)
+}
+
 /// Sets the host change-log position pushed up to (Update connection
 /// after a restore, docs/SYNC_PROTOCOL.md §9). A batch prepared but not
 /// sent is dropped: it was read from the log as it was before the restore.
@@ -1253,6 +1266,19 @@ pub(crate) mod tests {
             let mut t = self.tables.lock();
             t.rows.get_mut(entity).and_then(|r| r.remove(&id));
             t.log(entity, id, Op::Delete, Origin::Host);
+        }
+
+        /// The global ids the host remembers for rows it created from
+        /// online, by local id (as the host simulator's `records.page`
+        /// tells them).
+        pub(crate) fn remembered(&self, entity: &str) -> BTreeMap<i64, String> {
+            self.tables
+                .lock()
+                .created
+                .iter()
+                .filter(|((e, _), _)| e == entity)
+                .map(|((_, global_id), (id, _))| (*id, global_id.clone()))
+                .collect()
         }
 
         pub(crate) fn row(&self, entity: &str, id: i64) -> Option<Fields> {

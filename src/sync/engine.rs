@@ -16,6 +16,7 @@ use super::history::{self, Counts, History, RunKind};
 use super::restore;
 use super::schema::{self, Schema};
 use super::state::State;
+use super::takeover::{self, Handover};
 use crate::events::{Event, EventKind, EventQueue};
 use crate::host::Host;
 use crate::online::ServiceUrl;
@@ -25,6 +26,7 @@ use od_abi::*;
 use od_client::{Client, ClientConfig, ClientError, DeviceSession, HostMarker};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -1014,7 +1016,9 @@ impl Task {
             }
             self.renew_lease(session).await?;
         }
-        self.refuse_a_second_copy(session).await?;
+        if let Some(handover) = self.handover(session).await? {
+            return self.take_over(session, handover).await;
+        }
         let sessions = self
             .host
             .active_sessions()
@@ -1073,14 +1077,14 @@ impl Task {
     /// online already would mint new ids for records that have ones: every
     /// record online twice. That happens when another computer synchronised
     /// the company before (synchronisation was moved here), or this
-    /// computer's add-on folder was lost. Taking the existing online ids
-    /// over is the connection update of Company settings; until then the
-    /// engine stops with the reason rather than duplicate anything.
-    async fn refuse_a_second_copy(&self, session: &mut Session) -> Result<(), Failure> {
+    /// computer's add-on folder was lost. Then the online records are taken
+    /// over instead (docs/SYNC_PROTOCOL.md §10): where the previous sync
+    /// computer left off, when there is something online.
+    async fn handover(&self, session: &mut Session) -> Result<Option<Handover>, Failure> {
         let started = first_sync::started(&session.state)
             .map_err(|e| Failure::retry(OD_RESULT_INTERNAL, e.to_string()))?;
         if started {
-            return Ok(());
+            return Ok(None);
         }
         let online = session
             .client
@@ -1089,17 +1093,143 @@ impl Task {
             .map_err(|e| Failure::service(&e))?;
         let records: u64 = online.entities.iter().map(|e| e.records + e.deleted).sum();
         if records == 0 {
-            return Ok(());
+            return Ok(None);
         }
-        Err(Failure::stop(
-            OD_RESULT_BAD_STATE,
-            format!(
-                "The online copy of this company already holds {records} records, synchronised earlier from \
-                 another computer or before this computer's Online Desktop data was lost. Sending the company \
-                 again from here would put every record online twice, so synchronisation does not start. \
-                 Choose Update connection in Company settings → Online Desktop to take the online copy over."
-            ),
-        ))
+        Ok(Some(Handover {
+            host_position: online.host.position.unwrap_or(0),
+            cursor: online.last_acknowledged,
+        }))
+    }
+
+    /// Takes the online records over (docs/SYNC_PROTOCOL.md §10); the
+    /// first sync's end when it is done.
+    async fn take_over(
+        &mut self,
+        session: &mut Session,
+        handover: Handover,
+    ) -> Result<bool, Failure> {
+        tracing::info!(
+            host_position = handover.host_position,
+            cursor = handover.cursor,
+            "the company is online already: taking synchronisation over"
+        );
+        let mut journal = open_run(&self.folder, RunKind::Takeover);
+        self.set_state(SyncState::FirstSync, None);
+        let stop = AtomicBool::new(false);
+        let remote = super::adapters::ServiceRemote {
+            client: &session.client,
+            device: &session.device,
+            fencing: session.fencing,
+        };
+        let mut stop_watch = self.shared.stop.subscribe();
+        let titles: BTreeMap<String, String> = session
+            .schema
+            .entities
+            .iter()
+            .map(|e| (e.name.clone(), e.title.clone()))
+            .collect();
+        let shared = &self.shared;
+        let events = &self.events;
+        let run = takeover::run(
+            &session.schema,
+            &self.host,
+            &remote,
+            &mut session.state,
+            handover,
+            &stop,
+            |entity: &str, looked: u64| {
+                let progress = Progress {
+                    entity: entity.to_owned(),
+                    entity_title: titles
+                        .get(entity)
+                        .cloned()
+                        .unwrap_or_else(|| entity.to_owned()),
+                    entity_done: looked,
+                    entity_total: looked,
+                    done: looked,
+                    total: looked,
+                    seconds_left: None,
+                };
+                shared.status.lock().progress = Some(progress.clone());
+                events.post_latest(Event {
+                    kind: EventKind::SyncProgress,
+                    payload: serde_json::to_string(&progress).ok(),
+                });
+            },
+        );
+        let keep = keep_lease(
+            &session.client,
+            &session.device,
+            &self.connection.computer_id,
+            session.fencing,
+            self.timing.lease_renew,
+        );
+        let outcome = {
+            tokio::pin!(run);
+            tokio::pin!(keep);
+            loop {
+                tokio::select! {
+                    result = &mut run => break result,
+                    failure = &mut keep => return Err(failure),
+                    _ = stop_watch.wait_for(|s| *s) => stop.store(true, Ordering::SeqCst),
+                }
+            }
+        };
+        let outcome = match outcome {
+            Ok(report) => {
+                tracing::info!(
+                    adopted = report.adopted,
+                    sent = report.sent,
+                    "synchronisation taken over"
+                );
+                for (entity, sent) in &report.entities {
+                    history::add(&mut self.counts, entity, *sent, 0);
+                }
+                Ok(false)
+            }
+            Err(takeover::TakeoverError::Stopped) => Ok(true),
+            Err(takeover::TakeoverError::Remote(message)) => {
+                Err(Failure::retry(OD_RESULT_SERVICE_UNAVAILABLE, message))
+            }
+            Err(takeover::TakeoverError::HostRestored(message)) => {
+                tracing::error!("{message}");
+                Err(Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason()))
+            }
+            Err(takeover::TakeoverError::Host(message)) => {
+                Err(Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, message))
+            }
+            Err(takeover::TakeoverError::Unmatched(records)) => Err(Failure::stop(
+                OD_RESULT_BAD_STATE,
+                format!(
+                    "The online copy of this company already holds {records} records, but they cannot be matched to \
+                     the records in the program (they were sent by an older version of Online Desktop). Sending the \
+                     company again from here would put every record online twice, so synchronisation does not \
+                     start. Disconnect in Company settings → Online Desktop and connect again."
+                ),
+            )),
+            Err(other) => Err(Failure::retry(OD_RESULT_INTERNAL, other.to_string())),
+        };
+        if let Some((history, run)) = &journal {
+            let (word, error) = match &outcome {
+                Ok(true) => ("stopped", None),
+                Ok(false) => ("finished", None),
+                Err(f) => ("failed", Some(f.message.as_str())),
+            };
+            if let Err(e) = history.finish(*run, Utc::now(), word, &self.counts, error) {
+                tracing::warn!("the history could not be written: {e}");
+            }
+        }
+        journal.take();
+        self.counts.clear();
+        if let Ok(false) = outcome {
+            self.set_state_with(SyncState::Running, None, |status| {
+                status.first_sync_done = true;
+                status.scheduled_at = None;
+                status.last_success = Some(Utc::now());
+            });
+            let _ = std::fs::remove_file(self.folder.join(SCHEDULE_FILE));
+        }
+        outcome
     }
 
     async fn first_sync_blocked(
@@ -1453,10 +1583,13 @@ pub(crate) mod tests {
                     let after = params["after_local_id"].as_i64().unwrap_or(0);
                     let limit = params["limit"].as_u64().unwrap_or(1000) as usize;
                     let rows = self.log.rows(params["entity"].as_str()?);
+                    let remembered = self.log.remembered(params["entity"].as_str()?);
                     let page: Vec<Value> = rows
                         .range(after + 1..)
                         .take(limit)
-                        .map(|(id, fields)| json!({ "local_id": id, "fields": fields }))
+                        .map(|(id, fields)| {
+                            json!({ "local_id": id, "fields": fields, "global_id": remembered.get(id) })
+                        })
                         .collect();
                     let done = rows.range(after + 1..).count() <= limit;
                     json!({ "records": page, "done": done })
@@ -1924,47 +2057,126 @@ pub(crate) mod tests {
         f.assert_same_on_both_sides();
     }
 
+    /// The add-on's folder is lost (a new disk; the same happens when
+    /// synchronisation moves to another computer): the online records are
+    /// taken over, nothing is sent twice, and what changed on either side
+    /// meanwhile still arrives (docs/SYNC_PROTOCOL.md §10).
     #[test]
-    fn a_lost_state_does_not_send_the_company_online_a_second_time() {
+    fn a_lost_state_takes_the_online_records_over_without_a_second_copy() {
         let f = fixture("OD-ENGINE-9");
-        company_data(&f.program.log, 5);
+        let contacts = company_data(&f.program.log, 5);
         f.engine.start(&f.runtime, true).unwrap();
         f.wait_for("the first sync", |s| {
             s.first_sync_done && s.state == SyncState::Running
         });
+        // A contact created online reaches the program (which remembers
+        // its global id).
+        let answer = f
+            .server
+            .post(&f.records("contacts"))
+            .bearer(&f.company.session.token)
+            .json(&json!({"fields": {"name": "Nettkunde", "city": "Tromsø"}}))
+            .send();
+        assert_eq!(answer.status, 201, "{}", answer.text());
+        let web_created = answer.json()["global_id"].as_str().unwrap().to_owned();
+        f.eventually("the web contact in the program", || {
+            f.program
+                .log
+                .rows("contacts")
+                .values()
+                .any(|r| r["name"] == "Nettkunde")
+        });
+        let (edited_here, edited_online, edited_both) = (contacts[0], contacts[1], contacts[2]);
+        let online_id = f.global_id("contacts", edited_online).unwrap();
+        let both_id = f.global_id("contacts", edited_both).unwrap();
         f.engine.stop();
         f.eventually("the stop", || !f.engine.running());
-        // The add-on's folder is lost (a new disk, another computer); the
-        // connection is set up again.
         for name in ["state.db", "state.db-wal", "state.db-shm"] {
             let _ = std::fs::remove_file(f.folder.path().join(name));
         }
+        // Meanwhile, on both sides: edits, a new contact in the program,
+        // a web edit the program has not seen, different fields of one
+        // record on each side.
+        f.program
+            .log
+            .edit("contacts", edited_here, json!({"city": "Bodø"}));
+        let new_here = f.program.log.create(
+            "contacts",
+            json!({"number": null, "name": "Ny kunde", "city": "Molde", "salesperson_id": null}),
+        );
+        f.program
+            .log
+            .edit("contacts", edited_both, json!({"city": "Hamar"}));
+        for (id, fields) in [
+            (&online_id, json!({"name": "Kunde En (web)"})),
+            (&both_id, json!({"name": "Kunde To (web)"})),
+        ] {
+            let answer = f
+                .server
+                .patch(&format!("{}/{id}", f.records("contacts")))
+                .bearer(&f.company.session.token)
+                .json(&json!({ "fields": fields }))
+                .send();
+            assert_eq!(answer.status, 200, "{}", answer.text());
+        }
+
         f.engine.start(&f.runtime, true).unwrap();
-        let status = f.wait_for("the refusal", |s| s.state == SyncState::Failed);
-        let error = status.error.unwrap();
-        assert!(
-            error.message.contains("already holds 11 records"),
-            "{}",
-            error.message
+        f.wait_for("the takeover", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        f.eventually("the web edits in the program", || {
+            f.program.log.row("contacts", edited_online).unwrap()["name"] == "Kunde En (web)"
+                && f.program.log.row("contacts", edited_both).unwrap()["name"] == "Kunde To (web)"
+        });
+        f.eventually("the program's edits online", || {
+            f.global_id("contacts", new_here)
+                .is_some_and(|g| f.online("contacts", &g).is_some())
+                && f.online("contacts", &both_id)
+                    .is_some_and(|r| r["city"] == "Hamar")
+        });
+        f.assert_same_on_both_sides();
+        // Nothing twice: 7 contacts, 5 persons, 1 employee online.
+        let live = |entity: &str| {
+            f.server
+                .get(&f.records(entity))
+                .bearer(&f.company.session.token)
+                .send()
+                .json()["records"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(
+            (live("contacts"), live("contact_persons"), live("employees")),
+            (7, 5, 1)
         );
-        assert!(
-            error.message.contains("Update connection"),
-            "{}",
-            error.message
+        let here_id = f.global_id("contacts", edited_here).unwrap();
+        assert_eq!(f.online("contacts", &here_id).unwrap()["city"], "Bodø");
+        let web_row = f
+            .program
+            .log
+            .rows("contacts")
+            .into_iter()
+            .find(|(_, r)| r["name"] == "Nettkunde");
+        assert_eq!(
+            f.global_id("contacts", web_row.unwrap().0).as_deref(),
+            Some(web_created.as_str())
         );
-        assert!(f.program.blocks.lock().len() == 2, "not blocked again");
-        let connection = connection::load(f.folder.path()).unwrap().unwrap();
-        let client = Client::new(
-            ServiceUrl::parse(f.server.base_url()).unwrap(),
-            ClientConfig::default(),
-        )
-        .unwrap();
-        let online = tokio::runtime::Runtime::new()
+        assert_eq!(
+            f.program.blocks.lock().len(),
+            2,
+            "the program was not blocked again"
+        );
+        let history: Value = serde_json::from_str(&f.engine.history_json().unwrap()).unwrap();
+        let kinds: Vec<&str> = history["runs"]
+            .as_array()
             .unwrap()
-            .block_on(client.sync_status(&DeviceSession::new(connection.credentials())))
-            .unwrap();
-        let records: u64 = online.entities.iter().map(|e| e.records).sum();
-        assert_eq!(records, 11, "nothing online twice: {online:?}");
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert!(kinds.contains(&"takeover"), "{history}");
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
     }
 
     /// Regression: the status said "first sync done" while its state was

@@ -14,6 +14,7 @@ use super::convert::{self, Fields};
 use super::schema::Schema;
 use super::state::{State, StateError};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,11 @@ pub struct Page {
     /// (local id, fields) in local id order.
     pub records: Vec<(Value, Fields)>,
     pub done: bool,
+    /// The global ids the host remembers for rows of this page, by local
+    /// key ([`convert::local_key`]): rows it created from online records
+    /// (optional for a host; a takeover uses them, docs/SYNC_PROTOCOL.md
+    /// §10).
+    pub remembered: HashMap<String, String>,
 }
 
 /// The host's side, as the first sync needs it.
@@ -140,6 +146,18 @@ type Referred = HashMap<(String, String), String>;
 /// At most this many ids are kept in [`Referred`] (a few MiB); then it
 /// starts again, so memory stays flat however large the company is.
 const REFERRED_KEPT: usize = 20_000;
+
+/// A short digest of a batch's records (ids and values), for its key.
+fn digest(records: &[OnlineRecord]) -> String {
+    let mut hasher = Sha256::new();
+    for record in records {
+        hasher.update(record.global_id.as_bytes());
+        // Fields are a sorted map: the same values give the same text.
+        hasher.update(serde_json::to_vec(&record.fields).unwrap_or_default());
+    }
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Gives every record of a page, and every record it refers to, its global
 /// id, committed before the batch is sent.
@@ -275,6 +293,14 @@ pub fn finished(state: &State) -> Result<bool, StateError> {
     Ok(state.checkpoint(FINISHED)?.is_some())
 }
 
+/// Marks the first sync done without running it: a takeover adopted the
+/// online records (docs/SYNC_PROTOCOL.md §10); continuous sync starts after
+/// `position`.
+pub fn mark_taken_over(b: &mut super::state::Batch<'_>, position: u64) -> Result<(), StateError> {
+    b.set_checkpoint(START_POSITION, &position.to_string())?;
+    b.set_checkpoint(FINISHED, &position.to_string())
+}
+
 /// Whether a first synchronisation has begun with this state database (it
 /// may be unfinished).
 pub fn started(state: &State) -> Result<bool, StateError> {
@@ -403,19 +429,24 @@ where
                     if !page.done {
                         reading = Some(read_page(host, &entity.name, Some(last_id.clone())));
                     }
+                    // Ids first: a batch sent again must carry the same ids.
+                    let records = with_global_ids(state, entity, page.records, &mut referred)?;
                     let batch = Batch {
+                        // The key names the contents too: the same rows
+                        // read again with other values (edited after a lost
+                        // answer) are a new batch, not the stored answer.
                         key: format!(
-                            "first:{}:{}:{}",
+                            "first:{}:{}:{}:{}",
                             entity.name,
                             after
                                 .as_ref()
                                 .and_then(convert::local_key)
                                 .unwrap_or_default(),
-                            convert::local_key(&last_id).unwrap_or_default()
+                            convert::local_key(&last_id).unwrap_or_default(),
+                            digest(&records)
                         ),
                         last_key: convert::local_key(&last_id).unwrap_or_default(),
-                        // Ids first: a batch sent again must carry the same ids.
-                        records: with_global_ids(state, entity, page.records, &mut referred)?,
+                        records,
                     };
                     after = Some(last_id);
                     in_flight.push_back(Sending::new(send(remote, batch, start)));
@@ -548,6 +579,7 @@ mod tests {
             Ok(Page {
                 records: rows,
                 done,
+                remembered: HashMap::new(),
             })
         }
     }
@@ -560,6 +592,8 @@ mod tests {
         keys: RefCell<Vec<String>>,
         pushes: Cell<usize>,
         fail_at_push: Cell<Option<usize>>,
+        /// This push is stored, but its answer never arrives.
+        lose_answer_at_push: Cell<Option<usize>>,
         /// Times a push yields before it answers (a request on the wire).
         answer_after_yields: Cell<usize>,
         on_the_wire: Cell<usize>,
@@ -595,6 +629,9 @@ mod tests {
                 self.records
                     .borrow_mut()
                     .insert((r.entity.clone(), r.global_id.clone()), r.fields.clone());
+            }
+            if self.lose_answer_at_push.get() == Some(push) {
+                return Err("the answer was lost".into());
             }
             Ok(versions)
         }
@@ -675,6 +712,37 @@ mod tests {
         assert_eq!(service.most_on_the_wire.get(), IN_FLIGHT);
         assert_eq!(service.records.borrow().len(), 2_500 + 1_200 + 3);
         assert_eq!(service.pushes.get(), 3 + 2 + 1, "each batch once");
+    }
+
+    /// Regression: a batch whose answer was lost was read again after the
+    /// restart with a record the user had edited meanwhile, and sent under
+    /// the same idempotency key: the service answered the stored result of
+    /// the old values, the shadow took the new ones, and continuous sync saw
+    /// nothing to send — the edit never went online.
+    #[test]
+    fn a_batch_read_again_with_other_values_is_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Records::new(10, 0);
+        let service = Service::default();
+        service.lose_answer_at_push.set(Some(1));
+        assert!(run_once(dir.path(), &host, &service).is_err());
+        let mut tables = (*host.tables).clone();
+        tables
+            .get_mut("contacts")
+            .unwrap()
+            .get_mut(&5)
+            .unwrap()
+            .insert("name".into(), json!("C5 edited"));
+        let edited = Records {
+            tables: std::sync::Arc::new(tables),
+        };
+        run_once(dir.path(), &edited, &service).unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let global = state.global_id("contacts", "5").unwrap().unwrap();
+        let online = service.records.borrow()[&("contacts".to_owned(), global.clone())].clone();
+        let shadow = state.shadow("contacts", &global).unwrap().unwrap();
+        assert_eq!(online["name"], "C5 edited");
+        assert_eq!(shadow.fields, online, "the shadow is what is online");
     }
 
     #[test]

@@ -37,6 +37,8 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 pub enum RunKind {
     FirstSync,
     Continuous,
+    /// The online records taken over (docs/SYNC_PROTOCOL.md §10).
+    Takeover,
 }
 
 impl RunKind {
@@ -44,6 +46,7 @@ impl RunKind {
         match self {
             RunKind::FirstSync => "first_sync",
             RunKind::Continuous => "continuous",
+            RunKind::Takeover => "takeover",
         }
     }
 }

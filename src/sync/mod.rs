@@ -15,3 +15,4 @@ pub mod history;
 pub mod restore;
 pub mod schema;
 pub mod state;
+pub mod takeover;

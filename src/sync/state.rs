@@ -206,23 +206,7 @@ impl State {
 
     /// The shadow of a record, if it was exchanged since shadows exist.
     pub fn shadow(&self, entity: &str, global_id: &str) -> Result<Option<Shadow>, StateError> {
-        let row: Option<(i64, String)> = self
-            .connection
-            .prepare_cached(
-                "SELECT version, fields FROM shadows WHERE entity = ?1 AND global_id = ?2",
-            )?
-            .query_row(params![entity, global_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        row.map(|(version, fields)| {
-            Ok(Shadow {
-                version: version.max(0) as u64,
-                fields: serde_json::from_str(&fields)
-                    .map_err(|e| StateError::Convert(format!("a stored shadow is damaged: {e}")))?,
-            })
-        })
-        .transpose()
+        read_shadow(&self.connection, entity, global_id)
     }
 
     /// The conflicts recorded, oldest first.
@@ -387,6 +371,38 @@ impl Batch<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Records the pair when neither side is mapped yet; true when the pair
+    /// is (now) mapped, false when either side already has another partner
+    /// (nothing written). For adopting ids that may collide (a takeover:
+    /// docs/SYNC_PROTOCOL.md §10).
+    pub fn map_if_free(
+        &mut self,
+        entity: &str,
+        local_id: &str,
+        global_id: &str,
+    ) -> Result<bool, StateError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO ids (entity, local_id, global_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![entity, local_id, global_id])?;
+        Ok(self.global_id(entity, local_id)?.as_deref() == Some(global_id))
+    }
+
+    /// [`State::global_id`] inside a commit.
+    pub fn global_id(&self, entity: &str, local_id: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
+            .query_row(params![entity, local_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// [`State::shadow`] inside a commit.
+    pub fn shadow(&self, entity: &str, global_id: &str) -> Result<Option<Shadow>, StateError> {
+        read_shadow(&self.tx, entity, global_id)
     }
 
     /// The global id of a host record, made now ([`new_global_id`]) when it has none:
@@ -598,6 +614,27 @@ impl Batch<'_> {
             .execute([])?;
         Ok(())
     }
+}
+
+fn read_shadow(
+    connection: &Connection,
+    entity: &str,
+    global_id: &str,
+) -> Result<Option<Shadow>, StateError> {
+    let row: Option<(i64, String)> = connection
+        .prepare_cached("SELECT version, fields FROM shadows WHERE entity = ?1 AND global_id = ?2")?
+        .query_row(params![entity, global_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    row.map(|(version, fields)| {
+        Ok(Shadow {
+            version: version.max(0) as u64,
+            fields: serde_json::from_str(&fields)
+                .map_err(|e| StateError::Convert(format!("a stored shadow is damaged: {e}")))?,
+        })
+    })
+    .transpose()
 }
 
 #[cfg(unix)]
