@@ -25,6 +25,7 @@ pub const METHODS: [&str; 22] = [
     "host.info",
     "system.identity",
     "connection.record",
+    "connection.get",
     "connection.forget",
     "licence.documents",
     "system.bindings",
@@ -155,6 +156,20 @@ pub fn handle(context: &HostContext, method: &str, params: &Value) -> Result<Val
             }
             system.record_online_connection(&connection)?;
             Ok(json!({}))
+        }
+        "connection.get" => {
+            let company = current_company(&installation, context)?;
+            Ok(match system.online_connection(&company.id)? {
+                None => json!({ "connection": null }),
+                Some(c) => json!({ "connection": {
+                    "company_id": c.company_id,
+                    "online_company_id": c.online_company_id,
+                    "service_url": c.service_url,
+                    "connected_by": c.connected_by,
+                    "connected_at": c.connected_at,
+                    "computer_id": c.computer_id,
+                }}),
+            })
         }
         "connection.forget" => {
             let p = Params { method, params };
@@ -839,11 +854,26 @@ mod tests {
     fn connection_record_marks_the_company_connected() {
         let fixture = Fixture::new();
         let context = fixture.admin();
+        assert_eq!(
+            handle(&context, "connection.get", &json!({})).unwrap(),
+            json!({ "connection": null })
+        );
         let params = record_params(&context);
         assert_eq!(
             handle(&context, "connection.record", &params).unwrap(),
             json!({})
         );
+        let got = handle(&context, "connection.get", &json!({})).unwrap();
+        for field in [
+            "company_id",
+            "online_company_id",
+            "service_url",
+            "connected_by",
+            "connected_at",
+            "computer_id",
+        ] {
+            assert_eq!(got["connection"][field], params[field], "{field}");
+        }
         let system = fixture.installation.system();
         let connection = system
             .online_connection(&context.company_id)
