@@ -21,7 +21,7 @@ use crate::sync::{self, data};
 pub const HOST_NAME: &str = "Host Simulator";
 
 /// Every method [`handle`] answers.
-pub const METHODS: [&str; 22] = [
+pub const METHODS: [&str; 23] = [
     "host.info",
     "system.identity",
     "connection.record",
