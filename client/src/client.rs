@@ -355,6 +355,29 @@ impl Client {
         self.json_of(&self.send(&call).await?)
     }
 
+    /// `POST /api/v1/companies/{id}/sync-computer` (the Sync computer
+    /// choice, PRODUCT.md §4): `computer_id` becomes the company's sync
+    /// computer at once — the current holder's lease ends and its writes
+    /// are refused from then on; `None` lets the next computer that asks
+    /// take it. A super user's session. Moving to the same computer again
+    /// is harmless (the fencing number grows). A disconnected company:
+    /// `company_not_connected`.
+    pub async fn move_sync_computer(
+        &self,
+        session: &SessionToken,
+        company_id: Uuid,
+        computer_id: Option<&str>,
+    ) -> Result<crate::sync::LeaseState, ClientError> {
+        let call = Call::new(
+            Method::POST,
+            format!("api/v1/companies/{company_id}/sync-computer"),
+            Idempotency::Idempotent,
+        )
+        .bearer(&session.0)
+        .json(&serde_json::json!({ "computer_id": computer_id }));
+        self.json_of(&self.send(&call).await?)
+    }
+
     /// `POST /api/v1/companies/{id}/connected-by` (Change user, PRODUCT.md
     /// §4): the Online ID of `session` becomes "Connected by" of the
     /// company, and a super user of it if it was not. `device_access_token`

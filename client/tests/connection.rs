@@ -372,3 +372,48 @@ async fn change_user_makes_the_new_online_id_connected_by_with_the_devices_proof
         .unwrap();
     assert_eq!(done.devices_revoked, 1);
 }
+
+#[tokio::test]
+async fn moving_the_sync_computer_ends_the_old_lease_at_once() {
+    let setup = registered().await;
+    let client = &setup.client;
+    let device = setup.device().await;
+    let fencing = setup.synchronise(&device, 2).await;
+    let other = client
+        .create_device(
+            &setup.session,
+            setup.company_id,
+            &NewDevice {
+                computer_id: "pc-2".into(),
+                computer_name: "Back office".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let other = DeviceSession::new(other);
+    // pc-2 is refused while pc-1 is the sync computer.
+    assert!(client.lease(&other, None).await.is_err());
+
+    // Someone who is not a super user of the company cannot move it.
+    let eve = setup.other_online_id("eve@example.com").await;
+    assert!(client
+        .move_sync_computer(&eve, setup.company_id, Some("pc-2"))
+        .await
+        .is_err());
+    let moved = client
+        .move_sync_computer(&setup.session, setup.company_id, Some("pc-2"))
+        .await
+        .unwrap();
+    assert_eq!(moved.computer_id.as_deref(), Some("pc-2"));
+    assert!(moved.fencing > fencing);
+    // The old holder is refused; the new one gets the lease.
+    assert!(client.lease(&device, None).await.is_err());
+    let lease = client.lease(&other, None).await.unwrap();
+    assert_eq!(lease.computer_id, "pc-2");
+    // Moving again to the same computer is harmless.
+    let again = client
+        .move_sync_computer(&setup.session, setup.company_id, Some("pc-2"))
+        .await
+        .unwrap();
+    assert_eq!(again.computer_id.as_deref(), Some("pc-2"));
+}
