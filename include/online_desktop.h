@@ -47,6 +47,11 @@
 
 
 /**
+ * Records per page, online and on the host.
+ */
+#define PAGE 1000
+
+/**
  * Longest value a field takes (the service allows 128-character
  * passwords and 254-character addresses).
  */
@@ -62,7 +67,7 @@
  * Minor version of the ABI. Grows when functions or struct fields are
  * appended; a host built against an older minor version keeps working.
  */
-#define OD_VERSION_MINOR 2
+#define OD_VERSION_MINOR 3
 
 /**
  * Patch version: fixes that do not change the ABI.
@@ -1003,6 +1008,17 @@ typedef od_result (OD_CALL *od_entry_fn)(uint32_t host_abi_major,
  * on with the same device. Pages `online_id`, `confirm`.
  */
 #define OD_WIZARD_MODE_CHANGE_USER 4
+
+/**
+ * (ABI 1.3) Sync computer: make this computer the one that synchronises
+ * the company (the previous sync computer stops at once), or bring back
+ * a sync computer whose add-on folder was lost. Open it on the computer
+ * that is to synchronise: its credentials are made there and never leave
+ * it. Needs the host method `connection.get`. Synchronisation then goes
+ * on where the previous computer left off, nothing sent twice. Pages
+ * `online_id`, `confirm`.
+ */
+#define OD_WIZARD_MODE_SYNC_COMPUTER 5
 
 /**
  * No connection is stored for this company (connect first).

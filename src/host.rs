@@ -125,6 +125,26 @@ impl Host {
             .map(drop)
     }
 
+    /// `system.computers`: the installed computers of the system database.
+    pub fn computers(&self) -> Result<Vec<Computer>, HostError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            computers: Vec<Computer>,
+        }
+        Ok(self.get::<Answer>("system.computers")?.computers)
+    }
+
+    /// `connection.get` (ABI 1.3): what `connection.record` noted for this
+    /// company database, as every computer of the installation sees it;
+    /// `None` when it is not connected.
+    pub fn recorded_connection(&self) -> Result<Option<RecordedConnection>, HostError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            connection: Option<RecordedConnection>,
+        }
+        Ok(self.get::<Answer>("connection.get")?.connection)
+    }
+
     /// `connection.forget` (ABI 1.2): tells the host this company database
     /// is no longer connected (the last step of Disconnect).
     pub fn forget_connection(&self, forget: &ConnectionForget) -> Result<(), HostError> {
@@ -145,6 +165,19 @@ pub struct ConnectionForget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemIdentity {
     pub id: String,
+}
+
+/// `connection.get`'s connection: what the host noted (never a token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedConnection {
+    pub company_id: String,
+    pub online_company_id: String,
+    pub service_url: String,
+    pub connected_by: String,
+    pub connected_at: String,
+    /// The sync computer (none from a host that noted none).
+    #[serde(default)]
+    pub computer_id: Option<String>,
 }
 
 /// The parameters of `connection.record`: what the host keeps about the

@@ -17,7 +17,7 @@ use core::ffi::{c_char, c_void};
 pub const OD_VERSION_MAJOR: u32 = 1;
 /// Minor version of the ABI. Grows when functions or struct fields are
 /// appended; a host built against an older minor version keeps working.
-pub const OD_VERSION_MINOR: u32 = 2;
+pub const OD_VERSION_MINOR: u32 = 3;
 /// Patch version: fixes that do not change the ABI.
 pub const OD_VERSION_PATCH: u32 = 0;
 
@@ -156,6 +156,14 @@ pub const OD_WIZARD_MODE_DISCONNECT: od_wizard_mode = 3;
 /// with their own Online ID; on the sync computer. Synchronisation goes
 /// on with the same device. Pages `online_id`, `confirm`.
 pub const OD_WIZARD_MODE_CHANGE_USER: od_wizard_mode = 4;
+/// (ABI 1.3) Sync computer: make this computer the one that synchronises
+/// the company (the previous sync computer stops at once), or bring back
+/// a sync computer whose add-on folder was lost. Open it on the computer
+/// that is to synchronise: its credentials are made there and never leave
+/// it. Needs the host method `connection.get`. Synchronisation then goes
+/// on where the previous computer left off, nothing sent twice. Pages
+/// `online_id`, `confirm`.
+pub const OD_WIZARD_MODE_SYNC_COMPUTER: od_wizard_mode = 5;
 
 /// (ABI 1.1) State of the synchronisation engine of one plugin instance.
 pub type od_sync_state = u32;

@@ -225,6 +225,45 @@ impl SyncRemote for ServiceRemote<'_> {
     }
 }
 
+impl super::takeover::OnlineRecords for ServiceRemote<'_> {
+    async fn records(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::takeover::OnlinePage, PushError> {
+        let page = self
+            .client
+            .sync_records(self.device, entity, after, limit as u32)
+            .await?;
+        Ok(super::takeover::OnlinePage {
+            records: page
+                .records
+                .into_iter()
+                .map(|r| super::takeover::OnlineEntry {
+                    global_id: r.global_id.hyphenated().to_string(),
+                    host_key: r.host_key,
+                    version: r.version,
+                    deleted: r.deleted,
+                    fields: r.fields,
+                    web_fields: r
+                        .web_fields
+                        .into_iter()
+                        .map(|(field, w)| {
+                            let edit = super::takeover::WebEdit {
+                                seq: w.seq,
+                                version: w.version,
+                            };
+                            (field, edit)
+                        })
+                        .collect(),
+                })
+                .collect(),
+            next: page.next,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The first sync end to end: a host answering through the data channel
@@ -450,44 +489,5 @@ mod tests {
                 .expect("a shadow");
             assert!(shadow.version >= 1, "{shadow:?}");
         });
-    }
-}
-
-impl super::takeover::OnlineRecords for ServiceRemote<'_> {
-    async fn records(
-        &self,
-        entity: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<super::takeover::OnlinePage, PushError> {
-        let page = self
-            .client
-            .sync_records(self.device, entity, after, limit as u32)
-            .await?;
-        Ok(super::takeover::OnlinePage {
-            records: page
-                .records
-                .into_iter()
-                .map(|r| super::takeover::OnlineEntry {
-                    global_id: r.global_id.hyphenated().to_string(),
-                    host_key: r.host_key,
-                    version: r.version,
-                    deleted: r.deleted,
-                    fields: r.fields,
-                    web_fields: r
-                        .web_fields
-                        .into_iter()
-                        .map(|(field, w)| {
-                            let edit = super::takeover::WebEdit {
-                                seq: w.seq,
-                                version: w.version,
-                            };
-                            (field, edit)
-                        })
-                        .collect(),
-                })
-                .collect(),
-            next: page.next,
-        })
     }
 }

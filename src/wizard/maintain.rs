@@ -32,6 +32,7 @@ pub(super) struct Request {
 pub(super) fn online_id_text(mode: Mode) -> &'static str {
     match mode {
         Mode::ChangeUser => super::change_user::ONLINE_ID_TEXT,
+        Mode::SyncComputer => super::sync_computer::ONLINE_ID_TEXT,
         Mode::Disconnect => {
             "Log in with the Online ID that connected this company (Connected by in Company settings → Online \
              Desktop). Only that Online ID can disconnect it. Your Online ID is not your login for the program."
@@ -100,6 +101,7 @@ pub(super) async fn run(wizard: Arc<Wizard>, request: Request) {
     let outcome = match request.mode {
         Mode::Disconnect => disconnect(&wizard, &request).await,
         Mode::ChangeUser => super::change_user::finish(&wizard, &request).await,
+        Mode::SyncComputer => super::sync_computer::finish(&wizard, &request).await,
         _ => update(&wizard, &request).await,
     };
     if let Err(e) = wizard.env.client.log_out(&request.token).await {

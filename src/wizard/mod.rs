@@ -15,6 +15,7 @@ mod finish;
 mod form;
 mod maintain;
 mod page;
+mod sync_computer;
 #[cfg(test)]
 mod tests;
 
@@ -60,6 +61,9 @@ pub enum Mode {
     /// Hand "Connected by" to another person's Online ID (PRODUCT.md §4):
     /// Online ID → confirm.
     ChangeUser,
+    /// Make this computer the sync computer (PRODUCT.md §4), also after
+    /// its add-on folder was lost: Online ID → confirm.
+    SyncComputer,
 }
 
 impl Mode {
@@ -69,6 +73,7 @@ impl Mode {
             Mode::UpdateConnection => "update_connection",
             Mode::Disconnect => "disconnect",
             Mode::ChangeUser => "change_user",
+            Mode::SyncComputer => "sync_computer",
         }
     }
 }
@@ -77,7 +82,9 @@ impl Mode {
     fn after_log_in(self) -> Page {
         match self {
             Mode::Connect => Page::Company,
-            Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser => Page::Confirm,
+            Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser | Mode::SyncComputer => {
+                Page::Confirm
+            }
         }
     }
 }
@@ -90,6 +97,7 @@ impl TryFrom<od_wizard_mode> for Mode {
             OD_WIZARD_MODE_UPDATE_CONNECTION => Mode::UpdateConnection,
             OD_WIZARD_MODE_DISCONNECT => Mode::Disconnect,
             OD_WIZARD_MODE_CHANGE_USER => Mode::ChangeUser,
+            OD_WIZARD_MODE_SYNC_COMPUTER => Mode::SyncComputer,
             other => {
                 return Err(refusal(
                     OD_RESULT_INVALID_ARGUMENT,
@@ -153,7 +161,7 @@ impl Page {
 pub fn steps(mode: Mode) -> u32 {
     match mode {
         Mode::Connect => 6,
-        Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser => 2,
+        Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser | Mode::SyncComputer => 2,
     }
 }
 
@@ -272,6 +280,8 @@ struct State {
     current_connected_by: Option<String>,
     /// The address a verification mail was sent to in this wizard.
     signed_up: Option<String>,
+    /// Sync computer: the computers before and after.
+    sync_move: Option<sync_computer::Move>,
 }
 
 impl State {
@@ -371,6 +381,29 @@ impl Wizard {
                     "This company is already connected to Online Desktop. To connect it again, disconnect it first.",
                 ))
             }
+            Mode::Connect => {
+                // Connected from another computer: this one joins with
+                // the Sync computer choice, not a second connection.
+                if let Ok(Some(recorded)) = ctx.host.recorded_connection() {
+                    return Err(bad_state(format!(
+                        "This company is already connected to Online Desktop{}. To synchronise it from this \
+                         computer instead, choose Sync computer in Company settings → Online Desktop on this \
+                         computer.",
+                        recorded
+                            .computer_id
+                            .map(|id| {
+                                let name = ctx
+                                    .host
+                                    .computers()
+                                    .ok()
+                                    .and_then(|c| c.into_iter().find(|c| c.id == id))
+                                    .map_or(id, |c| c.name);
+                                format!(" from the computer {name}")
+                            })
+                            .unwrap_or_default()
+                    )));
+                }
+            }
             Mode::UpdateConnection | Mode::Disconnect | Mode::ChangeUser if !connected => {
                 return Err(bad_state(
                     "This company is not connected to Online Desktop on this computer; there is no connection to update or disconnect.",
@@ -381,6 +414,10 @@ impl Wizard {
         if mode == Mode::ChangeUser {
             change_user::may_open(&user)?;
         }
+        let sync_move = match mode {
+            Mode::SyncComputer => Some(sync_computer::may_open(ctx)?),
+            _ => None,
+        };
         if matches!(mode, Mode::Disconnect | Mode::ChangeUser) {
             maintain::on_sync_computer(ctx.host, ctx.engine, mode)?;
         }
@@ -428,6 +465,7 @@ impl Wizard {
                 maintained: None,
                 current_connected_by: None,
                 signed_up: None,
+                sync_move,
             }),
         }))
     }
@@ -905,6 +943,7 @@ impl Wizard {
         let text = match state.mode {
             Mode::Disconnect => "Disconnecting: stopping synchronisation and deleting the online copy …",
             Mode::ChangeUser => "Changing the user: handing the connection to your Online ID …",
+            Mode::SyncComputer => "Moving synchronisation to this computer and registering it …",
             _ => "Updating the connection: stopping synchronisation and registering this computer again …",
         };
         Self::set_busy(state, Job::Finish, text);

@@ -417,6 +417,7 @@ fn confirm_page(state: &State) -> (String, String, Vec<Field>) {
         let title = match state.mode {
             Mode::Disconnect => "Disconnected",
             Mode::ChangeUser => "User changed",
+            Mode::SyncComputer => "Sync computer changed",
             _ => "Connection updated",
         };
         return (title.to_owned(), summary.clone(), Vec::new());
@@ -429,11 +430,33 @@ fn confirm_page(state: &State) -> (String, String, Vec<Field>) {
         return (
             "Change user".to_owned(),
             format!(
-                "Finish hands this company's connection to Online Desktop to {email}: from then on {email} is                  Connected by, administers the connection and is the only one who can disconnect it. {now} keeps                  access to the company online. Synchronisation goes on as it is; nothing is sent again."
+                "Finish hands this company's connection to Online Desktop to {email}: from then on {email} is \
+                 Connected by, administers the connection and is the only one who can disconnect it. {now} keeps \
+                 access to the company online. Synchronisation goes on as it is; nothing is sent again."
             ),
             vec![
                 Field::info("connected_by_now", "Connected by now", now),
                 Field::info("connected_by_new", "Connected by after Finish", email),
+            ],
+        );
+    }
+    if let (Mode::SyncComputer, Some(chosen)) = (state.mode, &state.sync_move) {
+        let (title, text) = super::sync_computer::confirm_text(chosen);
+        return (
+            title,
+            text,
+            vec![
+                Field::info(
+                    "sync_computer_now",
+                    "Sync computer now",
+                    chosen.from.clone().unwrap_or_else(|| "-".to_owned()),
+                ),
+                Field::info(
+                    "sync_computer_new",
+                    "Sync computer after Finish",
+                    chosen.to.name.clone(),
+                ),
+                Field::info("online_id", "Online ID", email),
             ],
         );
     }

@@ -26,9 +26,12 @@ const SYSTEM_DB: &str = "system-db-1";
 struct WizardHost {
     program: Arc<Program>,
     answers: Mutex<HashMap<String, Value>>,
-    recorded: Mutex<Vec<Value>>,
+    recorded: Arc<Mutex<Vec<Value>>>,
     /// What `connection.forget` told (Disconnect).
-    forgotten: Mutex<Vec<Value>>,
+    forgotten: Arc<Mutex<Vec<Value>>>,
+    /// What `connection.get` answers: the system database's note, shared
+    /// by the computers of one installation.
+    noted: Arc<Mutex<Option<Value>>>,
     fail_record: AtomicBool,
     /// Milliseconds a method takes (to catch the wizard busy).
     delays: Mutex<HashMap<String, u64>>,
@@ -39,8 +42,9 @@ impl WizardHost {
         let host = Arc::new(WizardHost {
             program: Program::new(),
             answers: Mutex::new(HashMap::new()),
-            recorded: Mutex::new(Vec::new()),
-            forgotten: Mutex::new(Vec::new()),
+            recorded: Arc::default(),
+            forgotten: Arc::default(),
+            noted: Arc::default(),
             fail_record: AtomicBool::new(false),
             delays: Mutex::new(HashMap::new()),
         });
@@ -53,7 +57,30 @@ impl WizardHost {
         host.set("system.identity", json!({"id": SYSTEM_DB}));
         host.set("host.info", json!({"host_name": "t", "host_version": "1", "evaluation_installation": false, "computer": {"id": "pc-1", "name": "Kontor-PC"}}));
         host.set("system.companies", json!({"companies": [{"id": COMPANY_DB, "name": "Nordlys Handel AS", "is_sample": false, "online_desktop_connected": false}]}));
+        host.set(
+            "system.computers",
+            json!({"computers": [
+            {"id": "pc-1", "name": "Kontor-PC", "holds_system_database": true},
+            {"id": "pc-2", "name": "Lager-PC", "holds_system_database": false}]}),
+        );
         host.set_licence(&sign_licence(&licence(licence_number)), licence_number);
+        host
+    }
+
+    /// Another computer of the same installation: the same company data
+    /// and system database, its own `host.info`.
+    fn sharing(other: &WizardHost, computer: Value) -> Arc<WizardHost> {
+        let answers = other.answers.lock().clone();
+        let host = Arc::new(WizardHost {
+            program: other.program.clone(),
+            answers: Mutex::new(answers),
+            recorded: other.recorded.clone(),
+            forgotten: other.forgotten.clone(),
+            noted: other.noted.clone(),
+            fail_record: AtomicBool::new(false),
+            delays: Mutex::new(HashMap::new()),
+        });
+        host.set("host.info", json!({"host_name": "t", "host_version": "1", "evaluation_installation": false, "computer": computer}));
         host
     }
 
@@ -84,7 +111,13 @@ impl HostChannel for WizardHost {
             self.forgotten
                 .lock()
                 .push(serde_json::from_slice(params).unwrap());
+            *self.noted.lock() = None;
             return Ok(b"{}".to_vec());
+        }
+        if method == "connection.get" {
+            return Ok(json!({ "connection": *self.noted.lock() })
+                .to_string()
+                .into_bytes());
         }
         if method == "connection.record" {
             if self.fail_record.load(Ordering::SeqCst) {
@@ -93,9 +126,9 @@ impl HostChannel for WizardHost {
                     message: "database is locked".to_owned(),
                 });
             }
-            self.recorded
-                .lock()
-                .push(serde_json::from_slice(params).unwrap());
+            let record: Value = serde_json::from_slice(params).unwrap();
+            *self.noted.lock() = Some(record.clone());
+            self.recorded.lock().push(record);
             return Ok(b"{}".to_vec());
         }
         let answer = self.answers.lock().get(method).cloned();
@@ -110,6 +143,7 @@ impl HostChannel for WizardHost {
 
 struct Fixture {
     server: Option<TestServer>,
+    url: String,
     folder: tempfile::TempDir,
     host: Arc<WizardHost>,
     plugin: Plugin,
@@ -137,6 +171,7 @@ fn fixture_at(server: Option<TestServer>, url: &str, licence_number: &str) -> Fi
     );
     Fixture {
         server,
+        url: url.to_owned(),
         folder,
         host,
         plugin,
@@ -696,7 +731,7 @@ impl Fixture {
             .unwrap()
             .unwrap();
         let client = Client::new(
-            ServiceUrl::parse(self.server().base_url()).unwrap(),
+            ServiceUrl::parse(&self.url).unwrap(),
             ClientConfig::default(),
         )
         .unwrap();
@@ -1160,4 +1195,249 @@ fn change_user_opens_only_for_a_user_with_an_employee_e_mail_on_the_sync_compute
         "{}",
         refused.message
     );
+}
+
+// --- Sync computer ---------------------------------------------------------------------
+
+impl Fixture {
+    /// The same installation on another computer: the same company
+    /// database and system database, an add-on folder of its own.
+    fn another_computer(&self, id: &str, name: &str) -> Fixture {
+        let host = WizardHost::sharing(&self.host, json!({ "id": id, "name": name }));
+        self.plugin_on(host, tempfile::tempdir().unwrap())
+    }
+
+    /// This computer again with a new plugin instance (the program
+    /// restarted), on `folder`.
+    fn plugin_on(&self, host: Arc<WizardHost>, folder: tempfile::TempDir) -> Fixture {
+        let plugin = Plugin::new(
+            Host::new(host.clone()),
+            Config {
+                data_dir: Some(folder.path().to_path_buf()),
+                service: ServiceUrl::parse(&self.url).unwrap(),
+                log: LogConfig {
+                    host: None,
+                    trace_file: None,
+                },
+            },
+        );
+        Fixture {
+            server: None,
+            url: self.url.clone(),
+            folder,
+            host,
+            plugin,
+        }
+    }
+
+    fn online_counts(&self, email: &str) -> Vec<(String, u64)> {
+        let server = self.server();
+        let session = server.log_in(email, TEST_PASSWORD);
+        let company = self.companies_of(email)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ["contacts", "contact_persons", "employees"]
+            .iter()
+            .map(|entity| {
+                let answer = server
+                    .get(&format!(
+                        "/api/v1/companies/{company}/records/{entity}?limit=1000"
+                    ))
+                    .bearer(&session.token)
+                    .send();
+                let live = answer.json()["records"].as_array().map_or(0, Vec::len);
+                (entity.to_string(), live as u64)
+            })
+            .collect()
+    }
+}
+
+fn some_company_data(program: &Program, contacts: usize) {
+    let seller = program
+        .log
+        .create("employees", json!({"name": "Kari Nordmann"}));
+    for i in 0..contacts {
+        let id = program.log.create(
+            "contacts",
+            json!({"number": null, "name": format!("Kunde {i}"), "city": "Oslo", "salesperson_id": seller}),
+        );
+        program.log.create(
+            "contact_persons",
+            json!({"contact_id": id, "name": format!("Person {i}")}),
+        );
+    }
+}
+
+#[test]
+fn sync_computer_moves_synchronisation_here_without_sending_anything_twice() {
+    let a = fixture("L-SYNC-COMPUTER");
+    let email = "kari@example.com";
+    a.server().create_online_id(email, TEST_PASSWORD);
+    some_company_data(&a.host.program, 4);
+    a.connect(email);
+    let before = a.online_counts(email);
+    assert_eq!(before[0], ("contacts".to_owned(), 4));
+
+    let b = a.another_computer("pc-2", "Lager-PC");
+    // Connect is not the way on B: the company is connected already.
+    let refused = b.plugin.wizard_open().unwrap_err();
+    assert!(
+        refused.message.contains("already connected") && refused.message.contains("Kontor-PC"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains("Sync computer"),
+        "{}",
+        refused.message
+    );
+    // Nor on A, which is the sync computer already.
+    let refused = a.plugin.wizard_open_for(Mode::SyncComputer).unwrap_err();
+    assert!(refused.message.contains("already"), "{}", refused.message);
+
+    let page = b.open_and_log_in(Mode::SyncComputer, email, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    let text = page["text"].as_str().unwrap();
+    assert!(
+        text.contains("Lager-PC") && text.contains("Kontor-PC"),
+        "{text}"
+    );
+    let field = |name: &str| {
+        page["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == name)
+            .map(|f| f["value"].clone())
+    };
+    assert_eq!(
+        field("sync_computer_now"),
+        Some(json!("Kontor-PC")),
+        "{page}"
+    );
+    assert_eq!(
+        field("sync_computer_new"),
+        Some(json!("Lager-PC")),
+        "{page}"
+    );
+    let done = b.finish();
+    assert_eq!(done["done"], true, "{done}");
+    b.plugin.wizard_close().unwrap();
+    b.running();
+    assert_eq!(b.connection()["computer_id"], "pc-2");
+    let noted = b.host.noted.lock().clone().unwrap();
+    assert_eq!(noted["computer_id"], "pc-2");
+    assert_eq!(noted["connected_by"], email);
+
+    // A stops at its next write; B carries on.
+    let seller = a
+        .host
+        .program
+        .log
+        .rows("contacts")
+        .into_keys()
+        .next()
+        .unwrap();
+    a.host
+        .program
+        .log
+        .edit("contacts", seller, json!({"city": "Narvik"}));
+    a.plugin.notify_sync();
+    b.plugin.notify_sync();
+    in_time("computer A to stop", || {
+        let status = a.plugin.sync_status();
+        status.state == SyncState::Failed
+            && status
+                .error
+                .is_some_and(|e| e.message.contains("Another computer"))
+    });
+    b.eventually_same_on_both_sides();
+    assert_eq!(a.online_counts(email), before, "nothing online twice");
+    let history: Value = serde_json::from_str(&b.plugin.sync_history().unwrap()).unwrap();
+    assert!(
+        history["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "takeover" && r["outcome"] == "finished"),
+        "{history}"
+    );
+}
+
+#[test]
+fn a_sync_computer_that_lost_its_add_on_folder_takes_the_online_records_over() {
+    let a = fixture("L-LOST-FOLDER");
+    let email = "kari@example.com";
+    a.server().create_online_id(email, TEST_PASSWORD);
+    some_company_data(&a.host.program, 3);
+    a.connect(email);
+    let before = a.online_counts(email);
+    // The program restarts on a new disk: the add-on's folder is empty.
+    let a2 = a.plugin_on(a.host.clone(), tempfile::tempdir().unwrap());
+    assert_eq!(a2.plugin.sync_status().state, SyncState::NotConnected);
+    // Update connection needs a connection here; Sync computer does not.
+    assert!(a2.plugin.wizard_open_for(Mode::UpdateConnection).is_err());
+    assert!(a.plugin.shut_down());
+    let page = a2.open_and_log_in(Mode::SyncComputer, email, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    assert_eq!(a2.finish()["done"], true);
+    a2.plugin.wizard_close().unwrap();
+    a2.running();
+    a2.eventually_same_on_both_sides();
+    let server_counts = {
+        // `a` is gone with its server handle; a2 shares the service.
+        let client =
+            Client::new(ServiceUrl::parse(&a2.url).unwrap(), ClientConfig::default()).unwrap();
+        let connection = crate::sync::connection::load(a2.folder.path())
+            .unwrap()
+            .unwrap();
+        let device = DeviceSession::new(connection.credentials());
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(client.sync_status(&device))
+            .unwrap()
+            .entities
+            .into_iter()
+            .map(|e| (e.entity, e.records))
+            .collect::<Vec<_>>()
+    };
+    let mut expected: Vec<(String, u64)> = before;
+    expected.sort();
+    let mut got = server_counts;
+    got.sort();
+    assert_eq!(got, expected, "nothing online twice");
+}
+
+/// Regression: two page texts had runs of spaces in the middle of a
+/// sentence (a string continued on the next line without `\`).
+#[test]
+fn page_texts_have_no_runs_of_spaces() {
+    let f = fixture("L-SPACES");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.host
+        .program
+        .log
+        .create("employees", json!({"name": "Kari Nordmann"}));
+    f.connect(email);
+    let ola = "ola@example.com";
+    f.server().create_online_id(ola, TEST_PASSWORD);
+    for mode in [Mode::UpdateConnection, Mode::Disconnect, Mode::ChangeUser] {
+        let who = if mode == Mode::ChangeUser {
+            f.user_with_email(ola);
+            ola
+        } else {
+            email
+        };
+        let page = f.open_and_log_in(mode, who, TEST_PASSWORD);
+        assert_eq!(page["page"], "confirm", "{page}");
+        for text in [&page["text"], &page["title"]] {
+            let text = text.as_str().unwrap_or_default();
+            assert!(!text.contains("  "), "{}: {text:?}", mode.id());
+        }
+        f.act(Action::Cancel).unwrap();
+        f.settled();
+        f.plugin.wizard_close().unwrap();
+    }
 }
