@@ -94,10 +94,19 @@ pub enum SettingsAction {
     /// in with their own Online ID; synchronisation goes on unchanged. The
     /// password comes from OD_ONLINE_PASSWORD or a hidden prompt
     ChangeUser(MaintainArgs),
+    /// Sync computer: run it on the computer that is to synchronise (with
+    /// --computer NAME): the company's synchronisation moves to this
+    /// computer (the sync computer until now stops at once), this computer
+    /// is registered with the Online ID, and `host-sim agent` here goes on
+    /// where the other left off, taking the online records over (nothing
+    /// is sent twice). Also brings back a sync computer whose add-on folder
+    /// was lost. The password comes from OD_ONLINE_PASSWORD or a hidden
+    /// prompt
+    SyncComputer(MaintainArgs),
 }
 
-/// How the wizard of Update connection, Disconnect or Change user is
-/// answered.
+/// How the wizard of Update connection, Disconnect, Change user or Sync
+/// computer is answered.
 #[derive(Debug, Args)]
 pub struct MaintainArgs {
     /// Scripted: the Online ID to log in with. Without it, the wizard asks
@@ -396,7 +405,7 @@ fn check(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
 
 /// "Company settings → Online Desktop": the page; in a terminal, a menu of
 /// the actions; or one action (`settings update-connection`, `settings
-/// disconnect`, `settings change-user`).
+/// disconnect`, `settings change-user`, `settings sync-computer`).
 pub fn settings(global: &GlobalArgs, args: SettingsArgs) -> Result<()> {
     match args.action {
         Some(SettingsAction::UpdateConnection(a)) => {
@@ -404,6 +413,7 @@ pub fn settings(global: &GlobalArgs, args: SettingsArgs) -> Result<()> {
         }
         Some(SettingsAction::Disconnect(a)) => maintain(global, WizardMode::Disconnect, a),
         Some(SettingsAction::ChangeUser(a)) => maintain(global, WizardMode::ChangeUser, a),
+        Some(SettingsAction::SyncComputer(a)) => maintain(global, WizardMode::SyncComputer, a),
         None => {
             let connected = show_settings(global, &args.check_args)?;
             if attended() {
@@ -421,7 +431,9 @@ fn settings_menu(global: &GlobalArgs, connected: ConnectChoice) -> Result<()> {
             WizardMode::UpdateConnection,
             WizardMode::ChangeUser,
             WizardMode::Disconnect,
+            WizardMode::SyncComputer,
         ],
+        ConnectChoice::ConnectedElsewhere => vec![WizardMode::SyncComputer],
         ConnectChoice::CanConnect => vec![WizardMode::Connect],
         ConnectChoice::CannotConnect => Vec::new(),
     };
@@ -450,7 +462,13 @@ fn settings_menu(global: &GlobalArgs, connected: ConnectChoice) -> Result<()> {
 /// What the page lets the person do about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectChoice {
+    /// Connected, and synchronised by this computer (or the program does
+    /// not say which computer synchronises it).
     Connected,
+    /// Connected, but the add-on on this computer does not synchronise it:
+    /// another computer is the sync computer, or this one lost its add-on
+    /// folder. Only Sync computer can be done here.
+    ConnectedElsewhere,
     CanConnect,
     CannotConnect,
 }
@@ -460,6 +478,7 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
     let library = global.load_add_on()?;
     let settings = global.add_on_settings()?;
     let trace_log = settings.trace_log.clone();
+    let this_computer = settings.context.computer_id.clone();
     let company = company_name(global)?;
     let installation = global.open_installation()?;
     let computers = installation.system().computers()?;
@@ -474,6 +493,9 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
     let instance = Instance::create(&library, settings)?;
     let licence = instance.licence()?;
     let view = instance.prerequisites_settled(false, Duration::from_secs(args.wait))?;
+    // Whether the add-on on this computer holds a connection of its own.
+    let connected_here = library.has_sync()
+        && instance.sync_status()?.state != crate::plugin::SyncState::NotConnected;
     drop(instance);
     println!(
         "{}",
@@ -550,18 +572,36 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
         );
     }
     println!("\n{}", style("Synchronisation").bold());
-    let sync_computer = connection
+    let sync_computer_id = connection
         .as_ref()
         .filter(|_| connected)
-        .and_then(|c| c.computer_id.as_deref())
+        .and_then(|c| c.computer_id.clone());
+    let this_name = computers
+        .iter()
+        .find(|m| m.id == this_computer)
+        .map_or_else(|| this_computer.clone(), |m| m.name.clone());
+    let sync_computer = sync_computer_id
+        .as_deref()
         .map(|id| {
             computers
                 .iter()
                 .find(|m| m.id == id)
                 .map_or_else(|| id.to_owned(), |m| m.name.clone())
         });
-    match (connected, sync_computer) {
-        (true, Some(name)) => println!("  Sync computer: {name}"),
+    match (connected, sync_computer.clone()) {
+        (true, Some(name)) if sync_computer_id.as_deref() == Some(this_computer.as_str()) => {
+            if connected_here {
+                println!("  Sync computer: {name} (this computer)");
+            } else {
+                println!(
+                    "  Sync computer: {name} (this computer; its add-on has no connection: \
+                     Sync computer brings it back)"
+                );
+            }
+        }
+        (true, Some(name)) => println!(
+            "  Sync computer: {name} (this computer, {this_name}, does not synchronise the company)"
+        ),
         (true, None) => println!("  Sync computer: the computer that connected the company"),
         (false, _) => {
             println!(
@@ -587,11 +627,35 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
         println!("  Last synchronisation: never · pending changes: none");
     }
     println!("\n{}", style("Actions").bold());
+    let elsewhere = connected
+        && sync_computer_id
+            .as_deref()
+            .is_some_and(|id| id != this_computer || !connected_here);
     let choice = if connected {
-        println!("  Update connection: `host-sim settings update-connection --email EMAIL`");
-        println!("  Change user: `host-sim --user USER settings change-user --email EMAIL`");
-        println!("  Disconnect: `host-sim settings disconnect --email EMAIL`");
-        ConnectChoice::Connected
+        if elsewhere {
+            println!(
+                "  Update connection, Change user, Disconnect: on the sync computer{}",
+                sync_computer
+                    .as_deref()
+                    .filter(|_| sync_computer_id.as_deref() != Some(this_computer.as_str()))
+                    .map(|name| format!(" ({name})"))
+                    .unwrap_or_default()
+            );
+        } else {
+            println!("  Update connection: `host-sim settings update-connection --email EMAIL`");
+            println!("  Change user: `host-sim --user USER settings change-user --email EMAIL`");
+            println!("  Disconnect: `host-sim settings disconnect --email EMAIL`");
+        }
+        let name = if elsewhere { this_name.as_str() } else { "NAME" };
+        println!(
+            "  Sync computer: `host-sim --computer {name} settings sync-computer --email EMAIL` \
+             (on the computer that is to synchronise)"
+        );
+        if elsewhere {
+            ConnectChoice::ConnectedElsewhere
+        } else {
+            ConnectChoice::Connected
+        }
     } else if view.can_connect {
         println!("  Connect: `host-sim connect`");
         ConnectChoice::CanConnect
@@ -603,8 +667,8 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
 }
 
 /// `settings update-connection` / `settings disconnect` / `settings
-/// change-user`: the add-on's
-/// wizard in that mode, scripted with --email or for a person.
+/// change-user` / `settings sync-computer`: the add-on's wizard in that
+/// mode, scripted with --email or for a person.
 fn maintain(global: &GlobalArgs, mode: WizardMode, args: MaintainArgs) -> Result<()> {
     let how = match args.email {
         Some(email) => wizard::Mode::Scripted(wizard::Answers {
@@ -624,12 +688,14 @@ fn maintain(global: &GlobalArgs, mode: WizardMode, args: MaintainArgs) -> Result
     maintain_with(global, mode, how)
 }
 
-/// Opens the add-on's wizard for Update connection, Disconnect or Change
-/// user and walks it; the synchronisation itself is left to the sync agent.
+/// Opens the add-on's wizard for Update connection, Disconnect, Change user
+/// or Sync computer and walks it; the synchronisation itself is left to
+/// the sync agent.
 pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -> Result<()> {
     let library = global.load_add_on()?;
     let settings = global.add_on_settings()?;
     let company_id = settings.context.company_id.clone();
+    let this_computer = settings.context.computer_id.clone();
     let company = company_name(global)?;
     println!(
         "{}",
@@ -647,8 +713,9 @@ pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -
         wizard::Outcome::Connected(_) => {}
     }
     // The add-on started synchronisation again in this process (Update
-    // connection); the sync agent is what keeps it running.
-    if mode == WizardMode::UpdateConnection {
+    // connection; Sync computer, with the takeover of the online records);
+    // the sync agent is what keeps it running.
+    if matches!(mode, WizardMode::UpdateConnection | WizardMode::SyncComputer) {
         events.stop(|_| {})?;
     }
     drop(events);
@@ -711,6 +778,44 @@ pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -
                         .yellow()
                 ),
             }
+        }
+        WizardMode::SyncComputer => {
+            let name = installation
+                .system()
+                .computers()?
+                .into_iter()
+                .find(|m| m.id == this_computer)
+                .map_or_else(|| this_computer.clone(), |m| m.name);
+            let noted = installation
+                .system()
+                .online_connection(&company_id)?
+                .and_then(|c| c.computer_id);
+            if noted.as_deref() == Some(this_computer.as_str()) {
+                println!(
+                    "{}",
+                    style(format!(
+                        "{name} is now the sync computer of {}: the computer that synchronised \
+                         it until now stops at its next write.",
+                        quoted(&company)
+                    ))
+                    .green()
+                );
+            } else {
+                println!(
+                    "{}",
+                    style(format!(
+                        "Synchronisation was moved to {name}, but the program has not noted it \
+                         as the sync computer (the add-on did not say connection.record)."
+                    ))
+                    .yellow()
+                );
+            }
+            println!(
+                "Run `host-sim --computer {name} agent` on it (in the background) or `host-sim \
+                 --computer {name} sync run` (in this terminal): synchronisation goes on where the \
+                 other computer left off, taking over the records already online (nothing is sent \
+                 twice)."
+            );
         }
         WizardMode::Connect => {}
     }

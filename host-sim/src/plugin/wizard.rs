@@ -61,6 +61,9 @@ pub enum WizardMode {
     UpdateConnection,
     Disconnect,
     ChangeUser,
+    /// (ABI 1.3) Make this computer the sync computer (or bring back a
+    /// sync computer whose add-on folder was lost).
+    SyncComputer,
 }
 
 impl WizardMode {
@@ -70,6 +73,7 @@ impl WizardMode {
             WizardMode::UpdateConnection => OD_WIZARD_MODE_UPDATE_CONNECTION,
             WizardMode::Disconnect => OD_WIZARD_MODE_DISCONNECT,
             WizardMode::ChangeUser => OD_WIZARD_MODE_CHANGE_USER,
+            WizardMode::SyncComputer => OD_WIZARD_MODE_SYNC_COMPUTER,
         }
     }
 
@@ -80,6 +84,7 @@ impl WizardMode {
             WizardMode::UpdateConnection => "Update connection",
             WizardMode::Disconnect => "Disconnect from Online Desktop",
             WizardMode::ChangeUser => "Change user",
+            WizardMode::SyncComputer => "Sync computer",
         }
     }
 }
@@ -256,9 +261,24 @@ impl Instance<'_> {
 
     /// `od_plugin_wizard_open_for`. Connect falls back to
     /// `od_plugin_wizard_open` when the add-on's table has no
-    /// `plugin_wizard_open_for` (its `struct_size` does not cover it).
+    /// `plugin_wizard_open_for` (its `struct_size` does not cover it);
+    /// Sync computer is refused before an add-on older than ABI 1.3 sees
+    /// a mode it does not know.
     pub fn wizard_open_for(&self, mode: WizardMode) -> Result<(), CallError> {
         let api = self.library().api();
+        if mode == WizardMode::SyncComputer && (api.abi_major, api.abi_minor) < (1, 3) {
+            return Err(CallError {
+                code: OD_RESULT_ABI_VERSION,
+                message: format!(
+                    "The Online Desktop add-on {} cannot move synchronisation to this computer \
+                     (Sync computer needs ABI 1.3; it implements {}.{}). Install the current \
+                     Online Desktop add-on.",
+                    self.library().version(),
+                    api.abi_major,
+                    api.abi_minor
+                ),
+            });
+        }
         match (api.plugin_wizard_open_for, mode) {
             (None, WizardMode::Connect) => self.wizard_open(),
             (entry, _) => {
