@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::sync::{
-    assert_converges, create_online_id, eventually, eventually_within, history, licensed_host, ok,
-    sent_in_runs, Agent, ServiceProcess, Web, EMAIL, PASSWORD,
+    assert_converges, create_online_id, eventually, eventually_within, fails, history,
+    licensed_host, ok, sent_in_runs, Agent, ServiceProcess, Web, EMAIL, PASSWORD,
 };
 use common::{field, Host};
 use host_sim::installation::Installation;
@@ -595,8 +595,44 @@ fn computer_id(host: &Host, name: &str) -> String {
         .to_owned()
 }
 
+/// `settings sync-computer` on `computer` (default: the one that holds the
+/// system database): the Sync computer wizard, scripted; what it printed.
+fn sync_computer(host: &Host, url: &str, computer: Option<&str>) -> String {
+    let mut args = vec!["settings", "sync-computer", "--email", EMAIL];
+    if let Some(computer) = computer {
+        args.extend(["--computer", computer]);
+    }
+    let out = ok(host, url, Some(PASSWORD), &args);
+    assert!(out.contains("is now the sync computer of"), "{out}");
+    assert!(out.contains("agent"), "{out}");
+    out
+}
+
+/// The computer the program noted as the company's sync computer
+/// (`connection.get`).
+fn noted_sync_computer(host: &Host) -> Option<String> {
+    let got = host.channel("connection.get", &[]);
+    got["connection"]["computer_id"].as_str().map(str::to_owned)
+}
+
+/// The takeover runs of `computer`'s history; panics when there is none.
+fn assert_took_over(host: &Host, url: &str, computer: Option<&str>) -> Value {
+    let history = history(host, url, computer);
+    assert!(
+        history["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "takeover"),
+        "no takeover run in the history of {computer:?}\n{history:#}"
+    );
+    history
+}
+
 /// A company connected and synchronised from OFFICE-SERVER (agent A
-/// running), and computer B-DESK added and connected as a second device.
+/// running), and computer B-DESK added. Connect on B-DESK is refused (the
+/// company is connected from OFFICE-SERVER: B joins with Sync computer) and
+/// writes nothing.
 fn two_computers(server: &TestServer) -> (Host, Web, Agent) {
     server.create_online_id(EMAIL, PASSWORD);
     let url = server.base_url();
@@ -607,65 +643,109 @@ fn two_computers(server: &TestServer) -> (Host, Web, Agent) {
         first_sync_done(&host, url, None).then_some(())
     });
     let web = Web::log_in(url, EMAIL, PASSWORD);
-    host.ok(&["computer", "add", "B-DESK"]);
-    let out = connect(&host, url, Some("B-DESK"));
-    // The wizard on B: the service answers the registration with the
-    // company A registered, so both name the same online company.
-    assert!(out.contains("is connected to Online Desktop"), "{out}");
-    assert!(out.contains(&web.company_id), "{out}");
-    (host, web, agent_a)
-}
-
-#[test]
-fn a_second_computer_is_refused_while_another_is_the_sync_computer() {
-    let server = TestServer::start();
-    let url = server.base_url();
-    let (host, web, mut agent_a) = two_computers(&server);
+    let log_a = agent_a.log();
+    assert_converges(&host, None, &web, &|| log_a.clone());
     let a = computer_id(&host, "OFFICE-SERVER");
+    let sequence = web.sync_status()["sequence"].clone();
+    let online = web.live_counts();
+    host.ok(&["computer", "add", "B-DESK"]);
     let b = computer_id(&host, "B-DESK");
-    assert_ne!(a, b);
-    // Each computer has its own add-on folder.
+
+    let err = fails(
+        &host,
+        url,
+        Some(PASSWORD),
+        &["sync", "connect", "--email", EMAIL, "--computer", "B-DESK"],
+    );
+    assert!(
+        err.contains(
+            "This company is already connected to Online Desktop from the computer OFFICE-SERVER."
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("choose Sync computer in Company settings → Online Desktop"),
+        "{err}"
+    );
+    // B wrote nothing: no connection of its own, no device online, the
+    // lease and the online copy are A's, the program still names A.
+    let status_b = ok(
+        &host,
+        url,
+        None,
+        &["sync", "status", "--computer", "B-DESK"],
+    );
+    assert!(!first_sync_done(&host, url, Some("B-DESK")), "{status_b}");
     let installation = Installation::open(&host.data_dir()).unwrap();
     let company = installation.company_or_default(None).unwrap();
     let folder_b = installation.dir().add_on_folder(&b, &company.id);
-    assert!(folder_b.join("connection.json").is_file() || folder_b.is_dir());
     drop(installation);
-
-    let mut agent_b = Agent::start(&host, url, Some("B-DESK"), "agent-b");
-    let code = agent_b.wait_for_exit("the refused lease");
-    let log = agent_b.log();
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("state failed"), "{log}");
     assert!(
-        log.contains("Another computer is the sync computer of this company"),
-        "{log}"
+        !folder_b.join("connection.json").exists(),
+        "the refused connect left a connection on B"
     );
-    // B wrote nothing: the online copy is still A's, and A is the sync
+    let status = web.sync_status();
+    assert_eq!(status["lease"]["computer_id"], a.as_str(), "{status}");
+    assert_eq!(status["sequence"], sequence, "{status}");
+    assert_eq!(web.live_counts(), online);
+    assert_eq!(noted_sync_computer(&host).as_deref(), Some(a.as_str()));
+
+    // The settings page on B: A synchronises; B may only become the sync
     // computer.
-    assert!(!first_sync_done(&host, url, Some("B-DESK")));
-    let b_history = history(&host, url, Some("B-DESK"));
+    let settings = ok(&host, url, None, &["settings", "--computer", "B-DESK"]);
     assert!(
-        sent_in_runs(&b_history, "first_sync")
-            .values()
-            .all(|n| *n == 0),
-        "{b_history:#}"
+        settings.contains("Sync computer: OFFICE-SERVER (this computer, B-DESK, does not synchronise the company)"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(
+            "Sync computer: `host-sim --computer B-DESK settings sync-computer --email EMAIL` \
+             (on the computer that is to synchronise)"
+        ),
+        "{settings}"
+    );
+    assert!(
+        !settings.contains("settings disconnect --email"),
+        "{settings}"
+    );
+    // Sync computer on B, cancelled on its confirm page: nothing changes.
+    let out = ok(
+        &host,
+        url,
+        Some(PASSWORD),
+        &[
+            "settings",
+            "sync-computer",
+            "--email",
+            EMAIL,
+            "--cancel-at",
+            "confirm",
+            "--computer",
+            "B-DESK",
+        ],
+    );
+    assert!(
+        out.contains("The wizard was cancelled. Nothing was changed."),
+        "{out}"
     );
     assert_eq!(web.sync_status()["lease"]["computer_id"], a.as_str());
-    let log_a = agent_a.log();
-    assert_converges(&host, None, &web, &|| log_a.clone());
-    assert!(agent_a.exited().is_none(), "{}", agent_a.log());
-    assert_eq!(agent_a.terminate(), Some(0), "{}", agent_a.log());
+    assert_eq!(noted_sync_computer(&host).as_deref(), Some(a.as_str()));
+    (host, web, agent_a)
 }
 
-#[test]
-fn moving_synchronisation_stops_the_old_computer_and_the_new_one_does_not_send_the_company_twice() {
-    let server = TestServer::start();
-    let url = server.base_url();
-    let (host, web, mut agent_a) = two_computers(&server);
-    let b = computer_id(&host, "B-DESK");
-    let lease = web.move_sync_computer(&b);
-    assert_eq!(lease["computer_id"], b.as_str(), "{lease}");
-    let online_before = web.live_counts();
+/// Moves synchronisation from OFFICE-SERVER (agent A running) to B-DESK
+/// with `settings sync-computer` on B: A stops with the reason at its next
+/// write. Returns A's log.
+fn move_to_b(host: &Host, url: &str, web: &Web, agent_a: &mut Agent) -> String {
+    let b = computer_id(host, "B-DESK");
+    let out = sync_computer(host, url, Some("B-DESK"));
+    assert!(out.contains("B-DESK is now the sync computer"), "{out}");
+    assert_eq!(
+        web.sync_status()["lease"]["computer_id"],
+        b.as_str(),
+        "{out}"
+    );
+    assert_eq!(noted_sync_computer(host).as_deref(), Some(b.as_str()));
 
     // A's next write is refused: it stops with the reason.
     host.ok(&["record", "edit", "contacts", "3", "--set", "city=Bodø"]);
@@ -676,25 +756,222 @@ fn moving_synchronisation_stops_the_old_computer_and_the_new_one_does_not_send_t
         log_a.contains("Another computer is the sync computer of this company"),
         "{log_a}"
     );
+    log_a
+}
 
-    // B has no id map of the records A put online: a first sync from B
-    // would put every record online a second time (before this was
-    // refused, B minted new global ids, and its batches, keyed like A's,
-    // were answered from A's stored answers: B's map named records that do
-    // not exist). B stops with the reason and sends nothing; taking the
-    // online copy over is Update connection (Company settings).
+#[test]
+fn a_second_computer_is_refused_while_another_is_the_sync_computer() {
+    let server = TestServer::start();
+    let url = server.base_url();
+    let (host, web, mut agent_a) = two_computers(&server);
+    let a = computer_id(&host, "OFFICE-SERVER");
+    let b = computer_id(&host, "B-DESK");
+    assert_ne!(a, b);
+    move_to_b(&host, url, &web, &mut agent_a);
     let mut agent_b = Agent::start(&host, url, Some("B-DESK"), "agent-b");
-    let code = agent_b.wait_for_exit("the refusal on computer B");
-    let log_b = agent_b.log();
-    assert_eq!(code, Some(1), "{log_b}");
-    assert!(log_b.contains("already holds"), "{log_b}");
-    assert!(log_b.contains("Update connection"), "{log_b}");
+    let log_b = || agent_b.log();
+    assert_converges(&host, Some("B-DESK"), &web, &log_b);
+
+    // A still has its connection, but the service gives the lease to B
+    // only: A started again is refused and writes nothing.
+    let sequence = web.sync_status()["sequence"].clone();
+    let online = web.live_counts();
+    let mut agent_a = Agent::start(&host, url, None, "agent-a-again");
+    let code = agent_a.wait_for_exit("the refused lease");
+    let log = agent_a.log();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("state failed"), "{log}");
+    assert!(
+        log.contains("Another computer is the sync computer of this company"),
+        "{log}"
+    );
+    let status = web.sync_status();
+    assert_eq!(status["sequence"], sequence, "A wrote\n{status}\n{log}");
+    assert_eq!(status["lease"]["computer_id"], b.as_str(), "{status}");
+    assert_eq!(web.live_counts(), online);
+
+    // B goes on synchronising.
+    assert!(agent_b.exited().is_none(), "{}", agent_b.log());
+    host.ok(&["record", "edit", "contacts", "9", "--set", "city=Narvik"]);
+    let contact_9 = global_id_on(&host.data_dir(), Some("B-DESK"), "contacts", 9).unwrap();
+    eventually("B's edit online", || {
+        let record = web.record("contacts", &contact_9)?;
+        (record["fields"]["city"] == "Narvik").then_some(())
+    });
+    assert_converges(&host, Some("B-DESK"), &web, &|| agent_b.log());
+    assert!(agent_b.exited().is_none(), "{}", agent_b.log());
+    assert_eq!(agent_b.terminate(), Some(0), "{}", agent_b.log());
+}
+
+#[test]
+fn moving_synchronisation_stops_the_old_computer_and_the_new_one_does_not_send_the_company_twice() {
+    let server = TestServer::start();
+    let url = server.base_url();
+    let (host, web, mut agent_a) = two_computers(&server);
+    let online_before = web.live_counts();
+    assert_eq!(online_before, host_counts(&host));
+    let log_a = move_to_b(&host, url, &web, &mut agent_a);
+
+    // While no computer synchronises: edits on both sides, and a new
+    // record in the program.
+    host.ok(&["record", "edit", "contacts", "4", "--set", "city=Alta"]);
+    host.ok(&[
+        "record",
+        "add",
+        "contacts",
+        "--set",
+        "name=Mellomrom AS",
+        "--set",
+        "city=Harstad",
+    ]);
+    let contact_5 = global_id(&host.data_dir(), "contacts", 5).expect("contact 5 online");
+    web.patch(
+        "contacts",
+        &contact_5,
+        json!({ "email": "between@web.example" }),
+    );
+
+    // B takes the online records over: nothing online twice.
+    let mut agent_b = Agent::start(&host, url, Some("B-DESK"), "agent-b");
+    let context = || format!("{log_a}\n{}", agent_b.log());
+    assert_converges(&host, Some("B-DESK"), &web, &context);
+    let mut expected = online_before.clone();
+    *expected.get_mut("contacts").unwrap() += 1;
+    assert_eq!(web.live_counts(), expected, "{}", context());
+    assert_eq!(host_counts(&host), expected);
+    let contact_3 = global_id_on(&host.data_dir(), Some("B-DESK"), "contacts", 3).unwrap();
+    let contact_4 = global_id_on(&host.data_dir(), Some("B-DESK"), "contacts", 4).unwrap();
+    assert_eq!(
+        global_id_on(&host.data_dir(), Some("B-DESK"), "contacts", 5).as_deref(),
+        Some(contact_5.as_str()),
+        "B matched contact 5 to another online record"
+    );
+    assert_eq!(
+        web.record("contacts", &contact_3).unwrap()["fields"]["city"],
+        "Bodø"
+    );
+    assert_eq!(
+        web.record("contacts", &contact_4).unwrap()["fields"]["city"],
+        "Alta"
+    );
+    let shown = host.ok(&["record", "show", "contacts", "5"]);
+    assert_eq!(
+        field(&shown, "email"),
+        Some("between@web.example"),
+        "{shown}"
+    );
+    let history_b = assert_took_over(&host, url, Some("B-DESK"));
+    let sent: u64 = sent_in_runs(&history_b, "takeover").values().sum();
+    assert!(
+        sent <= 3,
+        "the takeover sent {sent} records for 3 changed in the program\n{history_b:#}"
+    );
+
+    // Then edits both ways, synchronised by B.
+    host.ok(&[
+        "record",
+        "edit",
+        "contacts",
+        "6",
+        "--set",
+        "phone=+47 22 22 22 22",
+    ]);
+    let contact_7 = global_id_on(&host.data_dir(), Some("B-DESK"), "contacts", 7).unwrap();
+    web.patch("contacts", &contact_7, json!({ "city": "Svolvær" }));
+    eventually("the web edit on B", || {
+        let shown = host.ok(&["record", "show", "contacts", "7"]);
+        (field(&shown, "city") == Some("Svolvær")).then_some(())
+    });
+    assert_converges(&host, Some("B-DESK"), &web, &context);
+    assert_eq!(web.live_counts(), expected, "{}", context());
+    assert_eq!(agent_b.terminate(), Some(0), "{}", agent_b.log());
+}
+
+#[test]
+fn a_sync_computer_that_lost_its_add_on_folder_takes_the_online_records_over() {
+    let server = TestServer::start();
+    server.create_online_id(EMAIL, PASSWORD);
+    let url = server.base_url();
+    let host = licensed_host("300");
+    connect(&host, url, None);
+    let mut agent = Agent::start(&host, url, None, "agent-before");
+    eventually("the first sync", || {
+        first_sync_done(&host, url, None).then_some(())
+    });
+    let web = Web::log_in(url, EMAIL, PASSWORD);
+    let log = agent.log();
+    assert_converges(&host, None, &web, &|| log.clone());
+    assert_eq!(agent.terminate(), Some(0), "{}", agent.log());
+    let online_before = web.live_counts();
+    let contact_2 = global_id(&host.data_dir(), "contacts", 2).unwrap();
+
+    // A new disk: the add-on folder is gone; the program still notes the
+    // company as connected from this computer.
+    let a = computer_id(&host, "OFFICE-SERVER");
+    let installation = Installation::open(&host.data_dir()).unwrap();
+    let company = installation.company_or_default(None).unwrap();
+    let folder = installation.dir().add_on_folder(&a, &company.id);
+    drop(installation);
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert_eq!(noted_sync_computer(&host).as_deref(), Some(a.as_str()));
+    host.ok(&[
+        "record",
+        "edit",
+        "contacts",
+        "2",
+        "--set",
+        "city=Hammerfest",
+    ]);
+    web.patch(
+        "contacts",
+        &contact_2,
+        json!({ "email": "lost@web.example" }),
+    );
+
+    // Update connection cannot open (no connection here); Connect is
+    // refused; the page offers Sync computer.
+    let settings = ok(&host, url, None, &["settings"]);
+    assert!(
+        settings.contains("its add-on has no connection: Sync computer brings it back"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains("settings sync-computer --email EMAIL"),
+        "{settings}"
+    );
+    let err = fails(
+        &host,
+        url,
+        Some(PASSWORD),
+        &["sync", "connect", "--email", EMAIL],
+    );
+    assert!(err.contains("from the computer OFFICE-SERVER"), "{err}");
+    assert!(err.contains("Sync computer"), "{err}");
+
+    let out = sync_computer(&host, url, None);
+    assert!(
+        out.contains("OFFICE-SERVER is now the sync computer"),
+        "{out}"
+    );
+    let mut agent = Agent::start(&host, url, None, "agent-after");
+    let log = || agent.log();
+    assert_converges(&host, None, &web, &log);
     assert_eq!(
         web.live_counts(),
         online_before,
-        "nothing online twice\n{log_b}"
+        "nothing online twice\n{}",
+        log()
     );
-    assert_eq!(online_before, host_counts(&host), "{log_a}");
+    assert_eq!(
+        global_id(&host.data_dir(), "contacts", 2).as_deref(),
+        Some(contact_2.as_str()),
+        "the takeover matched contact 2 to another online record"
+    );
+    let shown = host.ok(&["record", "show", "contacts", "2"]);
+    assert_eq!(field(&shown, "city"), Some("Hammerfest"), "{shown}");
+    assert_eq!(field(&shown, "email"), Some("lost@web.example"), "{shown}");
+    assert_took_over(&host, url, None);
+    assert_eq!(agent.terminate(), Some(0), "{}", agent.log());
 }
 
 // --- 5. Edits on both sides ---------------------------------------------------------------
