@@ -580,14 +580,12 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
         .iter()
         .find(|m| m.id == this_computer)
         .map_or_else(|| this_computer.clone(), |m| m.name.clone());
-    let sync_computer = sync_computer_id
-        .as_deref()
-        .map(|id| {
-            computers
-                .iter()
-                .find(|m| m.id == id)
-                .map_or_else(|| id.to_owned(), |m| m.name.clone())
-        });
+    let sync_computer = sync_computer_id.as_deref().map(|id| {
+        computers
+            .iter()
+            .find(|m| m.id == id)
+            .map_or_else(|| id.to_owned(), |m| m.name.clone())
+    });
     match (connected, sync_computer.clone()) {
         (true, Some(name)) if sync_computer_id.as_deref() == Some(this_computer.as_str()) => {
             if connected_here {
@@ -646,7 +644,11 @@ pub fn show_settings(global: &GlobalArgs, args: &ConnectArgs) -> Result<ConnectC
             println!("  Change user: `host-sim --user USER settings change-user --email EMAIL`");
             println!("  Disconnect: `host-sim settings disconnect --email EMAIL`");
         }
-        let name = if elsewhere { this_name.as_str() } else { "NAME" };
+        let name = if elsewhere {
+            this_name.as_str()
+        } else {
+            "NAME"
+        };
         println!(
             "  Sync computer: `host-sim --computer {name} settings sync-computer --email EMAIL` \
              (on the computer that is to synchronise)"
@@ -715,7 +717,10 @@ pub fn maintain_with(global: &GlobalArgs, mode: WizardMode, how: wizard::Mode) -
     // The add-on started synchronisation again in this process (Update
     // connection; Sync computer, with the takeover of the online records);
     // the sync agent is what keeps it running.
-    if matches!(mode, WizardMode::UpdateConnection | WizardMode::SyncComputer) {
+    if matches!(
+        mode,
+        WizardMode::UpdateConnection | WizardMode::SyncComputer
+    ) {
         events.stop(|_| {})?;
     }
     drop(events);
