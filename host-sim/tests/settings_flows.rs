@@ -84,6 +84,31 @@ fn disconnect_then_connect_again_synchronises_everything_anew() {
         "{settings}"
     );
     assert!(settings.contains("settings disconnect"), "{settings}");
+    // Sync computer is offered too (it is run on the computer that is to
+    // synchronise); this computer is the sync computer.
+    assert_eq!(
+        field(&settings, "Sync computer"),
+        Some("OFFICE-SERVER (this computer)"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(
+            "Sync computer: `host-sim --computer NAME settings sync-computer --email EMAIL` \
+             (on the computer that is to synchronise)"
+        ),
+        "{settings}"
+    );
+    // On the sync computer, Sync computer is refused by the add-on.
+    let err = fails(
+        &host,
+        &server,
+        Some(PASSWORD),
+        &["settings", "sync-computer", "--email", EMAIL],
+    );
+    assert!(
+        err.contains("OFFICE-SERVER is the sync computer of this company already."),
+        "{err}"
+    );
 
     // A wrong password changes nothing.
     let err = fails(
