@@ -1137,8 +1137,8 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    #[derive(Default)]
-    struct Tables {
+    #[derive(Default, Clone)]
+    pub(crate) struct Tables {
         rows: BTreeMap<String, BTreeMap<i64, Fields>>,
         /// Creates by global id, as the host simulator keeps them.
         created: BTreeMap<(String, String), (i64, Fields)>,
@@ -1279,6 +1279,16 @@ pub(crate) mod tests {
                 .filter(|((e, _), _)| e == entity)
                 .map(|((_, global_id), (id, _))| (*id, global_id.clone()))
                 .collect()
+        }
+
+        /// A copy of the whole company database, change log included.
+        pub(crate) fn backup(&self) -> Tables {
+            self.tables.lock().clone()
+        }
+
+        /// Puts a backup back (what a restore does to the database).
+        pub(crate) fn restore(&self, backup: Tables) {
+            *self.tables.lock() = backup;
         }
 
         pub(crate) fn row(&self, entity: &str, id: i64) -> Option<Fields> {

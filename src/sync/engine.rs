@@ -209,6 +209,15 @@ impl Status {
     }
 }
 
+/// What Update connection's reconciliation of a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The host position synchronisation goes on from.
+    pub position: u64,
+    /// The row-by-row part (none when the first sync had not finished).
+    pub report: Option<super::reconcile::Report>,
+}
+
 /// Why a control call was refused (the ABI turns it into a status code).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
@@ -553,7 +562,7 @@ impl Engine {
     /// new credentials and the lease), then the local bookkeeping. Answers
     /// the position, or `None` when no restore was noticed. Only for an
     /// engine that does not run.
-    pub async fn reconcile_restore(&self) -> Result<Option<u64>, Refusal> {
+    pub async fn reconcile_restore(&self) -> Result<Option<Reconciled>, Refusal> {
         let folder = self.folder()?.to_path_buf();
         if self.running() {
             return Err(Refusal::bad_state(
@@ -604,13 +613,44 @@ impl Engine {
             )
             .await
             .map_err(refused)?;
+        // Row by row (docs/SYNC_PROTOCOL.md §9.3) once the first sync had
+        // finished; an unfinished one starts again from the position.
+        let mut report = None;
+        if first_sync::finished(&state).map_err(|e| Refusal::internal(e.to_string()))? {
+            let schema: Schema = self
+                .host
+                .call("schema.entities", &serde_json::json!({}))
+                .map_err(|e| Refusal {
+                    code: OD_RESULT_HOST_CALLBACK_FAILED,
+                    message: e.to_string(),
+                })?;
+            let remote = super::adapters::ServiceRemote {
+                client: &client,
+                device: &device,
+                fencing: lease.fencing,
+            };
+            let done = super::reconcile::run(&schema, &self.host, &remote, &mut state, position)
+                .await
+                .map_err(|e| Refusal {
+                    code: match e {
+                        super::reconcile::ReconcileError::Host(_) => OD_RESULT_HOST_CALLBACK_FAILED,
+                        super::reconcile::ReconcileError::Remote(_) => {
+                            OD_RESULT_SERVICE_UNAVAILABLE
+                        }
+                        _ => OD_RESULT_INTERNAL,
+                    },
+                    message: format!("The records could not all be compared and put right: {e}"),
+                })?;
+            report = Some(done);
+        }
         restore::reconcile(&mut state, position).map_err(|e| Refusal::internal(e.to_string()))?;
         tracing::warn!(
             position,
-            "a restored company database was reconciled: host edits up to this position that were \
-             not synchronised before the restore are not sent"
+            report = ?report,
+            "a restored company database was reconciled row by row: the online state won where the \
+             program's rows differed (conflicts recorded), lost records were created again, new rows sent"
         );
-        Ok(Some(position))
+        Ok(Some(Reconciled { position, report }))
     }
 
     /// The current status; when the engine does not run, what the files

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod engine;
 pub mod first_sync;
 pub mod history;
+pub mod reconcile;
 pub mod restore;
 pub mod schema;
 pub mod state;

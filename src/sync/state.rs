@@ -33,6 +33,12 @@ pub enum StateError {
     TooNew { found: i64, known: i64 },
 }
 
+impl From<super::convert::ConvertError> for StateError {
+    fn from(error: super::convert::ConvertError) -> StateError {
+        StateError::Convert(error.to_string())
+    }
+}
+
 /// Current format of `state.db`. 1: ids and checkpoints; 2 (additive):
 /// shadows, the local conflict history and rows waiting to go online; 3
 /// (additive): online changes set aside (parked).
@@ -202,6 +208,17 @@ impl State {
             .prepare_cached("SELECT local_id FROM ids WHERE entity = ?1 AND global_id = ?2")?
             .query_row(params![entity, global_id], |row| row.get(0))
             .optional()?)
+    }
+
+    /// Every mapped record of `entity`: (local id, global id).
+    pub fn mapped(&self, entity: &str) -> Result<Vec<(String, String)>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT local_id, global_id FROM ids WHERE entity = ?1")?;
+        let rows = statement
+            .query_map(params![entity], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// The shadow of a record, if it was exchanged since shadows exist.
@@ -397,6 +414,15 @@ impl Batch<'_> {
             .tx
             .prepare_cached("SELECT global_id FROM ids WHERE entity = ?1 AND local_id = ?2")?
             .query_row(params![entity, local_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// [`State::local_id`] inside a commit.
+    pub fn local_id(&self, entity: &str, global_id: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT local_id FROM ids WHERE entity = ?1 AND global_id = ?2")?
+            .query_row(params![entity, global_id], |row| row.get(0))
             .optional()?)
     }
 

@@ -232,11 +232,26 @@ async fn update(wizard: &Wizard, request: &Request) -> Result<String, PageError>
          where it stopped.",
         info.computer.name, request.email
     );
-    if reconciled.is_some() {
+    if let Some(reconciled) = &reconciled {
         summary.push_str(
             "\n\nThe restored company database was taken up again: changes made in the program from now on are \
              synchronised as usual.",
         );
+        if let Some(report) = &reconciled.report {
+            summary.push_str(&format!(
+                " Records compared one by one: {} set back to the online values (each difference is in the \
+                 synchronisation history as a conflict, with the program's value, so nothing is lost), {} \
+                 created again in the program (the backup did not have them), {} sent online (new in the \
+                 program), {} changed in the program after the restore was noticed (sent as usual).",
+                report.online_won, report.recreated, report.sent, report.host_edits
+            ));
+            if report.not_applied > 0 {
+                summary.push_str(&format!(
+                    " {} records could not be written in the program; the trace log names them.",
+                    report.not_applied
+                ));
+            }
+        }
     }
     if let Some(problem) = start_problem {
         summary.push_str(&format!(

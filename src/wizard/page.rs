@@ -476,8 +476,10 @@ fn confirm_page(state: &State) -> (String, String, Vec<Field>) {
              (the earlier registration of this computer stops working), stores the new credentials (never your \
              password) and starts synchronisation again where it stopped: nothing is sent twice.\n\n\
              If synchronisation stopped because a backup of the company database seems to have been restored, \
-             it is taken up again from the program's current change log; changes made in the program between \
-             the restore and the moment it was noticed are not sent.",
+             the program's records are compared one by one with the online copy: where a record differs, the \
+             online values are put back (the program's values stay in the synchronisation history as \
+             conflicts), records the backup did not have are created again, records new in the program are \
+             sent, and changes made after the restore was noticed are sent as usual.",
         ),
     };
     (

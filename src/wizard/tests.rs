@@ -1441,3 +1441,109 @@ fn page_texts_have_no_runs_of_spaces() {
         f.plugin.wizard_close().unwrap();
     }
 }
+
+/// A backup put back while connected, noticed, then Update connection:
+/// every row compared with the online copy (docs/SYNC_PROTOCOL.md §9.3).
+#[test]
+fn update_connection_after_a_restore_puts_the_rows_right_one_by_one() {
+    let f = fixture("L-RESTORE-ROWS");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    some_company_data(&f.host.program, 4);
+    f.connect(email);
+    let log = &f.host.program.log;
+    let contacts: Vec<i64> = log.rows("contacts").into_keys().collect();
+    let persons: Vec<i64> = log.rows("contact_persons").into_keys().collect();
+    let backup = log.backup();
+
+    // Synchronised after the backup: an edit, a new contact, a delete in
+    // the program, an edit on the web.
+    log.edit("contacts", contacts[0], json!({"city": "Bergen"}));
+    let created = log.create(
+        "contacts",
+        json!({"number": null, "name": "Etter backup", "city": "Molde", "salesperson_id": null}),
+    );
+    log.delete("contact_persons", persons[3]);
+    f.plugin.notify_sync();
+    f.eventually_same_on_both_sides();
+    let web_id = crate::sync::state::State::open(f.folder.path())
+        .unwrap()
+        .global_id("contacts", &contacts[1].to_string())
+        .unwrap()
+        .unwrap();
+    let company = f.companies_of(email)[0]["id"].as_str().unwrap().to_owned();
+    let session = f.server().log_in(email, TEST_PASSWORD);
+    let answer = f
+        .server()
+        .patch(&format!(
+            "/api/v1/companies/{company}/records/contacts/{web_id}"
+        ))
+        .bearer(&session.token)
+        .json(&json!({"fields": {"name": "Kunde 1 (web)"}}))
+        .send();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    in_time("the web edit in the program", || {
+        log.row("contacts", contacts[1]).unwrap()["name"] == "Kunde 1 (web)"
+    });
+
+    // The backup is put back: noticed at the next look.
+    log.restore(backup);
+    f.plugin.notify_sync();
+    in_time("the engine to notice the restore", || {
+        let status = f.plugin.sync_status();
+        status.state == SyncState::Failed
+            && status
+                .error
+                .is_some_and(|e| e.code == OD_RESULT_HOST_RESTORED)
+    });
+    assert_eq!(log.row("contacts", contacts[0]).unwrap()["city"], "Oslo");
+    assert!(log.row("contacts", created).is_none());
+    // Work goes on in the program after it was noticed.
+    log.edit("contacts", contacts[2], json!({"city": "Tromsø"}));
+
+    let page = f.open_and_log_in(Mode::UpdateConnection, email, TEST_PASSWORD);
+    assert_eq!(page["page"], "confirm", "{page}");
+    let page = f.finish();
+    assert_eq!(page["done"], true, "{page}");
+    let text = page["text"].as_str().unwrap();
+    assert!(text.contains("2 set back to the online values"), "{text}");
+    assert!(text.contains("1 created again"), "{text}");
+    assert!(text.contains("1 sent online"), "{text}");
+    assert!(text.contains("1 changed in the program after"), "{text}");
+    f.plugin.wizard_close().unwrap();
+    f.running();
+    f.eventually_same_on_both_sides();
+    // The online state won for the rows the restore set back; the
+    // program's edit after the detection went online; the lost contact is
+    // back.
+    assert_eq!(log.row("contacts", contacts[0]).unwrap()["city"], "Bergen");
+    assert_eq!(
+        log.row("contacts", contacts[1]).unwrap()["name"],
+        "Kunde 1 (web)"
+    );
+    assert_eq!(log.row("contacts", contacts[2]).unwrap()["city"], "Tromsø");
+    assert!(log
+        .rows("contacts")
+        .values()
+        .any(|r| r["name"] == "Etter backup" && r["city"] == "Molde"));
+    // Each difference is in the history, with the program's value.
+    let history: Value = serde_json::from_str(&f.plugin.sync_history().unwrap()).unwrap();
+    let restored: Vec<&Value> = history["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "restore_online_wins")
+        .collect();
+    assert!(
+        restored.iter().any(|c| c["field"] == "city"
+            && c["host_value"] == "Oslo"
+            && c["online_value"] == "Bergen"),
+        "{history:#}"
+    );
+    assert!(
+        restored
+            .iter()
+            .any(|c| c["field"] == "name" && c["online_value"] == "Kunde 1 (web)"),
+        "{history:#}"
+    );
+}
