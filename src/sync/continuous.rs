@@ -1148,6 +1148,8 @@ pub(crate) mod tests {
         next_number: i64,
         /// The host's rule against contacts in Atlantis is lifted.
         atlantis_known: bool,
+        /// The generation marker (`sync.marker.set`), part of a backup.
+        marker: Option<String>,
     }
 
     impl Tables {
@@ -1286,6 +1288,11 @@ pub(crate) mod tests {
             self.tables.lock().clone()
         }
 
+        /// The generation marker the host keeps.
+        pub(crate) fn marker(&self) -> Option<String> {
+            self.tables.lock().marker.clone()
+        }
+
         /// Puts a backup back (what a restore does to the database).
         pub(crate) fn restore(&self, backup: Tables) {
             *self.tables.lock() = backup;
@@ -1417,6 +1424,11 @@ pub(crate) mod tests {
                         }
                     }
                     Ok(json!({ "results": results }))
+                }
+                "sync.marker.get" => Ok(json!({ "generation": t.marker, "position": null })),
+                "sync.marker.set" => {
+                    t.marker = params["generation"].as_str().map(str::to_owned);
+                    Ok(json!({ "generation": t.marker, "position": t.log.len() }))
                 }
                 other => Err(format!("unexpected method {other}")),
             }

@@ -643,6 +643,13 @@ impl Engine {
                 })?;
             report = Some(done);
         }
+        // A new generation: the restored database's marker is an old one.
+        rotate_generation(&self.host, &client, &device, lease.fencing, &mut state)
+            .await
+            .map_err(|e| match e {
+                Rotation::Service(e) => refused(e),
+                Rotation::State(e) => Refusal::internal(e.to_string()),
+            })?;
         restore::reconcile(&mut state, position).map_err(|e| Refusal::internal(e.to_string()))?;
         tracing::warn!(
             position,
@@ -822,7 +829,13 @@ struct Session {
     state: State,
     fencing: u64,
     renew_at: Instant,
+    /// When the generation marker is rotated next (signal 3).
+    rotate_at: Instant,
 }
+
+/// How often the generation marker is rotated while synchronisation runs
+/// (docs/SYNC_PROTOCOL.md §9.1, signal 3).
+const ROTATE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Task {
     fn set_state(&self, state: SyncState, error: Option<&Failure>) {
@@ -922,6 +935,8 @@ impl Task {
             _ = stop.wait_for(|s| *s) => return Ok(()),
         };
         self.check_restore(&mut session.state)?;
+        self.check_generation(&mut session).await?;
+        self.rotate_generation(&mut session).await?;
         let outcome = self.synchronise(&mut session).await;
         if matches!(&outcome, Err(f) if f.code == OD_RESULT_HOST_RESTORED) {
             // The service refused a push (signal 2): noted, so that the
@@ -945,6 +960,65 @@ impl Task {
             return Ok(());
         }
         self.continuous(session).await
+    }
+
+    /// Restore detection, signal 3 (docs/SYNC_PROTOCOL.md §9.1): the
+    /// generation marker in the company database is not the one online (a
+    /// backup from before the last rotation was put back, even one whose
+    /// change log has since passed the position pushed). A host that keeps
+    /// no marker (`sync.marker.get` unknown) is not checked.
+    async fn check_generation(&self, session: &mut Session) -> Result<(), Failure> {
+        let host: restore::HostGeneration =
+            match self.host.call("sync.marker.get", &serde_json::json!({})) {
+                Ok(marker) => marker,
+                Err(e) => {
+                    tracing::debug!("the program keeps no generation marker: {e}");
+                    return Ok(());
+                }
+            };
+        let online = session
+            .client
+            .sync_status(&session.device)
+            .await
+            .map_err(|e| Failure::service(&e))?;
+        let internal =
+            |e: super::state::StateError| Failure::retry(OD_RESULT_INTERNAL, e.to_string());
+        let differs = restore::generation_differs(
+            &session.state,
+            host.generation.as_deref(),
+            online.host.generation.as_deref(),
+        )
+        .map_err(internal)?;
+        if differs {
+            let position = HostRecords::position(&self.host)
+                .map_err(|e| Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, e.to_string()))?;
+            tracing::error!(
+                host = host.generation.as_deref().unwrap_or(""),
+                online = online.host.generation.as_deref().unwrap_or(""),
+                "the company database's generation marker is not the one online"
+            );
+            restore::note(&mut session.state, position).map_err(internal)?;
+            return Err(Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason()));
+        }
+        Ok(())
+    }
+
+    /// Rotates the generation marker ([`rotate_generation`]); next in a
+    /// day.
+    async fn rotate_generation(&self, session: &mut Session) -> Result<(), Failure> {
+        session.rotate_at = Instant::now() + ROTATE_EVERY;
+        rotate_generation(
+            &self.host,
+            &session.client,
+            &session.device,
+            session.fencing,
+            &mut session.state,
+        )
+        .await
+        .map_err(|e| match e {
+            Rotation::Service(e) => Failure::service(&e),
+            Rotation::State(e) => Failure::retry(OD_RESULT_INTERNAL, e.to_string()),
+        })
     }
 
     /// Restore detection, signal 1 (docs/SYNC_PROTOCOL.md §9): the host's
@@ -1015,6 +1089,7 @@ impl Task {
             state,
             fencing: lease.fencing,
             renew_at: Instant::now() + self.timing.lease_renew,
+            rotate_at: Instant::now(),
         })
     }
 
@@ -1429,6 +1504,9 @@ impl Task {
             }
             self.check_restore(&mut session.state)?;
             self.renew_lease(session).await?;
+            if Instant::now() >= session.rotate_at {
+                self.rotate_generation(session).await?;
+            }
             let remote = super::adapters::ServiceRemote {
                 client: &session.client,
                 device: &session.device,
@@ -1501,6 +1579,45 @@ impl Task {
             }
         }
     }
+}
+
+enum Rotation {
+    Service(ClientError),
+    State(super::state::StateError),
+}
+
+/// Rotates the generation marker (signal 3, docs/SYNC_PROTOCOL.md §9.3):
+/// committed in `state.db` first, then written to the host, then online; a
+/// rotation cut short is recognised by the pending marker. Nothing for a
+/// host that keeps no marker (`sync.marker.set` unknown).
+async fn rotate_generation(
+    host: &Host,
+    client: &Client,
+    device: &DeviceSession,
+    fencing: u64,
+    state: &mut State,
+) -> Result<(), Rotation> {
+    let marker = restore::begin_rotation(state).map_err(Rotation::State)?;
+    let written: Result<serde_json::Value, _> = host.call(
+        "sync.marker.set",
+        &serde_json::json!({ "generation": marker }),
+    );
+    if let Err(e) = written {
+        tracing::debug!("the program keeps no generation marker: {e}");
+        return restore::end_rotation(state).map_err(Rotation::State);
+    }
+    client
+        .set_host_marker(
+            device,
+            fencing,
+            &HostMarker {
+                position: None,
+                generation: Some(marker),
+            },
+        )
+        .await
+        .map_err(Rotation::Service)?;
+    restore::end_rotation(state).map_err(Rotation::State)
 }
 
 /// Renews the lease every `interval` while other work runs; resolves only
@@ -2217,6 +2334,58 @@ pub(crate) mod tests {
         assert!(kinds.contains(&"takeover"), "{history}");
         f.engine.stop();
         f.eventually("the stop", || !f.engine.running());
+    }
+
+    /// Signal 3: a backup from before the last rotation, put back while
+    /// the computer was off, and the people went on working until the
+    /// change log passed the position pushed — positions alone cannot tell.
+    #[test]
+    fn a_restore_whose_log_moved_past_the_pushed_position_is_caught_by_the_marker() {
+        let f = fixture("OD-ENGINE-11");
+        let contacts = company_data(&f.program.log, 3);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the first sync", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        let first = f.program.log.marker().expect("a marker at the start");
+        let backup = f.program.log.backup();
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        // Started again: a new generation, on the host and online.
+        f.engine.start(&f.runtime, true).unwrap();
+        f.eventually("the rotation", || {
+            f.program.log.marker().is_some_and(|m| m != first)
+        });
+        f.wait_for("running", |s| s.state == SyncState::Running);
+        f.program
+            .log
+            .edit("contacts", contacts[0], json!({"city": "Bergen"}));
+        f.engine.notify();
+        f.eventually("the edit online", || {
+            let global = f.global_id("contacts", contacts[0]).unwrap();
+            f.online("contacts", &global)
+                .is_some_and(|r| r["city"] == "Bergen")
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        // The backup is put back; then more work than the backup was behind.
+        f.program.log.restore(backup);
+        for i in 0..10 {
+            f.program.log.edit(
+                "contacts",
+                contacts[1],
+                json!({ "city": format!("By {i}") }),
+            );
+        }
+        f.engine.start(&f.runtime, true).unwrap();
+        let status = f.wait_for("the refusal", |s| s.state == SyncState::Failed);
+        let error = status.error.unwrap();
+        assert_eq!(error.code, OD_RESULT_HOST_RESTORED, "{}", error.message);
+        // Nothing of the restored database went online.
+        let global = f.global_id("contacts", contacts[0]).unwrap();
+        assert_eq!(f.online("contacts", &global).unwrap()["city"], "Bergen");
+        let other = f.global_id("contacts", contacts[1]).unwrap();
+        assert_eq!(f.online("contacts", &other).unwrap()["city"], "Oslo");
     }
 
     /// Regression: the status said "first sync done" while its state was

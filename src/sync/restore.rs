@@ -80,3 +80,43 @@ pub fn reconcile(state: &mut State, host_position: u64) -> Result<Option<u64>, S
     state.commit(|b| b.clear_checkpoint(DETECTED))?;
     Ok(Some(position))
 }
+
+/// A generation marker written to the host but perhaps not online yet
+/// (signal 3's rotation, docs/SYNC_PROTOCOL.md §9.3).
+const MARKER_PENDING: &str = "restore.marker_pending";
+
+/// The host's marker as `sync.marker.get` answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct HostGeneration {
+    pub generation: Option<String>,
+}
+
+/// Signal 3: the host's generation marker is neither the online one nor
+/// one this computer is writing. Nothing to compare (no marker on either
+/// side: a first sync, a host that keeps none, a company database from
+/// before the first rotation) is not a restore.
+pub fn generation_differs(
+    state: &State,
+    host: Option<&str>,
+    online: Option<&str>,
+) -> Result<bool, StateError> {
+    let (Some(host), Some(online)) = (host, online) else {
+        return Ok(false);
+    };
+    if host == online {
+        return Ok(false);
+    }
+    Ok(state.checkpoint(MARKER_PENDING)?.as_deref() != Some(host))
+}
+
+/// Step 1 of a rotation: the new marker, committed before anyone is told.
+pub fn begin_rotation(state: &mut State) -> Result<String, StateError> {
+    let marker = super::state::new_global_id();
+    state.commit(|b| b.set_checkpoint(MARKER_PENDING, &marker))?;
+    Ok(marker)
+}
+
+/// The last step: host and service both have it.
+pub fn end_rotation(state: &mut State) -> Result<(), StateError> {
+    state.commit(|b| b.clear_checkpoint(MARKER_PENDING))
+}
