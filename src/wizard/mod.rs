@@ -784,7 +784,7 @@ impl Wizard {
                              The e-mail may be in your spam folder. Your Online ID is not your login for the program."
                         ));
                     }
-                    Err(error) => Self::service_error(&mut state, &error),
+                    Err(error) => Self::service_error(&mut state, &error, &this.env.service),
                 }
             }
             this.changed();
@@ -859,7 +859,7 @@ impl Wizard {
                         }
                         state.page = state.mode.after_log_in();
                     }
-                    Err(error) => Self::service_error(&mut state, &error),
+                    Err(error) => Self::service_error(&mut state, &error, &this.env.service),
                 }
             }
             this.changed();
@@ -868,9 +868,17 @@ impl Wizard {
 
     /// Shows a service error on the Online ID page: on the field it is
     /// about where there is one.
-    fn service_error(state: &mut State, error: &ClientError) {
+    fn service_error(state: &mut State, error: &ClientError, service: &ServiceUrl) {
         let just_signed_up = state.signed_up.as_deref() == Some(state.form.email.as_str());
         let message = match error.code() {
+            // The service's own text also speaks of just-created Online
+            // IDs; here the wizard knows whether one was.
+            Some("invalid_credentials") if !just_signed_up => format!(
+                "The e-mail address or the password is wrong. Check both: it is the password of your Online ID, \
+                 not your login for the program. Forgot it? Open {}login and choose \u{201c}Send me a \
+                 new password link\u{201d}.",
+                service.as_str()
+            ),
             Some("invalid_credentials") if just_signed_up => format!(
                 "{error} If you have just created this Online ID, it is not verified yet: open the link in the e-mail \
                  we sent you (look in the spam folder too), choose a password there, then log in here with it."

@@ -522,10 +522,12 @@ fn a_wrong_password_shows_at_the_field_and_can_be_corrected() {
     assert_eq!(page["page"], "online_id");
     let password = &page["fields"][1];
     assert_eq!(password["value"], "");
-    assert!(
-        password["error"].as_str().unwrap().contains("wrong"),
-        "{page}"
-    );
+    let error = password["error"].as_str().unwrap();
+    assert!(error.contains("wrong"), "{page}");
+    // Regression: the service's text spoke of just-created Online IDs
+    // and verification links to someone who had not created one.
+    assert!(!error.contains("just created"), "{error}");
+    assert!(error.contains("/login"), "{error}");
     // Empty password and a malformed address are caught before sending.
     f.act(Action::Next).unwrap();
     assert!(f.page()["fields"][1]["error"]
