@@ -24,6 +24,7 @@ pub enum ErrorCode {
     TokenInvalid,
     InvalidCredentials,
     AuthenticationRequired,
+    ReauthenticationRequired,
     NotVerified,
     CsrfFailed,
     Forbidden,
@@ -65,7 +66,10 @@ impl ErrorCode {
             | LicenceInvalid
             | RegistrationIncomplete
             | ValidationFailed => StatusCode::BAD_REQUEST,
-            TokenInvalid | InvalidCredentials | AuthenticationRequired => StatusCode::UNAUTHORIZED,
+            TokenInvalid
+            | InvalidCredentials
+            | AuthenticationRequired
+            | ReauthenticationRequired => StatusCode::UNAUTHORIZED,
             NotVerified | CsrfFailed | Forbidden => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -109,6 +113,10 @@ impl ErrorCode {
                  folder too)."
             }
             AuthenticationRequired => "Log in with your Online ID first.",
+            ReauthenticationRequired => {
+                "For this, log in again with your Online ID (the last log-in was more than 10 \
+                 minutes ago)."
+            }
             NotVerified => {
                 "Your Online ID is not verified yet. Open the link in the e-mail we sent you; \
                  look in the spam folder if you cannot find it."

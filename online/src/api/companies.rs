@@ -7,7 +7,9 @@ use axum::Json;
 use od_licence::{Licence, ADD_ON_ONLINE_DESKTOP};
 use uuid::Uuid;
 
-use super::extract::{device_for, ApiJson, Caller, SessionAuth, SessionCaller};
+use super::extract::{
+    device_for, ApiJson, Caller, RecentSessionCaller, SessionAuth, SessionCaller,
+};
 use super::me::company_summaries;
 use super::types::{
     time_text, ChangeConnectedByRequest, CompanyList, CompanyView, DisconnectAnswer,
@@ -381,14 +383,14 @@ pub async fn get(
     params(("id" = String, Path, description = "Company id")),
     responses(
         (status = 200, description = "Disconnected (also when it was already)", body = DisconnectAnswer),
-        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 401, description = "`authentication_required`, `token_invalid`, `reauthentication_required` (the login is more than 10 minutes old)", body = ErrorBody),
         (status = 403, description = "`forbidden` (not \"Connected by\", or a device token), `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
 )]
 pub async fn disconnect(
     State(state): State<AppState>,
-    SessionCaller(auth): SessionCaller,
+    RecentSessionCaller(auth): RecentSessionCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DisconnectAnswer>> {
     let company = own_connection(&state, &auth, &id).await?;
@@ -425,7 +427,7 @@ pub async fn disconnect(
     params(("id" = String, Path, description = "Company id")),
     responses(
         (status = 204, description = "The registration is undone; the licence is free again"),
-        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 401, description = "`authentication_required`, `token_invalid`, `reauthentication_required` (the login is more than 10 minutes old)", body = ErrorBody),
         (status = 403, description = "`forbidden` (not \"Connected by\", or a device token), `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found` (also when it is deleted already)", body = ErrorBody),
         (status = 409, description = "`company_in_use`", body = ErrorBody),
@@ -433,7 +435,7 @@ pub async fn disconnect(
 )]
 pub async fn unregister(
     State(state): State<AppState>,
-    SessionCaller(auth): SessionCaller,
+    RecentSessionCaller(auth): RecentSessionCaller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let company = own_connection(&state, &auth, &id).await?;
@@ -469,7 +471,7 @@ pub async fn unregister(
     responses(
         (status = 200, description = "The session's Online ID is \"Connected by\" now (also when it was already)", body = CompanyView),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`authentication_required`, `token_invalid` (the session)", body = ErrorBody),
+        (status = 401, description = "`authentication_required`, `token_invalid`, `reauthentication_required` (the login is more than 10 minutes old) (the session)", body = ErrorBody),
         (status = 403, description = "`forbidden` (no valid device token of the company in the body, or a device token as the caller), `not_verified`, `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found` (no such company, or the device token belongs to another company)", body = ErrorBody),
         (status = 409, description = "`company_not_connected`", body = ErrorBody),
@@ -477,7 +479,7 @@ pub async fn unregister(
 )]
 pub async fn change_connected_by(
     State(state): State<AppState>,
-    SessionCaller(auth): SessionCaller,
+    RecentSessionCaller(auth): RecentSessionCaller,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ChangeConnectedByRequest>,
 ) -> ApiResult<Json<CompanyView>> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::companies::{administered_company, require_connected};
-use super::extract::{ApiJson, DeviceCaller, SessionCaller};
+use super::extract::{ApiJson, DeviceCaller, RecentSessionCaller, SessionCaller};
 use super::types::{
     time_text, DeviceList, DeviceRequest, DeviceTokens, DeviceView, RefreshRequest,
 };
@@ -91,7 +91,7 @@ fn required_text(field: &str, value: &str) -> ApiResult<String> {
     responses(
         (status = 201, body = DeviceTokens),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`authentication_required`, `token_invalid`", body = ErrorBody),
+        (status = 401, description = "`authentication_required`, `token_invalid`, `reauthentication_required` (the login is more than 10 minutes old)", body = ErrorBody),
         (status = 403, description = "`forbidden` (not a super user of the company), `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`company_not_connected` (disconnected: register it again first)", body = ErrorBody),
@@ -99,7 +99,7 @@ fn required_text(field: &str, value: &str) -> ApiResult<String> {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    SessionCaller(auth): SessionCaller,
+    RecentSessionCaller(auth): RecentSessionCaller,
     Path(company_id): Path<String>,
     ApiJson(request): ApiJson<DeviceRequest>,
 ) -> ApiResult<(StatusCode, Json<DeviceTokens>)> {

@@ -11,7 +11,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::serve::IncomingStream;
 use serde::de::DeserializeOwned;
 
-use super::{AppState, SESSION_IDLE, SESSION_TOUCH_INTERVAL};
+use super::{AppState, RECENT_LOGIN, SESSION_IDLE, SESSION_TOUCH_INTERVAL};
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{Account, Device, DeviceTokenKind, Session};
 use crate::tls::TlsListener;
@@ -295,6 +295,30 @@ impl FromRequestParts<AppState> for SessionCaller {
     }
 }
 
+/// A caller that must be an Online ID's session created by a login at most
+/// [`RECENT_LOGIN`] ago: for what changes a company's connection. An older
+/// (but valid) session gets `reauthentication_required` (401), before
+/// anything else is looked at, so nothing changes.
+pub struct RecentSessionCaller(pub SessionAuth);
+
+impl FromRequestParts<AppState> for RecentSessionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let SessionCaller(auth) = SessionCaller::from_request_parts(parts, state).await?;
+        if state.now() - auth.session.created_at > RECENT_LOGIN {
+            tracing::info!(
+                method = %parts.method,
+                path = %parts.uri.path(),
+                account = %auth.account.id,
+                "request needing a recent login refused: the session is older"
+            );
+            return Err(ErrorCode::ReauthenticationRequired.into());
+        }
+        Ok(RecentSessionCaller(auth))
+    }
+}
+
 /// A caller that must be a device.
 pub struct DeviceCaller(pub Device);
 
@@ -338,6 +362,15 @@ mod tests {
         assert_eq!(
             forwarded_client(proxy, &axum::http::HeaderMap::new(), &trusted),
             proxy
+        );
+    }
+
+    #[test]
+    fn the_reauthentication_message_names_the_limit() {
+        let message = ErrorCode::ReauthenticationRequired.default_message();
+        assert!(
+            message.contains(&format!("{} minutes", RECENT_LOGIN.num_minutes())),
+            "{message}"
         );
     }
 

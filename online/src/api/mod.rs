@@ -43,6 +43,13 @@ pub const SESSION_LIFETIME: Duration = Duration::days(30);
 /// How stale a session's "last used" may get before it is written again
 /// (saves a write on every request).
 pub const SESSION_TOUCH_INTERVAL: Duration = Duration::minutes(1);
+/// How recent the login must be for what changes a company's connection:
+/// disconnect, undo a registration, Change user, move the sync computer,
+/// register a computer (PRODUCT.md §5.8: "after logging in with the Online
+/// ID"). An older session is refused with `reauthentication_required`
+/// (401): a session left open (a web cookie, days old) cannot do these.
+/// The error message says "10 minutes": change both together.
+pub const RECENT_LOGIN: Duration = Duration::minutes(10);
 pub const VERIFY_LINK_LIFETIME: Duration = Duration::hours(24);
 pub const RESET_LINK_LIFETIME: Duration = Duration::hours(1);
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::hours(1);

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::companies::{administered_company, require_connected, visible_company};
-use super::extract::{ApiJson, Caller, SessionCaller};
+use super::extract::{ApiJson, Caller, RecentSessionCaller, SessionCaller};
 use super::sync::{company_schema as load_schema, LeaseView};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
@@ -143,6 +143,7 @@ pub struct ConflictList {
     request_body = MoveRequest,
     responses(
         (status = 200, body = LeaseView),
+        (status = 401, description = "`authentication_required`, `token_invalid`, `reauthentication_required` (the login is more than 10 minutes old)", body = ErrorBody),
         (status = 403, description = "`forbidden` (not a super user), `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`company_not_connected`", body = ErrorBody),
@@ -150,7 +151,7 @@ pub struct ConflictList {
 )]
 pub async fn move_sync_computer(
     State(state): State<AppState>,
-    SessionCaller(auth): SessionCaller,
+    RecentSessionCaller(auth): RecentSessionCaller,
     Path(company_id): Path<String>,
     ApiJson(request): ApiJson<MoveRequest>,
 ) -> ApiResult<Json<LeaseView>> {
