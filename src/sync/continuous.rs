@@ -485,15 +485,7 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
                 b.unpark(&change.entity, &change.global_id)?;
             }
             for c in &answer.conflicts {
-                b.record_conflict(&LocalConflict {
-                    entity: c.entity.clone(),
-                    global_id: c.global_id.to_string(),
-                    field: c.field.clone(),
-                    host_value: c.host_value.clone(),
-                    online_value: c.online_value.clone(),
-                    outcome: c.outcome.clone(),
-                    recorded_at: recorded_at.clone(),
-                })?;
+                b.record_conflict(&LocalConflict::from_service(c, &recorded_at))?;
             }
         }
         for (entity, local) in &pending.outbox {
@@ -513,6 +505,61 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
         more: pending.last_seq > position,
         entities,
     })
+}
+
+/// Pushes rows outside the change log — a takeover's or a restore
+/// reconciliation's (docs/SYNC_PROTOCOL.md §9.5, §10) — whose ids are
+/// committed already, then stores their shadows and the conflicts the
+/// service answered. The idempotency key `<kind>:<entity>:<digest>` names
+/// the contents, so the same rows sent again are applied once and rows read
+/// again with other values are a new push. Answers the conflicts.
+pub(crate) async fn push_rows<R: SyncRemote>(
+    remote: &R,
+    state: &mut State,
+    kind: &str,
+    entity: &str,
+    changes: &[OutChange],
+    host_position: u64,
+) -> Result<usize, SyncError> {
+    use sha2::{Digest, Sha256};
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let body = serde_json::to_vec(changes).map_err(|e| StateError::Convert(e.to_string()))?;
+    let key = format!("{kind}:{entity}:{:x}", Sha256::digest(body));
+    let answer = remote
+        .push_changes(&key, changes, host_position)
+        .await
+        .map_err(|e| {
+            if R::is_host_restored(&e) {
+                SyncError::HostRestored(e.to_string())
+            } else {
+                SyncError::Remote(e.to_string())
+            }
+        })?;
+    if answer.results.len() != changes.len() {
+        return Err(SyncError::Protocol(format!(
+            "{} results for {} records",
+            answer.results.len(),
+            changes.len()
+        )));
+    }
+    let recorded_at = now();
+    state.commit(|b| {
+        for (change, result) in changes.iter().zip(&answer.results) {
+            b.set_shadow(
+                &change.entity,
+                &change.global_id,
+                result.version,
+                &change.fields,
+            )?;
+        }
+        for c in &answer.conflicts {
+            b.record_conflict(&LocalConflict::from_service(c, &recorded_at))?;
+        }
+        Ok(())
+    })?;
+    Ok(answer.conflicts.len())
 }
 
 /// Builds the batch for one window and commits it (with the ids it mints)

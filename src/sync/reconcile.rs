@@ -40,7 +40,6 @@ use super::first_sync::HostRecords;
 use super::schema::{self, Direction, Entity, Schema};
 use super::state::{LocalConflict, State, StateError};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use thiserror::Error;
 
@@ -335,47 +334,12 @@ async fn send<R: SyncRemote>(
     position: u64,
     report: &mut Report,
 ) -> Result<(), ReconcileError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let digest = Sha256::digest(
-        serde_json::to_vec(&changes).map_err(|e| StateError::Convert(e.to_string()))?,
-    );
-    let key = format!("reconcile:{}:{digest:x}", entity.name);
-    let answer = remote
-        .push_changes(&key, &changes, position)
+    super::continuous::push_rows(remote, state, "reconcile", &entity.name, &changes, position)
         .await
-        .map_err(|e| ReconcileError::Remote(e.to_string()))?;
-    if answer.results.len() != changes.len() {
-        return Err(ReconcileError::Remote(format!(
-            "{} results for {} records",
-            answer.results.len(),
-            changes.len()
-        )));
-    }
-    let recorded_at = stamp();
-    state.commit(|b| {
-        for (change, result) in changes.iter().zip(&answer.results) {
-            b.set_shadow(
-                &change.entity,
-                &change.global_id,
-                result.version,
-                &change.fields,
-            )?;
-        }
-        for c in &answer.conflicts {
-            b.record_conflict(&LocalConflict {
-                entity: c.entity.clone(),
-                global_id: c.global_id.to_string(),
-                field: c.field.clone(),
-                host_value: c.host_value.clone(),
-                online_value: c.online_value.clone(),
-                outcome: c.outcome.clone(),
-                recorded_at: recorded_at.clone(),
-            })?;
-        }
-        Ok(())
-    })?;
+        .map_err(|e| match e {
+            super::continuous::SyncError::State(e) => ReconcileError::State(e),
+            other => ReconcileError::Remote(other.to_string()),
+        })?;
     report.sent += changes.len() as u64;
     Ok(())
 }

@@ -121,6 +121,21 @@ pub struct LocalConflict {
     pub recorded_at: String,
 }
 
+impl LocalConflict {
+    /// A conflict as the service answered it, learnt of at `recorded_at`.
+    pub fn from_service(c: &od_client::Conflict, recorded_at: &str) -> LocalConflict {
+        LocalConflict {
+            entity: c.entity.clone(),
+            global_id: c.global_id.to_string(),
+            field: c.field.clone(),
+            host_value: c.host_value.clone(),
+            online_value: c.online_value.clone(),
+            outcome: c.outcome.clone(),
+            recorded_at: recorded_at.to_owned(),
+        }
+    }
+}
+
 /// An online change set aside because it could not be applied to the host
 /// (docs/SYNC_PROTOCOL.md §6): shown to the user, tried again later.
 // Listed by the engine (src/sync/engine.rs) once it shows parked changes.

@@ -36,7 +36,6 @@ use super::first_sync::{self, HostRecords};
 use super::schema::{self, Entity, Schema};
 use super::state::{State, StateError};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -357,42 +356,22 @@ where
             Ok(())
         })?;
         report.adopted += adopted;
+        continuous::push_rows(
+            remote,
+            state,
+            "takeover",
+            &entity.name,
+            &send,
+            handover.host_position,
+        )
+        .await
+        .map_err(|e| match e {
+            continuous::SyncError::HostRestored(m) => TakeoverError::HostRestored(m),
+            continuous::SyncError::State(e) => TakeoverError::State(e),
+            other => TakeoverError::Remote(other.to_string()),
+        })?;
+        report.sent += send.len() as u64;
         if !send.is_empty() {
-            // The key names the contents: a batch read again with other
-            // values (the host edited a row meanwhile) is a new push.
-            let digest = Sha256::digest(
-                serde_json::to_vec(&send).map_err(|e| StateError::Convert(e.to_string()))?,
-            );
-            let key = format!("takeover:{}:{:x}", entity.name, digest);
-            let answer = remote
-                .push_changes(&key, &send, handover.host_position)
-                .await
-                .map_err(|e| {
-                    if R::is_host_restored(&e) {
-                        TakeoverError::HostRestored(e.to_string())
-                    } else {
-                        TakeoverError::Remote(e.to_string())
-                    }
-                })?;
-            if answer.results.len() != send.len() {
-                return Err(TakeoverError::Remote(format!(
-                    "{} results for {} records",
-                    answer.results.len(),
-                    send.len()
-                )));
-            }
-            state.commit(|b| {
-                for (change, result) in send.iter().zip(&answer.results) {
-                    b.set_shadow(
-                        &change.entity,
-                        &change.global_id,
-                        result.version,
-                        &change.fields,
-                    )?;
-                }
-                Ok(())
-            })?;
-            report.sent += send.len() as u64;
             *report.entities.entry(entity.name.clone()).or_insert(0) += send.len() as u64;
         }
         if !page.done {
