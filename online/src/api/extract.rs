@@ -306,7 +306,9 @@ impl FromRequestParts<AppState> for RecentSessionCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let SessionCaller(auth) = SessionCaller::from_request_parts(parts, state).await?;
-        if state.now() - auth.session.created_at > RECENT_LOGIN {
+        // In whole seconds: the store keeps microseconds, the clock more.
+        let age = state.now() - auth.session.created_at;
+        if age.num_seconds() > RECENT_LOGIN.num_seconds() {
             tracing::info!(
                 method = %parts.method,
                 path = %parts.uri.path(),

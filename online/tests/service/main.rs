@@ -7,6 +7,7 @@ mod connection;
 mod devices;
 mod mail;
 mod openapi;
+mod recent_login;
 mod secrets;
 mod sessions;
 mod sync;
