@@ -341,6 +341,9 @@ impl Client {
     /// access to its data; the company and its users are kept. Repeating it
     /// is harmless (the counts are then 0). Connect again with
     /// [`Client::register_company`] and a new device.
+    ///
+    /// Needs a login of the last 10 minutes: an older session is refused
+    /// (`is_reauthentication_required()`: log in again and repeat).
     pub async fn disconnect_company(
         &self,
         session: &SessionToken,
@@ -362,6 +365,9 @@ impl Client {
     /// take it. A super user's session. Moving to the same computer again
     /// is harmless (the fencing number grows). A disconnected company:
     /// `company_not_connected`.
+    ///
+    /// Needs a login of the last 10 minutes: an older session is refused
+    /// (`is_reauthentication_required()`: log in again and repeat).
     pub async fn move_sync_computer(
         &self,
         session: &SessionToken,
@@ -388,6 +394,9 @@ impl Client {
     /// is `forbidden`; a device of another company `not_found`; a
     /// disconnected company `forbidden` or `company_not_connected`. The
     /// Online ID that is "Connected by" already gets the company unchanged.
+    ///
+    /// Needs a login of the last 10 minutes: an older session is refused
+    /// (`is_reauthentication_required()`: log in again and repeat).
     pub async fn change_connected_by(
         &self,
         session: &SessionToken,
@@ -412,6 +421,9 @@ impl Client {
     /// (`is_company_in_use()`: disconnect it instead). A company that is gone
     /// already (`not_found`, e.g. the answer to an earlier try was lost)
     /// counts as undone.
+    ///
+    /// Needs a login of the last 10 minutes: an older session is refused
+    /// (`is_reauthentication_required()`: log in again and repeat).
     pub async fn unregister_company(
         &self,
         session: &SessionToken,
@@ -438,6 +450,9 @@ impl Client {
     /// on where it was: the same lease, its acknowledged cursor, its earlier
     /// pushes still left out of pulls. A disconnected company is refused
     /// (`is_company_not_connected()`: register it again first).
+    ///
+    /// Needs a login of the last 10 minutes: an older session is refused
+    /// (`is_reauthentication_required()`: log in again and repeat).
     pub async fn create_device(
         &self,
         session: &SessionToken,

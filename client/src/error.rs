@@ -13,12 +13,16 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The service's codes that mean "these credentials are not (or no longer)
-/// good": the user must log in again.
-pub const AUTH_CODES: [&str; 4] = [
+/// good": the user must log in again. `reauthentication_required`: the
+/// session is valid but its login is too old for what was asked (disconnect,
+/// undo a registration, Change user, move the sync computer, register a
+/// computer: the service's `RECENT_LOGIN`, 10 minutes).
+pub const AUTH_CODES: [&str; 5] = [
     "invalid_credentials",
     "not_verified",
     "token_invalid",
     "authentication_required",
+    "reauthentication_required",
 ];
 
 /// A request to the online service failed. `Display` is written for the
@@ -46,7 +50,8 @@ pub enum ClientError {
         retry_after: Option<Duration>,
     },
     /// The credentials are wrong or no longer valid (`invalid_credentials`,
-    /// `not_verified`, `token_invalid`).
+    /// `not_verified`, `token_invalid`, `authentication_required`), or the
+    /// login is too old for the request (`reauthentication_required`).
     #[error("{message}")]
     Auth { code: String, message: String },
     /// Any other refusal (4xx) with the service's stable code.
@@ -84,6 +89,13 @@ impl ClientError {
     /// Whether the service said the token is unknown, expired or revoked.
     pub fn is_token_invalid(&self) -> bool {
         matches!(self, ClientError::Auth { code, .. } if code == "token_invalid")
+    }
+
+    /// Whether the service wants a new login for this request: the session
+    /// is valid, but it was created more than 10 minutes ago and the request
+    /// changes the company's connection. Log in again and repeat it.
+    pub fn is_reauthentication_required(&self) -> bool {
+        matches!(self, ClientError::Auth { code, .. } if code == "reauthentication_required")
     }
 
     pub(crate) fn protocol(service: &str, detail: impl Into<String>) -> ClientError {
@@ -272,6 +284,7 @@ mod tests {
             (403, "not_verified"),
             (401, "token_invalid"),
             (401, "authentication_required"),
+            (401, "reauthentication_required"),
         ] {
             let error = answer(status, &error_body(code, "Log in again."));
             assert_eq!(error.status_code(), OD_RESULT_SERVICE_AUTH, "{code}");
@@ -280,6 +293,10 @@ mod tests {
         }
         assert!(answer(401, &error_body("token_invalid", "x")).is_token_invalid());
         assert!(!answer(401, &error_body("invalid_credentials", "x")).is_token_invalid());
+        let old_login = answer(401, &error_body("reauthentication_required", "x"));
+        assert!(old_login.is_reauthentication_required());
+        assert!(!old_login.is_token_invalid());
+        assert!(!answer(401, &error_body("token_invalid", "x")).is_reauthentication_required());
     }
 
     #[test]

@@ -417,3 +417,43 @@ async fn moving_the_sync_computer_ends_the_old_lease_at_once() {
         .unwrap();
     assert_eq!(again.computer_id.as_deref(), Some("pc-2"));
 }
+
+#[tokio::test]
+async fn an_old_login_must_log_in_again_before_disconnecting() {
+    let setup = registered().await;
+    let client = &setup.client;
+    setup
+        .server
+        .clock()
+        .advance(od_online::api::RECENT_LOGIN + chrono::Duration::seconds(1));
+    let refused = client
+        .disconnect_company(&setup.session, setup.company_id)
+        .await
+        .unwrap_err();
+    assert!(refused.is_reauthentication_required(), "{refused:?}");
+    assert_eq!(refused.code(), Some("reauthentication_required"));
+    assert_eq!(refused.status_code(), od_abi::OD_RESULT_SERVICE_AUTH);
+    assert!(refused.to_string().contains("log in again"), "{refused}");
+    let refused = client
+        .create_device(&setup.session, setup.company_id, &this_computer())
+        .await
+        .unwrap_err();
+    assert!(refused.is_reauthentication_required(), "{refused:?}");
+    // The session is still good for the rest, and nothing changed.
+    let company = client
+        .company(&setup.session, setup.company_id)
+        .await
+        .unwrap();
+    assert!(company.connected);
+
+    let fresh = client
+        .log_in("ann@example.com", &Secret::new(TEST_PASSWORD))
+        .await
+        .unwrap()
+        .token;
+    let done = client
+        .disconnect_company(&fresh, setup.company_id)
+        .await
+        .unwrap();
+    assert_eq!(done.company_id, setup.company_id);
+}
