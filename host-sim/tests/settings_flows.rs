@@ -98,6 +98,14 @@ fn disconnect_then_connect_again_synchronises_everything_anew() {
         ),
         "{settings}"
     );
+    // Regression: the requirement check (`connect` without a terminal)
+    // said "Connect is available" for a company connected already.
+    let check = ok(&host, &server, None, &["connect"]);
+    assert!(!check.contains("Connect is available"), "{check}");
+    assert!(
+        check.contains("already connected") && check.contains("sync computer: OFFICE-SERVER"),
+        "{check}"
+    );
     // On the sync computer, Sync computer is refused by the add-on.
     let err = fails(
         &host,

@@ -86,7 +86,7 @@ fn service_error(error: &ClientError) -> PageError {
              again."
         }
         Some("company_not_connected") => " The company was disconnected online.",
-        Some("token_invalid" | "authentication_required") => " Log in again.",
+        _ if super::needs_log_in(error) => " Log in again.",
         _ => " Nothing was changed; you can try again.",
     };
     maintain::error(

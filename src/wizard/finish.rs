@@ -51,7 +51,8 @@ fn registration_failure(error: &ClientError) -> Stop {
         Some(
             "company_connected_elsewhere" | "company_already_connected" | "registration_incomplete",
         ) => Page::Company,
-        Some("not_verified" | "token_invalid" | "authentication_required") => Page::OnlineId,
+        Some("not_verified") => Page::OnlineId,
+        _ if super::needs_log_in(error) => Page::OnlineId,
         _ => Page::Finish,
     };
     let advice = match error.code() {
@@ -61,7 +62,7 @@ fn registration_failure(error: &ClientError) -> Stop {
         Some(code) if code.starts_with("licence_") => {
             " Nothing was registered. Check the licence in the licence settings."
         }
-        Some("token_invalid" | "authentication_required") => " Log in again.",
+        _ if super::needs_log_in(error) => " Log in again.",
         _ => "",
     };
     failed(page, error.status_code(), format!("{error}{advice}"))
@@ -161,10 +162,15 @@ async fn connect(wizard: &Wizard, request: &Request) -> Result<super::Connected,
         Ok(credentials) => credentials,
         Err(e) => {
             take_back_registration(wizard, request, company.id, registered.created).await;
+            let (page, advice) = if super::needs_log_in(&e) {
+                (Page::OnlineId, " Log in again, then finish.")
+            } else {
+                (Page::Finish, "")
+            };
             return Err(failed(
-                Page::Finish,
+                page,
                 e.status_code(),
-                format!("The online service did not accept this computer: {e}"),
+                format!("The online service did not accept this computer: {e}{advice}"),
             ));
         }
     };

@@ -87,7 +87,7 @@ fn service_error(error: &ClientError, doing: &str) -> PageError {
         Some("company_not_connected") => {
             " The company was disconnected online; connect it again with Connect."
         }
-        Some("token_invalid" | "authentication_required") => " Log in again.",
+        _ if super::needs_log_in(error) => " Log in again.",
         _ => " Nothing was changed; you can try again.",
     };
     error_with(error.status_code(), format!("{doing}: {error}{advice}"))

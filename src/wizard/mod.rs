@@ -33,6 +33,16 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Whether the service wants the person to log in (again) with the
+/// Online ID: the session is unknown or expired, or too old for an action
+/// that changes the connection (the service's `reauthentication_required`).
+pub(crate) fn needs_log_in(error: &ClientError) -> bool {
+    matches!(
+        error.code(),
+        Some("token_invalid" | "authentication_required" | "reauthentication_required")
+    )
+}
+
 /// The pages, in order; `Cancelled` is where a cancelled wizard rests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {

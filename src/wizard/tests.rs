@@ -1549,3 +1549,26 @@ fn update_connection_after_a_restore_puts_the_rows_right_one_by_one() {
         "{history:#}"
     );
 }
+
+/// The service wants a recent log-in to register a computer: a person who
+/// lingered on the pages after logging in is sent back to log in again,
+/// and finishing then connects.
+#[test]
+fn a_log_in_grown_old_before_finish_is_asked_for_again() {
+    let f = fixture("L-OLD-LOGIN");
+    let email = "kari@example.com";
+    f.server().create_online_id(email, TEST_PASSWORD);
+    f.to_online_id();
+    assert_eq!(f.log_in(email, TEST_PASSWORD)["page"], "company");
+    f.to_finish("now", "");
+    f.server().clock().advance(chrono::Duration::minutes(11));
+    let page = f.finish();
+    assert_eq!(page["page"], "online_id", "{page}");
+    let error = page["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Log in again"), "{page}");
+    assert_eq!(f.log_in(email, TEST_PASSWORD)["page"], "company");
+    f.to_finish("now", "");
+    assert_eq!(f.finish()["done"], true);
+    f.plugin.wizard_close().unwrap();
+    f.running();
+}

@@ -384,11 +384,34 @@ fn check(global: &GlobalArgs, args: ConnectArgs) -> Result<()> {
         settings.context.username,
         library.version()
     );
+    let company_id = settings.context.company_id.clone();
     let instance = Instance::create(&library, settings)?;
     let licence = instance.licence()?;
     println!("{}", render::licence(&licence));
     let view = instance.prerequisites_settled(false, Duration::from_secs(args.wait))?;
     println!("{}", render::prerequisites(&view));
+    drop(instance);
+    // Connect is offered only while the company is not connected.
+    let installation = global.open_installation()?;
+    if let Some(c) = installation.system().online_connection(&company_id)? {
+        let sync_computer = c
+            .computer_id
+            .and_then(|id| {
+                let computers = installation.system().computers().ok()?;
+                computers.into_iter().find(|m| m.id == id).map(|m| m.name)
+            })
+            .unwrap_or_else(|| "the computer that connected it".to_owned());
+        println!(
+            "{}",
+            style(format!(
+                "The company is already connected to Online Desktop (by {}; sync computer: {sync_computer}): \
+                 Connect is not offered. See `host-sim settings`.",
+                c.connected_by
+            ))
+            .yellow()
+        );
+        return Ok(());
+    }
     println!("{}", render::verdict(&view));
     if view.can_connect {
         println!(

@@ -795,10 +795,20 @@ pub(super) fn status(global: &GlobalArgs, title: bool) -> Result<()> {
         format!("{} ({})", status.state.describe(), status.state_name),
     );
     if status.state == SyncState::NotConnected {
-        println!(
-            "\nThis company is not connected to Online Desktop yet. Connect it with \
-             `host-sim connect` (the connect wizard; scripted: `host-sim connect --email EMAIL`)."
-        );
+        match &connection {
+            // Connected, from another computer (or this one lost its
+            // add-on folder): this computer has no connection of its own.
+            Some(c) => println!(
+                "\nThis company is connected to Online Desktop (by {}), but this computer ({}) does not \
+                 synchronise it. To synchronise it from here: \
+                 `host-sim --computer {} settings sync-computer --email EMAIL`.",
+                c.connected_by, computer.name, computer.name
+            ),
+            None => println!(
+                "\nThis company is not connected to Online Desktop yet. Connect it with \
+                 `host-sim connect` (the connect wizard; scripted: `host-sim connect --email EMAIL`)."
+            ),
+        }
         return Ok(());
     }
     if let Some(c) = &connection {
