@@ -35,6 +35,9 @@ pub(super) struct Move {
     pub from: Option<String>,
     pub to: Computer,
     pub company: String,
+    /// The computer that holds the system database, when it is another
+    /// one: recommended as the sync computer (PRODUCT.md §4).
+    pub recommended: Option<String>,
 }
 
 /// Opens only for a connected company, and not on the computer that
@@ -67,17 +70,22 @@ pub(super) fn may_open(ctx: &Context<'_>) -> Result<Move, Refusal> {
         .company_identity()
         .map(|c| c.name)
         .unwrap_or_default();
+    let computers = ctx.host.computers().unwrap_or_default();
     let from = recorded.computer_id.map(|id| {
-        ctx.host
-            .computers()
-            .ok()
-            .and_then(|list| list.into_iter().find(|c| c.id == id))
-            .map_or(id, |c| c.name)
+        computers
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(id, |c| c.name.clone())
     });
+    let recommended = computers
+        .iter()
+        .find(|c| c.holds_system_database && c.id != this.id)
+        .map(|c| c.name.clone());
     Ok(Move {
         from,
         to: this,
         company,
+        recommended,
     })
 }
 
@@ -104,6 +112,16 @@ pub(super) fn confirm_text(chosen: &Move) -> (String, String) {
         .from
         .clone()
         .unwrap_or_else(|| "the computer that synchronises it now".to_owned());
+    let advice = chosen
+        .recommended
+        .as_ref()
+        .map(|name| {
+            format!(
+                "\n\nThe computer that holds the system database, {name}, is the recommended sync computer: it \
+                 is usually switched on whenever the program is used."
+            )
+        })
+        .unwrap_or_default();
     (
         "Make this computer the sync computer".to_owned(),
         format!(
@@ -111,7 +129,7 @@ pub(super) fn confirm_text(chosen: &Move) -> (String, String) {
              is registered with Online Desktop with your Online ID (its credentials are stored here, never your \
              password), and synchronisation goes on here where {from} left off. Nothing is sent twice: the \
              records already online are matched with the records in the program.\n\nSynchronisation runs only \
-             while {to} is switched on.",
+             while {to} is switched on.{advice}",
             to = chosen.to.name,
             company = if chosen.company.is_empty() {
                 "this company"

@@ -1305,6 +1305,11 @@ fn sync_computer_moves_synchronisation_here_without_sending_anything_twice() {
         text.contains("Lager-PC") && text.contains("Kontor-PC"),
         "{text}"
     );
+    // Kontor-PC holds the system database: recommended (PRODUCT.md §4).
+    assert!(
+        text.contains("The computer that holds the system database, Kontor-PC, is the recommended"),
+        "{text}"
+    );
     let field = |name: &str| {
         page["fields"]
             .as_array()
