@@ -2003,7 +2003,7 @@ fn wizard_modes_and_restore_check_refuse_bad_input() {
             OD_RESULT_INVALID_HANDLE
         );
         assert_eq!(restore_check(made_up), OD_RESULT_INVALID_HANDLE);
-        for mode in [0, 5, u32::MAX] {
+        for mode in [0, 6, u32::MAX] {
             assert_eq!(open_for(handle, mode), OD_RESULT_INVALID_ARGUMENT, "{mode}");
             assert!(
                 instance.errmsg().contains("OD_WIZARD_MODE_"),
@@ -2023,6 +2023,15 @@ fn wizard_modes_and_restore_check_refuse_bad_input() {
                 instance.errmsg()
             );
         }
+        // Sync computer (ABI 1.3) needs the host to say the company is
+        // connected (`connection.get`); this host cannot.
+        assert_ne!(open_for(handle, OD_WIZARD_MODE_SYNC_COMPUTER), OD_RESULT_OK);
+        assert!(
+            instance.errmsg().contains("connection.get")
+                || instance.errmsg().contains("not connected"),
+            "{}",
+            instance.errmsg()
+        );
         assert_ne!(
             plugin().result_text(OD_RESULT_HOST_RESTORED),
             "unknown status code"
