@@ -2388,6 +2388,46 @@ pub(crate) mod tests {
         assert_eq!(f.online("contacts", &other).unwrap()["city"], "Oslo");
     }
 
+    /// Regression: an empty company whose only records were created on the
+    /// web before the previous computer pulled them was refused as "cannot
+    /// be matched"; there is nothing to match, the records come in the pull.
+    #[test]
+    fn a_takeover_of_an_empty_company_pulls_what_the_web_created() {
+        let f = fixture("OD-ENGINE-12");
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the first sync", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        for name in ["Web AS", "Nett AS"] {
+            let answer = f
+                .server
+                .post(&f.records("contacts"))
+                .bearer(&f.company.session.token)
+                .json(&json!({"fields": {"name": name, "city": "Oslo"}}))
+                .send();
+            assert_eq!(answer.status, 201, "{}", answer.text());
+        }
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let _ = std::fs::remove_file(f.folder.path().join(name));
+        }
+        f.engine.start(&f.runtime, true).unwrap();
+        f.eventually("the web's contacts in the program", || {
+            f.program.log.rows("contacts").len() == 2
+        });
+        assert_eq!(f.engine.status().state, SyncState::Running);
+        // The numbers the program gave them go online too.
+        f.eventually("both sides the same", || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                f.assert_same_on_both_sides()
+            }))
+            .is_ok()
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+    }
+
     /// Regression: the status said "first sync done" while its state was
     /// still `first_sync` until the first continuous round had pushed.
     #[test]

@@ -241,8 +241,20 @@ where
             }
         }
     }
+    // Online records none of which names its host row were sent by a
+    // plugin before host keys: matching is impossible, sending the host's
+    // rows would put them online twice. (An empty program has nothing to
+    // match: the records are web-created and come in the pull.)
     if live > 0 && with_key == 0 {
-        return Err(TakeoverError::Unmatched(live));
+        let mut host_rows = 0;
+        for entity in &order {
+            host_rows += host
+                .count(&entity.name)
+                .map_err(|e| TakeoverError::Host(e.to_string()))?;
+        }
+        if host_rows > 0 {
+            return Err(TakeoverError::Unmatched(live));
+        }
     }
     let mut report = Report::default();
     for entity in &order {
