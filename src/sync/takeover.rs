@@ -13,7 +13,10 @@
 //!    Fields a web user changed after the previous sync computer's last
 //!    acknowledged pull have not reached the host yet; for those the shadow
 //!    takes the host's value instead (step 2), so that the pull brings the
-//!    web edit to the host rather than the push undoing it online.
+//!    web edit to the host rather than the push undoing it online, and the
+//!    shadow's version is set just below the oldest such edit, so that a
+//!    host edit pushed against it is merged with the web edits (and the
+//!    merged record comes back in the pull).
 //! 2. **Host rows.** Every host row is read. A row not mapped in step 1 but
 //!    whose global id the host remembers (a record created online and
 //!    applied by the previous sync computer) is mapped to it. A row that is
