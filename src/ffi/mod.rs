@@ -958,6 +958,15 @@ pub unsafe extern "C" fn od_plugin_wizard_close(plugin: *mut od_plugin) -> od_re
 ///   with `connection.record` (the new `connected_by`); the device stays
 ///   and synchronisation goes on. The person who is "Connected by" already
 ///   is refused on the `online_id` page.
+/// - `OD_WIZARD_MODE_SYNC_COMPUTER` (= 5, ABI 1.3): makes *this* computer
+///   the sync computer (open it on the computer that is to synchronise),
+///   also after its add-on folder was lost. Needs the host method
+///   `connection.get` (the company must be connected). Finish moves
+///   synchronisation here online (the previous sync computer stops at its
+///   next write), registers this computer, stores its credentials, tells
+///   the host with `connection.record` (this computer's id) and starts
+///   synchronisation, which takes the online records over: nothing is sent
+///   twice.
 ///
 /// Cancel on either page changes nothing; once finish runs it can no longer
 /// be cancelled. An error (wrong password, not "Connected by" — the message
@@ -965,11 +974,13 @@ pub unsafe extern "C" fn od_plugin_wizard_close(plugin: *mut od_plugin) -> od_re
 /// log in again to retry.
 ///
 /// Returns `OD_RESULT_INVALID_ARGUMENT` (not an `OD_WIZARD_MODE_*` value),
-/// `OD_RESULT_BAD_STATE` (not a super user; for connect: connected already;
-/// for the others: not connected on this computer; for disconnect and
-/// change user: not the sync computer; for change user: not linked to an
-/// employee with an e-mail address; no `data_dir`; a wizard is open
-/// already),
+/// `OD_RESULT_BAD_STATE` (not a super user; for connect: connected already,
+/// here or from another computer; for update connection, disconnect and
+/// change user: not connected on this computer; for disconnect and change
+/// user: not the sync computer; for change user: not linked to an employee
+/// with an e-mail address; for sync computer: the company is not connected,
+/// or this computer synchronises it already; no `data_dir`; a wizard is
+/// open already),
 /// `OD_RESULT_HOST_CALLBACK_FAILED`.
 ///
 /// # Safety
