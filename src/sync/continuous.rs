@@ -444,24 +444,7 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
     let answer = if pending.changes.is_empty() {
         None
     } else {
-        let answer = remote
-            .push_changes(&pending.key, &pending.changes, pending.last_seq)
-            .await
-            .map_err(|e| {
-                if R::is_host_restored(&e) {
-                    SyncError::HostRestored(e.to_string())
-                } else {
-                    SyncError::Remote(e.to_string())
-                }
-            })?;
-        if answer.results.len() != pending.changes.len() {
-            return Err(SyncError::Protocol(format!(
-                "{} results for {} changes",
-                answer.results.len(),
-                pending.changes.len()
-            )));
-        }
-        Some(answer)
+        Some(push_checked(remote, &pending.key, &pending.changes, pending.last_seq).await?)
     };
     let recorded_at = now();
     state.commit(|b| {
@@ -507,6 +490,33 @@ pub async fn push_local<H: HostChanges, R: SyncRemote>(
     })
 }
 
+/// One push, its answer checked: one result per change.
+async fn push_checked<R: SyncRemote>(
+    remote: &R,
+    key: &str,
+    changes: &[OutChange],
+    host_position: u64,
+) -> Result<PushAnswer, SyncError> {
+    let answer = remote
+        .push_changes(key, changes, host_position)
+        .await
+        .map_err(|e| {
+            if R::is_host_restored(&e) {
+                SyncError::HostRestored(e.to_string())
+            } else {
+                SyncError::Remote(e.to_string())
+            }
+        })?;
+    if answer.results.len() != changes.len() {
+        return Err(SyncError::Protocol(format!(
+            "{} results for {} changes",
+            answer.results.len(),
+            changes.len()
+        )));
+    }
+    Ok(answer)
+}
+
 /// Pushes rows outside the change log — a takeover's or a restore
 /// reconciliation's (docs/SYNC_PROTOCOL.md §9.5, §10) — whose ids are
 /// committed already, then stores their shadows and the conflicts the
@@ -527,23 +537,7 @@ pub(crate) async fn push_rows<R: SyncRemote>(
     }
     let body = serde_json::to_vec(changes).map_err(|e| StateError::Convert(e.to_string()))?;
     let key = format!("{kind}:{entity}:{:x}", Sha256::digest(body));
-    let answer = remote
-        .push_changes(&key, changes, host_position)
-        .await
-        .map_err(|e| {
-            if R::is_host_restored(&e) {
-                SyncError::HostRestored(e.to_string())
-            } else {
-                SyncError::Remote(e.to_string())
-            }
-        })?;
-    if answer.results.len() != changes.len() {
-        return Err(SyncError::Protocol(format!(
-            "{} results for {} records",
-            answer.results.len(),
-            changes.len()
-        )));
-    }
+    let answer = push_checked(remote, &key, changes, host_position).await?;
     let recorded_at = now();
     state.commit(|b| {
         for (change, result) in changes.iter().zip(&answer.results) {
