@@ -1702,6 +1702,8 @@ pub(crate) mod tests {
         pumps: AtomicUsize,
         /// Milliseconds each page takes (a big database on a slow disk).
         slow_pages: std::sync::atomic::AtomicU64,
+        /// Pages read so far.
+        pages: AtomicUsize,
         /// Milliseconds each read of the change log takes.
         slow_reads: std::sync::atomic::AtomicU64,
     }
@@ -1717,6 +1719,7 @@ pub(crate) mod tests {
                 blocks: Mutex::new(Vec::new()),
                 pumps: AtomicUsize::new(0),
                 slow_pages: std::sync::atomic::AtomicU64::new(0),
+                pages: AtomicUsize::new(0),
                 slow_reads: std::sync::atomic::AtomicU64::new(0),
             })
         }
@@ -1735,6 +1738,7 @@ pub(crate) mod tests {
                     json!({ "count": self.log.rows(params["entity"].as_str()?).len() })
                 }
                 "records.page" => {
+                    self.pages.fetch_add(1, Ordering::SeqCst);
                     let delay = self.slow_pages.load(Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(delay));
                     let after = params["after_local_id"].as_i64().unwrap_or(0);
@@ -1820,6 +1824,7 @@ pub(crate) mod tests {
             blocks: Mutex::new(Vec::new()),
             pumps: AtomicUsize::new(0),
             slow_pages: std::sync::atomic::AtomicU64::new(0),
+            pages: AtomicUsize::new(0),
             slow_reads: std::sync::atomic::AtomicU64::new(0),
         });
         let host = Host::new(program.clone());
@@ -2424,6 +2429,78 @@ pub(crate) mod tests {
             }))
             .is_ok()
         });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+    }
+
+    /// A takeover stopped half-way (the program closed) and started again:
+    /// nothing twice online, nothing missing, both sides equal.
+    #[test]
+    fn a_takeover_stopped_half_way_runs_again_without_a_second_copy() {
+        let f = fixture("OD-ENGINE-13");
+        company_data(&f.program.log, 6);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the first sync", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let _ = std::fs::remove_file(f.folder.path().join(name));
+        }
+        // Rows online does not have yet, of the entity that travels last:
+        // the takeover sends them at its end.
+        for i in 0..3 {
+            f.program
+                .log
+                .create("employees", json!({ "name": format!("Ny {i}") }));
+        }
+        // Each page of the program takes a while: stopped while the first
+        // is read (no push, nothing else awaited, in between).
+        f.program.slow_pages.store(300, Ordering::SeqCst);
+        let pages = f.program.pages.load(Ordering::SeqCst);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.eventually("the takeover reading the program", || {
+            f.program.pages.load(Ordering::SeqCst) > pages
+        });
+        f.engine.stop();
+        f.eventually("the stop", || !f.engine.running());
+        assert!(!f.engine.status().first_sync_done, "stopped before the end");
+        f.program.slow_pages.store(0, Ordering::SeqCst);
+        f.engine.start(&f.runtime, true).unwrap();
+        f.wait_for("the takeover done", |s| {
+            s.first_sync_done && s.state == SyncState::Running
+        });
+        f.eventually("both sides the same", || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                f.assert_same_on_both_sides()
+            }))
+            .is_ok()
+        });
+        let live = |entity: &str| {
+            f.server
+                .get(&format!("{}?limit=100", f.records(entity)))
+                .bearer(&f.company.session.token)
+                .send()
+                .json()["records"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(
+            (live("contacts"), live("contact_persons"), live("employees")),
+            (6, 6, 4),
+            "nothing twice, the new employees sent"
+        );
+        let history: Value = serde_json::from_str(&f.engine.history_json().unwrap()).unwrap();
+        let takeovers: Vec<&str> = history["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "takeover")
+            .map(|r| r["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(takeovers, ["finished", "stopped"], "{history}");
         f.engine.stop();
         f.eventually("the stop", || !f.engine.running());
     }

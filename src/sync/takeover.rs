@@ -299,6 +299,9 @@ where
 {
     let mut after: Option<Value> = None;
     loop {
+        // The host answers synchronously: between pages the engine's other
+        // work (a stop, keeping the lease) gets its turn.
+        tokio::task::yield_now().await;
         if stop.load(Ordering::SeqCst) {
             return Err(TakeoverError::Stopped);
         }
