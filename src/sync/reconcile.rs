@@ -192,9 +192,11 @@ impl Plan {
         fields: &Fields,
         now: u64,
     ) -> Result<(), StateError> {
-        let Some(global_id) = b.global_id(&entity.name, key)? else {
-            // Not known online: a new record.
-            let global_id = b.global_id_or_mint(&entity.name, key)?;
+        // Not known online — never mapped, or mapped by an earlier attempt
+        // whose push did not come back (its id committed before it went):
+        // a new record, sent with that id.
+        let global_id = b.global_id_or_mint(&entity.name, key)?;
+        let Some(shadow) = b.shadow(&entity.name, &global_id)? else {
             let online =
                 convert::to_online::<StateError>(entity, fields, |t, k| b.global_id_or_mint(t, k))?;
             self.sends.push(OutChange {
@@ -206,11 +208,6 @@ impl Plan {
                 changed: online.keys().cloned().collect(),
                 fields: online,
             });
-            return Ok(());
-        };
-        let Some(shadow) = b.shadow(&entity.name, &global_id)? else {
-            // Never exchanged (an id minted for a reference): nothing to
-            // compare; continuous sync sends it when it changes.
             return Ok(());
         };
         let online = convert::to_online::<StateError>(entity, fields, |t, k| {
@@ -422,4 +419,98 @@ fn recreate_lost<H: HostChanges>(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+    use crate::sync::continuous::tests::schema;
+    use crate::sync::engine::tests::Program;
+    use od_client::{ChangesPage, PushAnswer, PushResult, Uuid};
+    use serde_json::json;
+    use std::cell::{Cell, RefCell};
+    use std::time::Duration;
+
+    /// A service whose first push is lost on the way; then it answers.
+    #[derive(Default)]
+    struct Flaky {
+        failed_once: Cell<bool>,
+        pushed: RefCell<Vec<OutChange>>,
+    }
+
+    impl SyncRemote for Flaky {
+        type Error = String;
+        async fn push_changes(
+            &self,
+            _key: &str,
+            changes: &[OutChange],
+            _host_position: u64,
+        ) -> Result<PushAnswer, String> {
+            if !self.failed_once.replace(true) {
+                return Err("connection reset".into());
+            }
+            self.pushed.borrow_mut().extend(changes.iter().cloned());
+            Ok(PushAnswer {
+                results: changes
+                    .iter()
+                    .map(|c| PushResult {
+                        global_id: Uuid::parse_str(&c.global_id).unwrap(),
+                        version: 1,
+                        deleted: false,
+                    })
+                    .collect(),
+                conflicts: Vec::new(),
+                cursor: 0,
+            })
+        }
+        async fn changes(&self, after: u64, _: u32, _: Duration) -> Result<ChangesPage, String> {
+            Ok(ChangesPage {
+                changes: Vec::new(),
+                cursor: after,
+            })
+        }
+        async fn ack(&self, cursor: u64) -> Result<u64, String> {
+            Ok(cursor)
+        }
+    }
+
+    /// Regression: a reconciliation whose push of new rows failed kept
+    /// their minted ids; run again, it took them for rows "never exchanged"
+    /// and sent nothing, so the rows never went online.
+    #[test]
+    fn new_rows_whose_push_failed_are_sent_when_it_runs_again() {
+        let program = Program::new();
+        let rows: Vec<i64> = (0..3)
+            .map(|i| {
+                program.log.create(
+                    "contacts",
+                    json!({"number": 10_000 + i, "name": format!("Ny {i}"), "city": "Oslo", "salesperson_id": null}),
+                )
+            })
+            .collect();
+        let host = Host::new(program.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path()).unwrap();
+        let remote = Flaky::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let position = HostRecords::position(&host).unwrap();
+        let first = runtime.block_on(run(&schema(), &host, &remote, &mut state, position));
+        assert!(matches!(first, Err(ReconcileError::Remote(_))), "{first:?}");
+        let report = runtime
+            .block_on(run(&schema(), &host, &remote, &mut state, position))
+            .unwrap();
+        assert_eq!(report.sent, 3, "{report:?}");
+        let pushed = remote.pushed.borrow();
+        for row in rows {
+            let global = state
+                .global_id("contacts", &row.to_string())
+                .unwrap()
+                .unwrap();
+            assert!(pushed.iter().any(|c| c.global_id == global), "{row}");
+            assert!(state.shadow("contacts", &global).unwrap().is_some());
+        }
+    }
 }
