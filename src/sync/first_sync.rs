@@ -243,7 +243,7 @@ fn drive<F: Future>(in_flight: &mut VecDeque<Sending<F>>, cx: &mut Context<'_>) 
 /// Reads one page of the host's records on a blocking thread: the host
 /// answers synchronously, and meanwhile the batches on the wire (and the
 /// lease renewal beside the first sync) must make progress.
-fn read_page<H>(
+pub(crate) fn read_page<H>(
     host: &H,
     entity: &str,
     after: Option<Value>,

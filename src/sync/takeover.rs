@@ -38,7 +38,6 @@ use super::convert::{self, Fields};
 use super::first_sync::{self, HostRecords};
 use super::schema::{self, Entity, Schema};
 use super::state::{State, StateError};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,7 +153,7 @@ pub async fn run<H, R>(
     mut progress: impl FnMut(&str, u64),
 ) -> Result<Report, TakeoverError>
 where
-    H: HostRecords,
+    H: HostRecords + Clone + Send + 'static,
     R: OnlineRecords,
 {
     let position = host
@@ -294,108 +293,148 @@ async fn adopt_host_rows<H, R>(
     report: &mut Report,
 ) -> Result<(), TakeoverError>
 where
-    H: HostRecords,
+    H: HostRecords + Clone + Send + 'static,
     R: OnlineRecords,
 {
-    let mut after: Option<Value> = None;
-    loop {
-        // The host answers synchronously: between pages the engine's other
-        // work (a stop, keeping the lease) gets its turn.
-        tokio::task::yield_now().await;
-        if stop.load(Ordering::SeqCst) {
-            return Err(TakeoverError::Stopped);
-        }
-        let page = host
-            .page(&entity.name, after.as_ref(), PAGE)
-            .map_err(|e| TakeoverError::Host(e.to_string()))?;
-        let Some((last, _)) = page.records.last() else {
-            return Ok(());
-        };
-        let last = last.clone();
-        let mut send = Vec::new();
-        let mut adopted = 0u64;
-        state.commit(|b| {
-            for (local_id, host_fields) in &page.records {
-                let Some(key) = convert::local_key(local_id) else {
-                    continue;
-                };
-                let mut global = b.global_id(&entity.name, &key)?;
-                if global.is_none() {
-                    if let Some(remembered) = page.remembered.get(&key) {
-                        let online = b.shadow(&entity.name, remembered)?.is_some()
-                            || deleted_unseen.contains(&(entity.name.clone(), remembered.clone()));
-                        if online && b.map_if_free(&entity.name, &key, remembered)? {
-                            global = Some(remembered.clone());
-                        }
-                    }
-                }
-                let online_fields =
-                    convert::to_online::<TakeoverError>(entity, host_fields, |target, key| {
-                        Ok(b.global_id_or_mint(target, key)?)
-                    })
-                    .map_err(|e| StateError::Convert(e.to_string()))?;
-                let global_id = match global {
-                    Some(g) => g,
-                    None => b.global_id_or_mint(&entity.name, &key)?,
-                };
-                if deleted_unseen.contains(&(entity.name.clone(), global_id.clone())) {
-                    adopted += 1;
-                    continue;
-                }
-                match b.shadow(&entity.name, &global_id)? {
-                    Some(mut shadow) => {
-                        adopted += 1;
-                        // The host has not seen these web edits: its own
-                        // values are the ones last exchanged.
-                        if let Some(fields) = unseen.get(&(entity.name.clone(), global_id.clone()))
-                        {
-                            for field in fields {
-                                match online_fields.get(field) {
-                                    Some(value) => {
-                                        shadow.fields.insert(field.clone(), value.clone())
-                                    }
-                                    None => shadow.fields.remove(field),
-                                };
-                            }
-                            b.set_shadow(&entity.name, &global_id, shadow.version, &shadow.fields)?;
-                        }
-                    }
-                    None => send.push(OutChange {
-                        entity: entity.name.clone(),
-                        global_id,
-                        local_key: key,
-                        op: Op::Upsert,
-                        base_version: None,
-                        changed: online_fields.keys().cloned().collect(),
-                        fields: online_fields,
-                    }),
-                }
+    // The next page is read on a blocking thread while this one is
+    // matched (the host answers synchronously), as in the first sync.
+    let mut reading = Some(first_sync::read_page(host, &entity.name, None));
+    let outcome = async {
+        loop {
+            tokio::task::yield_now().await;
+            if stop.load(Ordering::SeqCst) {
+                return Err(TakeoverError::Stopped);
             }
-            Ok(())
-        })?;
-        report.adopted += adopted;
-        continuous::push_rows(
-            remote,
-            state,
-            "takeover",
-            &entity.name,
-            &send,
-            handover.host_position,
-        )
-        .await
-        .map_err(|e| match e {
-            continuous::SyncError::HostRestored(m) => TakeoverError::HostRestored(m),
-            continuous::SyncError::State(e) => TakeoverError::State(e),
-            other => TakeoverError::Remote(other.to_string()),
-        })?;
-        report.sent += send.len() as u64;
-        if !send.is_empty() {
-            *report.entities.entry(entity.name.clone()).or_insert(0) += send.len() as u64;
-        }
-        if !page.done {
-            after = Some(last);
-        } else {
-            return Ok(());
+            let Some(read) = reading.take() else {
+                return Ok(());
+            };
+            let page = read
+                .await
+                .map_err(|e| {
+                    TakeoverError::Host(format!("reading the program's records failed: {e}"))
+                })?
+                .map_err(|e| TakeoverError::Host(e.to_string()))?;
+            let Some((last, _)) = page.records.last() else {
+                return Ok(());
+            };
+            if !page.done {
+                reading = Some(first_sync::read_page(
+                    host,
+                    &entity.name,
+                    Some(last.clone()),
+                ));
+            }
+            adopt_page(
+                entity,
+                remote,
+                state,
+                handover,
+                (unseen, deleted_unseen),
+                &page,
+                report,
+            )
+            .await?;
         }
     }
+    .await;
+    // A page still being read is waited for: no call into the program is
+    // left running behind the engine.
+    if let Some(read) = reading.take() {
+        let _ = read.await;
+    }
+    outcome
+}
+
+/// Step 2 for one page of host rows.
+async fn adopt_page<R: OnlineRecords>(
+    entity: &Entity,
+    remote: &R,
+    state: &mut State,
+    handover: Handover,
+    (unseen, deleted_unseen): (&Unseen, &HashSet<(String, String)>),
+    page: &first_sync::Page,
+    report: &mut Report,
+) -> Result<(), TakeoverError> {
+    let mut send = Vec::new();
+    let mut adopted = 0u64;
+    state.commit(|b| {
+        for (local_id, host_fields) in &page.records {
+            let Some(key) = convert::local_key(local_id) else {
+                continue;
+            };
+            let mut global = b.global_id(&entity.name, &key)?;
+            if global.is_none() {
+                if let Some(remembered) = page.remembered.get(&key) {
+                    let online = b.shadow(&entity.name, remembered)?.is_some()
+                        || deleted_unseen.contains(&(entity.name.clone(), remembered.clone()));
+                    if online && b.map_if_free(&entity.name, &key, remembered)? {
+                        global = Some(remembered.clone());
+                    }
+                }
+            }
+            let global_id = match global {
+                Some(g) => g,
+                None => b.global_id_or_mint(&entity.name, &key)?,
+            };
+            if deleted_unseen.contains(&(entity.name.clone(), global_id.clone())) {
+                adopted += 1;
+                continue;
+            }
+            let unseen_fields = unseen.get(&(entity.name.clone(), global_id.clone()));
+            let shadow = b.shadow(&entity.name, &global_id)?;
+            if shadow.is_some() && unseen_fields.is_none() {
+                // Adopted as it is online: nothing to convert.
+                adopted += 1;
+                continue;
+            }
+            let online_fields =
+                convert::to_online::<StateError>(entity, host_fields, |target, key| {
+                    b.global_id_or_mint(target, key)
+                })?;
+            match shadow {
+                Some(mut shadow) => {
+                    adopted += 1;
+                    // The host has not seen these web edits: its own
+                    // values are the ones last exchanged.
+                    for field in unseen_fields.into_iter().flatten() {
+                        match online_fields.get(field) {
+                            Some(value) => shadow.fields.insert(field.clone(), value.clone()),
+                            None => shadow.fields.remove(field),
+                        };
+                    }
+                    b.set_shadow(&entity.name, &global_id, shadow.version, &shadow.fields)?;
+                }
+                None => send.push(OutChange {
+                    entity: entity.name.clone(),
+                    global_id,
+                    local_key: key,
+                    op: Op::Upsert,
+                    base_version: None,
+                    changed: online_fields.keys().cloned().collect(),
+                    fields: online_fields,
+                }),
+            }
+        }
+        Ok(())
+    })?;
+    report.adopted += adopted;
+    continuous::push_rows(
+        remote,
+        state,
+        "takeover",
+        &entity.name,
+        &send,
+        handover.host_position,
+    )
+    .await
+    .map_err(|e| match e {
+        continuous::SyncError::HostRestored(m) => TakeoverError::HostRestored(m),
+        continuous::SyncError::State(e) => TakeoverError::State(e),
+        other => TakeoverError::Remote(other.to_string()),
+    })?;
+    report.sent += send.len() as u64;
+    if !send.is_empty() {
+        *report.entities.entry(entity.name.clone()).or_insert(0) += send.len() as u64;
+    }
+    Ok(())
 }
