@@ -27,6 +27,7 @@ use od_client::{Client, ClientConfig, ClientError, DeviceSession, HostMarker};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -1131,9 +1132,47 @@ impl Task {
             }
             self.renew_lease(session).await?;
         }
-        if let Some(handover) = self.handover(session).await? {
-            return self.take_over(session, handover).await;
+        let handover = self.handover(session).await?;
+        if handover.is_none() {
+            self.everybody_logged_out()?;
         }
+        let kind = match handover {
+            Some(_) => RunKind::Takeover,
+            None => RunKind::FirstSync,
+        };
+        let mut journal = open_run(&self.folder, kind);
+        self.set_state(SyncState::FirstSync, None);
+        let outcome = match handover {
+            Some(handover) => self.take_over(session, handover).await,
+            None => self.first_sync_blocked(session, &mut journal).await,
+        };
+        if let Some((history, run)) = &journal {
+            let run = *run;
+            let (word, error) = match &outcome {
+                Ok(true) => ("stopped", None),
+                Ok(false) => ("finished", None),
+                Err(f) => ("failed", Some(f.message.as_str())),
+            };
+            if let Err(e) = history.finish(run, Utc::now(), word, &self.counts, error) {
+                tracing::warn!("the history could not be written: {e}");
+            }
+        }
+        self.counts.clear();
+        if let Ok(false) = outcome {
+            // Done and running at once: a host waiting for `running` after
+            // the first sync never sees "done" while still "first_sync".
+            self.set_state_with(SyncState::Running, None, |status| {
+                status.first_sync_done = true;
+                status.scheduled_at = None;
+                status.last_success = Some(Utc::now());
+            });
+            let _ = std::fs::remove_file(self.folder.join(SCHEDULE_FILE));
+        }
+        outcome
+    }
+
+    /// The first sync needs everybody else logged out of the company.
+    fn everybody_logged_out(&self) -> Result<(), Failure> {
         let sessions = self
             .host
             .active_sessions()
@@ -1160,32 +1199,7 @@ impl Task {
                 retry: Some(self.timing.sessions_retry),
             });
         }
-        let mut journal = open_run(&self.folder, RunKind::FirstSync);
-        self.set_state(SyncState::FirstSync, None);
-        let outcome = self.first_sync_blocked(session, &mut journal).await;
-        if let Some((history, run)) = &journal {
-            let run = *run;
-            let (word, error) = match &outcome {
-                Ok(true) => ("stopped", None),
-                Ok(false) => ("finished", None),
-                Err(f) => ("failed", Some(f.message.as_str())),
-            };
-            if let Err(e) = history.finish(run, Utc::now(), word, &self.counts, error) {
-                tracing::warn!("the history could not be written: {e}");
-            }
-        }
-        self.counts.clear();
-        if let Ok(false) = outcome {
-            // Done and running at once: a host waiting for `running` after
-            // the first sync never sees "done" while still "first_sync".
-            self.set_state_with(SyncState::Running, None, |status| {
-                status.first_sync_done = true;
-                status.scheduled_at = None;
-                status.last_success = Some(Utc::now());
-            });
-            let _ = std::fs::remove_file(self.folder.join(SCHEDULE_FILE));
-        }
-        outcome
+        Ok(())
     }
 
     /// A first sync that begins from nothing while the company's data is
@@ -1228,8 +1242,6 @@ impl Task {
             cursor = handover.cursor,
             "the company is online already: taking synchronisation over"
         );
-        let mut journal = open_run(&self.folder, RunKind::Takeover);
-        self.set_state(SyncState::FirstSync, None);
         let stop = AtomicBool::new(false);
         let remote = super::adapters::ServiceRemote {
             client: &session.client,
@@ -1279,18 +1291,8 @@ impl Task {
             session.fencing,
             self.timing.lease_renew,
         );
-        let outcome = {
-            tokio::pin!(run);
-            tokio::pin!(keep);
-            loop {
-                tokio::select! {
-                    result = &mut run => break result,
-                    failure = &mut keep => return Err(failure),
-                    _ = stop_watch.wait_for(|s| *s) => stop.store(true, Ordering::SeqCst),
-                }
-            }
-        };
-        let outcome = match outcome {
+        let outcome = lease_kept(run, keep, &mut stop_watch, &stop).await?;
+        match outcome {
             Ok(report) => {
                 tracing::info!(
                     adopted = report.adopted,
@@ -1303,16 +1305,11 @@ impl Task {
                 Ok(false)
             }
             Err(takeover::TakeoverError::Stopped) => Ok(true),
-            Err(takeover::TakeoverError::Remote(message)) => {
-                Err(Failure::retry(OD_RESULT_SERVICE_UNAVAILABLE, message))
-            }
+            Err(takeover::TakeoverError::Remote(message)) => Err(transfer_failure(Transfer::Remote, message)),
             Err(takeover::TakeoverError::HostRestored(message)) => {
-                tracing::error!("{message}");
-                Err(Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason()))
+                Err(transfer_failure(Transfer::HostRestored, message))
             }
-            Err(takeover::TakeoverError::Host(message)) => {
-                Err(Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, message))
-            }
+            Err(takeover::TakeoverError::Host(message)) => Err(transfer_failure(Transfer::Host, message)),
             Err(takeover::TakeoverError::Unmatched(records)) => Err(Failure::stop(
                 OD_RESULT_BAD_STATE,
                 format!(
@@ -1323,28 +1320,7 @@ impl Task {
                 ),
             )),
             Err(other) => Err(Failure::retry(OD_RESULT_INTERNAL, other.to_string())),
-        };
-        if let Some((history, run)) = &journal {
-            let (word, error) = match &outcome {
-                Ok(true) => ("stopped", None),
-                Ok(false) => ("finished", None),
-                Err(f) => ("failed", Some(f.message.as_str())),
-            };
-            if let Err(e) = history.finish(*run, Utc::now(), word, &self.counts, error) {
-                tracing::warn!("the history could not be written: {e}");
-            }
         }
-        journal.take();
-        self.counts.clear();
-        if let Ok(false) = outcome {
-            self.set_state_with(SyncState::Running, None, |status| {
-                status.first_sync_done = true;
-                status.scheduled_at = None;
-                status.last_success = Some(Utc::now());
-            });
-            let _ = std::fs::remove_file(self.folder.join(SCHEDULE_FILE));
-        }
-        outcome
     }
 
     async fn first_sync_blocked(
@@ -1430,17 +1406,7 @@ impl Task {
             session.fencing,
             lease_renew,
         );
-        let outcome = {
-            tokio::pin!(run);
-            tokio::pin!(keep);
-            loop {
-                tokio::select! {
-                    result = &mut run => break result,
-                    failure = &mut keep => return Err(failure),
-                    _ = stop_watch.wait_for(|s| *s) => stop.store(true, Ordering::SeqCst),
-                }
-            }
-        };
+        let outcome = lease_kept(run, keep, &mut stop_watch, &stop).await?;
         match outcome {
             Ok(position) => {
                 tracing::info!(position, "first synchronisation finished");
@@ -1448,14 +1414,13 @@ impl Task {
             }
             Err(first_sync::FirstSyncError::Stopped) => Ok(true),
             Err(first_sync::FirstSyncError::Remote(message)) => {
-                Err(Failure::retry(OD_RESULT_SERVICE_UNAVAILABLE, message))
+                Err(transfer_failure(Transfer::Remote, message))
             }
             Err(first_sync::FirstSyncError::HostRestored(message)) => {
-                tracing::error!("{message}");
-                Err(Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason()))
+                Err(transfer_failure(Transfer::HostRestored, message))
             }
             Err(first_sync::FirstSyncError::Host(message)) => {
-                Err(Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, message))
+                Err(transfer_failure(Transfer::Host, message))
             }
             Err(other) => Err(Failure::retry(OD_RESULT_INTERNAL, other.to_string())),
         }
@@ -1578,6 +1543,51 @@ impl Task {
                 _ = local_change(&self.host, pushed, &self.shared.wake, self.timing.watch) => {}
             }
         }
+    }
+}
+
+/// Runs a long transfer (the first sync, a takeover) while `keep` keeps the
+/// lease: a stop asked for is passed on through `stop` (the transfer stops
+/// at its next safe point); a lost lease ends it at once.
+async fn lease_kept<T>(
+    run: impl Future<Output = T>,
+    keep: impl Future<Output = Failure>,
+    stop_watch: &mut watch::Receiver<bool>,
+    stop: &AtomicBool,
+) -> Result<T, Failure> {
+    tokio::pin!(run);
+    tokio::pin!(keep);
+    // Once passed on, the watch is not looked at again: `wait_for` would
+    // answer at once, every time round, until the transfer has stopped.
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            result = &mut run => return Ok(result),
+            failure = &mut keep => return Err(failure),
+            _ = stop_watch.wait_for(|s| *s), if !asked => {
+                stop.store(true, Ordering::SeqCst);
+                asked = true;
+            }
+        }
+    }
+}
+
+/// Where the first sync or a takeover broke off.
+enum Transfer {
+    Remote,
+    HostRestored,
+    Host,
+}
+
+/// How the first sync and the takeover stop or retry on what they share.
+fn transfer_failure(kind: Transfer, message: String) -> Failure {
+    match kind {
+        Transfer::Remote => Failure::retry(OD_RESULT_SERVICE_UNAVAILABLE, message),
+        Transfer::HostRestored => {
+            tracing::error!("{message}");
+            Failure::stop(OD_RESULT_HOST_RESTORED, restore::reason())
+        }
+        Transfer::Host => Failure::retry(OD_RESULT_HOST_CALLBACK_FAILED, message),
     }
 }
 

@@ -1057,14 +1057,22 @@ impl Fixture {
     }
 }
 
+const KARI: &str = "kari@example.com";
+const OLA: &str = "ola@example.com";
+
+/// A company connected by Kari's Online ID; Ola has one too.
+fn connected_by_kari(licence: &str) -> Fixture {
+    let f = fixture(licence);
+    f.server().create_online_id(KARI, TEST_PASSWORD);
+    f.server().create_online_id(OLA, TEST_PASSWORD);
+    f.connect(KARI);
+    f
+}
+
 #[test]
 fn change_user_hands_the_connection_to_the_new_online_id_and_sync_goes_on() {
-    let f = fixture("L-CHANGE-USER");
-    let kari = "kari@example.com";
-    let ola = "ola@example.com";
-    f.server().create_online_id(kari, TEST_PASSWORD);
-    f.server().create_online_id(ola, TEST_PASSWORD);
-    f.connect(kari);
+    let f = connected_by_kari("L-CHANGE-USER");
+    let (kari, ola) = (KARI, OLA);
     let before = f.connection();
     let recorded = f.host.recorded.lock().len();
 
@@ -1117,12 +1125,8 @@ fn change_user_hands_the_connection_to_the_new_online_id_and_sync_goes_on() {
 
 #[test]
 fn change_user_cancel_the_same_person_and_a_wrong_password_change_nothing() {
-    let f = fixture("L-CHANGE-NOTHING");
-    let kari = "kari@example.com";
-    let ola = "ola@example.com";
-    f.server().create_online_id(kari, TEST_PASSWORD);
-    f.server().create_online_id(ola, TEST_PASSWORD);
-    f.connect(kari);
+    let f = connected_by_kari("L-CHANGE-NOTHING");
+    let (kari, ola) = (KARI, OLA);
     let before = f.connection();
     let recorded = f.host.recorded.lock().len();
 
@@ -1420,16 +1424,8 @@ fn a_sync_computer_that_lost_its_add_on_folder_takes_the_online_records_over() {
 /// sentence (a string continued on the next line without `\`).
 #[test]
 fn page_texts_have_no_runs_of_spaces() {
-    let f = fixture("L-SPACES");
-    let email = "kari@example.com";
-    f.server().create_online_id(email, TEST_PASSWORD);
-    f.host
-        .program
-        .log
-        .create("employees", json!({"name": "Kari Nordmann"}));
-    f.connect(email);
-    let ola = "ola@example.com";
-    f.server().create_online_id(ola, TEST_PASSWORD);
+    let f = connected_by_kari("L-SPACES");
+    let (email, ola) = (KARI, OLA);
     for mode in [Mode::UpdateConnection, Mode::Disconnect, Mode::ChangeUser] {
         let who = if mode == Mode::ChangeUser {
             f.user_with_email(ola);
